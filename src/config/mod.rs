@@ -1,0 +1,2 @@
+//! placeholder: replaced by the config work.
+pub mod model;

@@ -7,13 +7,67 @@
 //! # Layout
 //! - [`config`]: the Alloy configuration language (lexer, parser, evaluator, diagnostics,
 //!   canonical formatter) and the typed model the runtime reads. Pure, cold path.
-//! - [`h1`]: HTTP/1.1 wire format in both directions (request heads, chunked bodies, upstream
-//!   response heads, head encoding). Pure bytes-in/values-out, fuzzed and benched.
-//! - [`labels`]: Pyroscope's label-set grammar, Go-compatible query parsing and encoding, and the
-//!   label rules Alloy applies on `/ingest` and Push. Pure.
-//! - The runtime (worker threads, server, fan-out queues, upstream senders, capture, metrics)
-//!   lives in the remaining modules and is the only code that touches monoio.
+//! - [`h1`]: HTTP/1.1 wire format in both directions. Pure bytes-in/values-out.
+//! - [`labels`]: Pyroscope's label-set grammar, Go-compatible query parsing and encoding, and
+//!   the label rules Alloy applies on `/ingest` and Push. Pure.
+//! - [`gateway`] (main thread) starts [`worker`] core threads; each core runs [`server`]
+//!   (accept, HTTP/1.1 connections, `/ingest`), [`fanout`] (bounded per-destination queues, the
+//!   in-flight byte budget) and [`upstream`] (sender pools, retries, keep-alive connections,
+//!   [`capture`] files). [`admin`] serves `/metrics` from [`metrics`] snapshots.
+//!
+//! # Data flow on one core
+//! ```text
+//!  accept ─► conn: read head (h1) ─► route ─► reserve budget ─► read body into one Bytes
+//!        ─► ingest: labels per pyroscope.write ─► Outbound{Bytes clone} per endpoint
+//!        ─► fanout::dispatch ─┬─► queue[A] ─► senders ×N ─► keep-alive conns ─► upstream A
+//!                             └─► queue[B] ─► senders ×N ─► capture segment (blocking pool)
+//!  ◄── reply: on enqueue (acknowledge="enqueued") or after every destination (Alloy's default)
+//! ```
+//! Nothing mutable is shared between cores: per-core state is `Rc`/`Cell`. Cross-core traffic
+//! is only shutdown and metrics snapshots (crossbeam-channel plus a socketpair wake-up). DNS,
+//! file writes and secret files run on monoio's blocking pool, never on a core thread.
+//!
+//! # Policies
+//! - Acknowledgement: by default the client's response waits for every destination (Alloy);
+//!   `acknowledge = "enqueued"` answers once every destination's queue holds the upload.
+//! - Full queue: a request waits up to `queue_wait_timeout` for room; a destination still full
+//!   then drops its copy (counted, logged) while the others proceed; a request no destination
+//!   took gets 503 with `Retry-After`. The byte budget is reserved before a body is read.
 
+pub mod admin;
+pub mod capture;
+pub mod cli;
 pub mod config;
+pub mod fanout;
+pub mod gateway;
 pub mod h1;
+pub mod io;
 pub mod labels;
+pub mod logging;
+pub mod metrics;
+pub mod server;
+pub mod sync;
+pub mod upload;
+pub mod upstream;
+pub mod worker;
+
+/// One line per receiver describing its resolved pipeline, e.g.
+/// `pyroscope.receive_http.default (0.0.0.0:9999) -> pyroscope.write.backend [http://pyroscope:4040]`.
+pub fn pipeline_summary(config: &config::Config) -> Vec<String> {
+    config
+        .receivers
+        .iter()
+        .map(|r| {
+            let targets: Vec<String> = r
+                .forward_to
+                .iter()
+                .map(|&w| {
+                    let wr = &config.writers[w];
+                    let eps: Vec<&str> = wr.endpoints.iter().map(|e| e.url_text.as_str()).collect();
+                    format!("pyroscope.write.{} [{}]", wr.label, eps.join(", "))
+                })
+                .collect();
+            format!("pyroscope.receive_http.{} ({}) -> {}", r.label, r.http.listen, targets.join(", "))
+        })
+        .collect()
+}

@@ -1,0 +1,132 @@
+//! Fan-out: handing one upload to every destination's queue on this core.
+//!
+//! Owns: the per-destination bounded queues' admission policy. An upload goes to every
+//! destination that has room; a destination whose queue stays full until the request's wait
+//! deadline drops it (counted as `queue_full` and logged) while the others proceed, so one
+//! slow or dead destination never holds back the healthy ones. Does not own: building the
+//! items (`server::ingest`) or sending them (`upstream::sender`). Hot path: yes; one
+//! `Rc`/`Bytes` clone per destination, no body copy.
+
+pub mod budget;
+pub mod queue;
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::metrics::DropReason;
+use crate::upload::{Failure, Outbound};
+use crate::upstream::Destination;
+
+/// Queues each `(destination index, item)`, waiting until `deadline` for room where a queue
+/// is full. Returns how many destinations accepted.
+pub async fn dispatch(dests: &[Rc<Destination>], items: Vec<(usize, Outbound)>, deadline: Instant) -> usize {
+    let mut accepted = 0;
+    let mut pending = Vec::new();
+    for (i, item) in items {
+        match dests[i].queue.try_push(item) {
+            Ok(()) => accepted += 1,
+            Err(item) => pending.push((i, item)),
+        }
+    }
+    while let Some(&(first, _)) = pending.first() {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        let _ = monoio::time::timeout(deadline - now, dests[first].queue.room()).await;
+        let mut still = Vec::with_capacity(pending.len());
+        for (i, item) in pending {
+            match dests[i].queue.try_push(item) {
+                Ok(()) => accepted += 1,
+                Err(item) => still.push((i, item)),
+            }
+        }
+        pending = still;
+    }
+    for (i, item) in pending {
+        let d = &dests[i];
+        d.metrics.record_dropped(item.payload.len(), item.profiles, DropReason::QueueFull);
+        d.warn(format_args!(
+            "queue full ({} uploads): upload dropped for this endpoint",
+            d.queue.capacity()
+        ));
+        item.finish(Err(Failure::Overloaded));
+    }
+    accepted
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config;
+    use crate::upload::{Payload, Ticket, Upload};
+    use bytes::Bytes;
+    use std::time::Duration;
+
+    pub(crate) fn endpoint(url: &str, queue_capacity: usize) -> config::Endpoint {
+        config::Endpoint {
+            url: config::EndpointUrl::Http { tls: false, host: "127.0.0.1".into(), port: 1, path: String::new() },
+            url_text: url.into(),
+            name: String::new(),
+            remote_timeout: config::DEFAULT_REMOTE_TIMEOUT,
+            headers: vec![],
+            http_headers: vec![],
+            min_backoff_period: config::DEFAULT_MIN_BACKOFF,
+            max_backoff_period: config::DEFAULT_MAX_BACKOFF,
+            max_backoff_retries: 1,
+            retry_on_http_429: true,
+            auth: None,
+            tls: None,
+            proxy: config::Proxy::default(),
+            follow_redirects: true,
+            enable_http2: true,
+            queue_capacity,
+            senders_per_core: 1,
+            connect_timeout: config::DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+
+    fn upload(n: usize) -> Rc<Upload> {
+        Rc::new(Upload { headers: vec![], ticket: Ticket::new(n), received_at: Instant::now(), reservation: None })
+    }
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn every_destination_gets_the_same_body_allocation() {
+        let dests: Vec<Rc<Destination>> = (0..8)
+            .map(|i| Rc::new(Destination::new(&endpoint(&format!("http://d{i}"), 4), 0, vec![]).unwrap()))
+            .collect();
+        let body = Bytes::from(vec![7u8; 4096]);
+        let up = upload(8);
+        let items = (0..8)
+            .map(|i| (i, Outbound::new(up.clone(), "/ingest".into(), Payload::Whole(body.clone()), 1)))
+            .collect();
+        assert_eq!(dispatch(&dests, items, Instant::now()).await, 8);
+        for d in &dests {
+            let item = d.queue.pop().await.unwrap();
+            assert_eq!(item.payload.parts()[0].as_ptr(), body.as_ptr());
+            item.finish(Ok(()));
+        }
+    }
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn a_full_queue_drops_only_its_own_copy_after_the_deadline() {
+        let full = Rc::new(Destination::new(&endpoint("http://full", 1), 0, vec![]).unwrap());
+        let healthy = Rc::new(Destination::new(&endpoint("http://ok", 4), 0, vec![]).unwrap());
+        let dests = vec![full.clone(), healthy.clone()];
+        let blocker = upload(1);
+        full.queue.try_push(Outbound::new(blocker, "/x".into(), Payload::Whole(Bytes::new()), 1)).unwrap();
+        let up = upload(2);
+        let body = Bytes::from_static(b"profile");
+        let items = vec![
+            (0, Outbound::new(up.clone(), "/ingest".into(), Payload::Whole(body.clone()), 1)),
+            (1, Outbound::new(up.clone(), "/ingest".into(), Payload::Whole(body.clone()), 1)),
+        ];
+        let accepted = dispatch(&dests, items, Instant::now() + Duration::from_millis(20)).await;
+        assert_eq!(accepted, 1);
+        assert_eq!(healthy.queue.len(), 1);
+        assert_eq!(full.metrics.dropped_bytes.get(), 7);
+        assert_eq!(full.metrics.dropped_total(), 1);
+        healthy.queue.pop().await.unwrap().finish(Ok(()));
+        assert_eq!(up.ticket.verdict(), crate::upload::Verdict::Overloaded);
+    }
+}

@@ -1,0 +1,138 @@
+//! Per-core bounded queue between the request handler and one destination's senders.
+//!
+//! Owns: capacity accounting, waking idle senders when an item arrives and waking waiting
+//! producers when room appears, and closing for shutdown. Does not own: what happens when the
+//! queue stays full (see `fanout::dispatch`). Hot path: yes; a push or pop is a `VecDeque`
+//! operation and one wake-up, no allocation once the deque has grown to its capacity.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+
+use crate::sync::Notify;
+
+/// A bounded multi-producer, multi-consumer queue for tasks on one core.
+#[derive(Debug)]
+pub struct Queue<T> {
+    items: RefCell<VecDeque<T>>,
+    capacity: usize,
+    /// Woken when an item is pushed or the queue closes (senders wait here).
+    readable: Notify,
+    /// Woken when an item is popped (producers waiting for room wait here).
+    writable: Notify,
+    closed: Cell<bool>,
+}
+
+impl<T> Queue<T> {
+    pub fn new(capacity: usize) -> Self {
+        Queue {
+            items: RefCell::new(VecDeque::with_capacity(capacity.min(4096))),
+            capacity: capacity.max(1),
+            readable: Notify::new(),
+            writable: Notify::new(),
+            closed: Cell::new(false),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.borrow().is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Pushes `item` if there is room, otherwise hands it back.
+    pub fn try_push(&self, item: T) -> Result<(), T> {
+        {
+            let mut items = self.items.borrow_mut();
+            if items.len() >= self.capacity || self.closed.get() {
+                return Err(item);
+            }
+            items.push_back(item);
+        }
+        self.readable.notify_all();
+        Ok(())
+    }
+
+    /// Whether a push would succeed now.
+    pub fn has_room(&self) -> bool {
+        !self.closed.get() && self.items.borrow().len() < self.capacity
+    }
+
+    /// Waits until the queue may have room (or closed). Callers re-check with `try_push`.
+    pub async fn room(&self) {
+        if self.has_room() || self.closed.get() {
+            return;
+        }
+        self.writable.notified().await;
+    }
+
+    /// Takes the oldest item, waiting for one. `None` once the queue is closed and empty.
+    pub async fn pop(&self) -> Option<T> {
+        loop {
+            let item = self.items.borrow_mut().pop_front();
+            if let Some(item) = item {
+                self.writable.notify_all();
+                return Some(item);
+            }
+            if self.closed.get() {
+                return None;
+            }
+            self.readable.notified().await;
+        }
+    }
+
+    /// Refuses further pushes; consumers drain what is left, then get `None`.
+    pub fn close(&self) {
+        self.closed.set(true);
+        self.readable.notify_all();
+        self.writable.notify_all();
+    }
+
+    /// Removes and returns every queued item (shutdown accounting).
+    pub fn drain(&self) -> Vec<T> {
+        let items: Vec<T> = self.items.borrow_mut().drain(..).collect();
+        self.writable.notify_all();
+        items
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_queue_hands_the_item_back() {
+        let q = Queue::new(2);
+        assert!(q.try_push(1).is_ok());
+        assert!(q.try_push(2).is_ok());
+        assert_eq!(q.try_push(3), Err(3));
+        assert_eq!(q.len(), 2);
+    }
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn pop_returns_items_in_order_then_none_after_close() {
+        let q = Queue::new(4);
+        q.try_push("a").unwrap();
+        q.try_push("b").unwrap();
+        q.close();
+        assert_eq!(q.try_push("c"), Err("c"));
+        assert_eq!(q.pop().await, Some("a"));
+        assert_eq!(q.pop().await, Some("b"));
+        assert_eq!(q.pop().await, None);
+    }
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn a_waiting_consumer_is_woken_by_a_push() {
+        let q = std::rc::Rc::new(Queue::new(1));
+        let q2 = q.clone();
+        let consumer = monoio::spawn(async move { q2.pop().await });
+        monoio::time::sleep(std::time::Duration::from_millis(5)).await;
+        q.try_push(7).unwrap();
+        assert_eq!(consumer.await, Some(7));
+    }
+}

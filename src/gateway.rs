@@ -1,0 +1,181 @@
+//! Starting and stopping the whole gateway: the glue between the CLI and the core threads.
+//!
+//! Owns: start-up work that may block (DNS resolution, binding every receiver's SO_REUSEPORT
+//! sockets — port 0 is resolved once and shared by all cores), starting the core threads, the
+//! admin thread and the signal thread, and the shutdown summary. Runs on the main thread.
+//! Does not own: anything on the data path.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::thread;
+
+use monoio::blocking::DefaultThreadPool;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::admin;
+use crate::config::{Config, EndpointUrl};
+use crate::metrics::CoreSnapshot;
+use crate::upstream;
+use crate::worker::{self, CoreHandle, CoreMsg, CoreSetup, Driver};
+
+/// Listen backlog per core socket.
+const LISTEN_BACKLOG: i32 = 4096;
+/// Threads of the blocking pool shared by all cores (DNS, capture writes, secret files).
+const BLOCKING_THREADS: usize = 4;
+
+/// How `run` is asked to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub cores: usize,
+    pub driver: Driver,
+    pub admin_addr: SocketAddr,
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("receiver {receiver:?}: cannot listen on {addr}: {source}")]
+    Bind { receiver: String, addr: SocketAddr, source: std::io::Error },
+    #[error("admin listener {addr}: {source}")]
+    Admin { addr: SocketAddr, source: std::io::Error },
+    #[error("core {core}: {message}")]
+    Core { core: usize, message: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.bind(&addr.into())?;
+    s.listen(LISTEN_BACKLOG)?;
+    Ok(s.into())
+}
+
+/// Binds `cores` sockets for each receiver; returns them per core, plus the bound addresses.
+fn bind_all(config: &Config, cores: usize) -> Result<(Vec<Vec<TcpListener>>, Vec<SocketAddr>), StartError> {
+    let mut per_core: Vec<Vec<TcpListener>> = (0..cores).map(|_| Vec::new()).collect();
+    let mut bound = Vec::new();
+    for r in &config.receivers {
+        let mut addr = r.http.listen;
+        for slot in per_core.iter_mut() {
+            let l = reuseport_listener(addr).map_err(|source| StartError::Bind { receiver: r.label.clone(), addr, source })?;
+            addr = l.local_addr()?;
+            slot.push(l);
+        }
+        bound.push(addr);
+    }
+    Ok((per_core, bound))
+}
+
+/// Resolves every HTTP destination once at start (blocking is fine on the main thread).
+fn resolve_all(config: &Config) -> Vec<Vec<SocketAddr>> {
+    let mut out = Vec::new();
+    for w in &config.writers {
+        for e in &w.endpoints {
+            out.push(match &e.url {
+                EndpointUrl::Http { host, port, .. } => match upstream::resolve(host, *port) {
+                    Ok(a) => a,
+                    Err(err) => {
+                        tracing::warn!(endpoint = %e.url_text, error = %err, "cannot resolve upstream yet; will retry when sending");
+                        Vec::new()
+                    }
+                },
+                EndpointUrl::Capture { .. } => Vec::new(),
+            });
+        }
+    }
+    out
+}
+
+/// Runs the gateway until SIGINT/SIGTERM and the drain finish. Returns the merged final
+/// metrics of every core.
+pub fn run(config: Config, opts: RunOptions) -> Result<CoreSnapshot, StartError> {
+    let config = Arc::new(config);
+    let cores = opts.cores.max(1);
+    let driver = opts.driver.resolve();
+    let (listeners, bound) = bind_all(&config, cores)?;
+    for (r, addr) in config.receivers.iter().zip(&bound) {
+        tracing::info!(receiver = %r.label, addr = %addr, "receiver listening");
+    }
+    let addrs = resolve_all(&config);
+    let pool = DefaultThreadPool::new(BLOCKING_THREADS);
+    let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
+    let mut handles: Vec<CoreHandle> = Vec::new();
+    let mut threads = Vec::new();
+    for (index, l) in listeners.into_iter().enumerate() {
+        let (handle, control, wake) = worker::control_channel()?;
+        handles.push(handle);
+        let setup = CoreSetup {
+            index,
+            cores,
+            config: config.clone(),
+            listeners: l,
+            addrs: addrs.clone(),
+            driver,
+            blocking_pool: pool.clone(),
+            ready: ready_tx.clone(),
+        };
+        let t = thread::Builder::new()
+            .name(format!("pyrogate-core-{index}"))
+            .spawn(move || {
+                // Pinning is best-effort: it fails harmlessly where the CPU set is restricted.
+                let _ = monoio::utils::bind_to_cpu_set([index % num_cpus()]);
+                worker::run_core(setup, control, wake)
+            })?;
+        threads.push(t);
+    }
+    drop(ready_tx);
+    let handles = Arc::new(handles);
+    for index in 0..cores {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => {
+                for h in handles.iter() {
+                    h.send(CoreMsg::Shutdown);
+                }
+                return Err(StartError::Core { core: index, message });
+            }
+            Err(_) => return Err(StartError::Core { core: index, message: "core thread exited during start-up".into() }),
+        }
+    }
+
+    let admin = TcpListener::bind(opts.admin_addr).map_err(|source| StartError::Admin { addr: opts.admin_addr, source })?;
+    tracing::info!(addr = %admin.local_addr()?, "admin listening");
+    {
+        let (config, handles) = (config.clone(), handles.clone());
+        thread::Builder::new().name("pyrogate-admin".into()).spawn(move || admin::serve(admin, config, handles))?;
+    }
+    {
+        let handles = handles.clone();
+        let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
+        thread::Builder::new().name("pyrogate-signals".into()).spawn(move || {
+            let mut seen = 0;
+            for sig in signals.forever() {
+                seen += 1;
+                if seen > 1 {
+                    tracing::warn!(signal = sig, "second signal: exiting without draining");
+                    std::process::exit(1);
+                }
+                tracing::info!(signal = sig, "shutting down: no new connections; draining queues");
+                for h in handles.iter() {
+                    h.send(CoreMsg::Shutdown);
+                }
+            }
+        })?;
+    }
+    tracing::info!(cores, driver = driver.name(), "pyrogate ready");
+
+    let mut total = CoreSnapshot::default();
+    for t in threads {
+        if let Ok(snap) = t.join() {
+            total.merge(&snap);
+        }
+    }
+    Ok(total)
+}
+
+fn num_cpus() -> usize {
+    thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}

@@ -1,0 +1,343 @@
+//! Counters and latency histograms, kept per core and merged only when scraped.
+//!
+//! Owns: the per-core metric cells ([`DestMetrics`], [`ReceiverMetrics`]), the plain-data
+//! snapshots a core sends to the admin thread ([`CoreSnapshot`]), merging them, and rendering
+//! the Prometheus text format. Does not own: serving HTTP (`admin`) or deciding what to count.
+//! Hot path: recording is `Cell` arithmetic (no atomics); rendering is cold.
+//!
+//! Alloy's `pyroscope_write_*` names are kept, so existing dashboards work unchanged.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::config::Config;
+
+/// Why an accepted upload did not reach a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    QueueFull = 0,
+    RetriesExhausted = 1,
+    Rejected = 2,
+    Shutdown = 3,
+}
+
+const DROP_REASONS: [&str; 4] = ["queue_full", "retries_exhausted", "rejected", "shutdown"];
+
+/// Why a request was answered 503 before anything was queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefuseReason {
+    Budget = 0,
+    QueueFull = 1,
+    Shutdown = 2,
+}
+
+const REFUSE_REASONS: [&str; 3] = ["budget", "queue_full", "shutdown"];
+
+/// Upper bounds (seconds) of the rendered upstream latency histogram.
+const LATENCY_BUCKETS_SECONDS: [f64; 12] =
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+fn new_latency_histogram() -> Histogram<u64> {
+    // 1 µs .. 1 h at 2 significant digits: about 20 KiB per destination per core.
+    Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("static histogram bounds are valid")
+}
+
+/// One destination's metrics on one core.
+#[derive(Debug)]
+pub struct DestMetrics {
+    pub sent_bytes: Cell<u64>,
+    pub sent_profiles: Cell<u64>,
+    pub dropped_bytes: Cell<u64>,
+    pub dropped_profiles: Cell<u64>,
+    pub retries: Cell<u64>,
+    dropped: [Cell<u64>; 4],
+    /// Time from enqueue to final success, in microseconds.
+    latency: RefCell<Histogram<u64>>,
+}
+
+impl Default for DestMetrics {
+    fn default() -> Self {
+        DestMetrics {
+            sent_bytes: Cell::new(0),
+            sent_profiles: Cell::new(0),
+            dropped_bytes: Cell::new(0),
+            dropped_profiles: Cell::new(0),
+            retries: Cell::new(0),
+            dropped: Default::default(),
+            latency: RefCell::new(new_latency_histogram()),
+        }
+    }
+}
+
+fn add(c: &Cell<u64>, n: u64) {
+    c.set(c.get().wrapping_add(n));
+}
+
+impl DestMetrics {
+    pub fn record_sent(&self, bytes: u64, profiles: u64, latency: Duration) {
+        add(&self.sent_bytes, bytes);
+        add(&self.sent_profiles, profiles);
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
+        self.latency.borrow_mut().saturating_record(micros);
+    }
+
+    pub fn record_dropped(&self, bytes: u64, profiles: u64, reason: DropReason) {
+        add(&self.dropped_bytes, bytes);
+        add(&self.dropped_profiles, profiles);
+        add(&self.dropped[reason as usize], 1);
+    }
+
+    pub fn record_retry(&self) {
+        add(&self.retries, 1);
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().map(Cell::get).sum()
+    }
+
+    fn snapshot(&self, queue_depth: u64) -> DestSnapshot {
+        DestSnapshot {
+            sent_bytes: self.sent_bytes.get(),
+            sent_profiles: self.sent_profiles.get(),
+            dropped_bytes: self.dropped_bytes.get(),
+            dropped_profiles: self.dropped_profiles.get(),
+            retries: self.retries.get(),
+            dropped: self.dropped.each_ref().map(Cell::get),
+            latency: self.latency.borrow().clone(),
+            queue_depth,
+        }
+    }
+}
+
+/// One receiver's metrics on one core.
+#[derive(Debug, Default)]
+pub struct ReceiverMetrics {
+    requests: RefCell<BTreeMap<(&'static str, u16), u64>>,
+    refused: [Cell<u64>; 3],
+    pub connections: Cell<u64>,
+}
+
+impl ReceiverMetrics {
+    pub fn record_request(&self, route: &'static str, status: u16) {
+        *self.requests.borrow_mut().entry((route, status)).or_insert(0) += 1;
+    }
+
+    pub fn record_refused(&self, reason: RefuseReason) {
+        add(&self.refused[reason as usize], 1);
+    }
+
+    fn snapshot(&self) -> ReceiverSnapshot {
+        ReceiverSnapshot {
+            requests: self.requests.borrow().clone(),
+            refused: self.refused.each_ref().map(Cell::get),
+            connections: self.connections.get(),
+        }
+    }
+}
+
+/// Plain-data copy of one destination's metrics (sent across threads).
+#[derive(Debug, Clone)]
+pub struct DestSnapshot {
+    pub sent_bytes: u64,
+    pub sent_profiles: u64,
+    pub dropped_bytes: u64,
+    pub dropped_profiles: u64,
+    pub retries: u64,
+    pub dropped: [u64; 4],
+    pub latency: Histogram<u64>,
+    pub queue_depth: u64,
+}
+
+impl DestSnapshot {
+    fn merge(&mut self, o: &DestSnapshot) {
+        self.sent_bytes += o.sent_bytes;
+        self.sent_profiles += o.sent_profiles;
+        self.dropped_bytes += o.dropped_bytes;
+        self.dropped_profiles += o.dropped_profiles;
+        self.retries += o.retries;
+        for (a, b) in self.dropped.iter_mut().zip(o.dropped) {
+            *a += b;
+        }
+        // Both histograms have identical bounds, so adding cannot fail.
+        let _ = self.latency.add(&o.latency);
+        self.queue_depth += o.queue_depth;
+    }
+}
+
+/// Plain-data copy of one receiver's metrics.
+#[derive(Debug, Clone, Default)]
+pub struct ReceiverSnapshot {
+    pub requests: BTreeMap<(&'static str, u16), u64>,
+    pub refused: [u64; 3],
+    pub connections: u64,
+}
+
+/// Everything one core reports when asked.
+#[derive(Debug, Clone, Default)]
+pub struct CoreSnapshot {
+    /// Indexed like the core's destinations (writer order, then endpoint order).
+    pub dests: Vec<DestSnapshot>,
+    /// Indexed like `Config::receivers`.
+    pub receivers: Vec<ReceiverSnapshot>,
+    pub inflight_bytes: u64,
+}
+
+impl CoreSnapshot {
+    pub fn capture<'a>(
+        dests: impl Iterator<Item = (&'a DestMetrics, u64)>,
+        receivers: impl Iterator<Item = &'a ReceiverMetrics>,
+        inflight_bytes: u64,
+    ) -> Self {
+        CoreSnapshot {
+            dests: dests.map(|(m, depth)| m.snapshot(depth)).collect(),
+            receivers: receivers.map(ReceiverMetrics::snapshot).collect(),
+            inflight_bytes,
+        }
+    }
+
+    /// Adds `other` into `self` (same configuration on every core).
+    pub fn merge(&mut self, other: &CoreSnapshot) {
+        if self.dests.is_empty() && self.receivers.is_empty() {
+            *self = other.clone();
+            return;
+        }
+        for (a, b) in self.dests.iter_mut().zip(&other.dests) {
+            a.merge(b);
+        }
+        for (a, b) in self.receivers.iter_mut().zip(&other.receivers) {
+            for (k, v) in &b.requests {
+                *a.requests.entry(*k).or_insert(0) += v;
+            }
+            for (x, y) in a.refused.iter_mut().zip(b.refused) {
+                *x += y;
+            }
+            a.connections += b.connections;
+        }
+        self.inflight_bytes += other.inflight_bytes;
+    }
+
+    /// Uploads delivered and dropped over every destination (the shutdown summary).
+    pub fn totals(&self) -> (u64, u64) {
+        let delivered = self.dests.iter().map(|d| d.sent_profiles).sum();
+        let dropped = self.dests.iter().map(|d| d.dropped.iter().sum::<u64>()).sum();
+        (delivered, dropped)
+    }
+}
+
+/// The `endpoint` label of each destination, in core destination order.
+pub fn destination_names(config: &Config) -> Vec<String> {
+    config
+        .writers
+        .iter()
+        .flat_map(|w| w.endpoints.iter().map(|e| e.url_text.clone()))
+        .collect()
+}
+
+fn escape_label(v: &str, out: &mut String) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn label(name: &str, value: &str) -> String {
+    let mut s = String::with_capacity(name.len() + value.len() + 4);
+    s.push_str(name);
+    s.push_str("=\"");
+    escape_label(value, &mut s);
+    s.push('"');
+    s
+}
+
+struct Family<'a> {
+    out: &'a mut String,
+}
+
+impl Family<'_> {
+    fn header(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+    fn sample(&mut self, name: &str, labels: &[String], value: impl std::fmt::Display) {
+        if labels.is_empty() {
+            let _ = writeln!(self.out, "{name} {value}");
+        } else {
+            let _ = writeln!(self.out, "{name}{{{}}} {value}", labels.join(","));
+        }
+    }
+}
+
+/// Renders merged metrics in the Prometheus text exposition format (version 0.0.4).
+pub fn render(config: &Config, snap: &CoreSnapshot) -> String {
+    let names = destination_names(config);
+    let mut out = String::with_capacity(4096);
+    let mut f = Family { out: &mut out };
+    type Field = fn(&DestSnapshot) -> u64;
+    let per_endpoint: [(&str, &str, Field); 5] = [
+        ("pyroscope_write_sent_bytes_total", "Bytes of profiles delivered upstream.", |d| d.sent_bytes),
+        ("pyroscope_write_dropped_bytes_total", "Bytes of profiles that could not be delivered.", |d| d.dropped_bytes),
+        ("pyroscope_write_sent_profiles_total", "Profiles delivered upstream.", |d| d.sent_profiles),
+        ("pyroscope_write_dropped_profiles_total", "Profiles that could not be delivered.", |d| d.dropped_profiles),
+        ("pyroscope_write_retries_total", "Upstream attempts after the first.", |d| d.retries),
+    ];
+    for (metric, help, field) in per_endpoint {
+        f.header(metric, "counter", help);
+        for (d, n) in snap.dests.iter().zip(&names) {
+            f.sample(metric, &[label("endpoint", n)], field(d));
+        }
+    }
+    f.header("pyrogate_dropped_total", "counter", "Accepted uploads not delivered to a destination, by reason.");
+    for (d, n) in snap.dests.iter().zip(&names) {
+        for (i, reason) in DROP_REASONS.iter().enumerate() {
+            f.sample("pyrogate_dropped_total", &[label("endpoint", n), label("reason", reason)], d.dropped[i]);
+        }
+    }
+    f.header("pyrogate_queue_depth", "gauge", "Uploads waiting in a destination's queues.");
+    for (d, n) in snap.dests.iter().zip(&names) {
+        f.sample("pyrogate_queue_depth", &[label("endpoint", n)], d.queue_depth);
+    }
+    let h = "pyrogate_upstream_latency_seconds";
+    f.header(h, "histogram", "Time from enqueue to successful delivery, retries included.");
+    for (d, n) in snap.dests.iter().zip(&names) {
+        for le in LATENCY_BUCKETS_SECONDS {
+            let micros = (le * 1e6) as u64;
+            let count = d.latency.count_between(0, micros);
+            f.sample(&format!("{h}_bucket"), &[label("endpoint", n), label("le", &le.to_string())], count);
+        }
+        let total = d.latency.len();
+        f.sample(&format!("{h}_bucket"), &[label("endpoint", n), label("le", "+Inf")], total);
+        let sum_seconds = d.latency.mean() * total as f64 / 1e6;
+        f.sample(&format!("{h}_sum"), &[label("endpoint", n)], sum_seconds);
+        f.sample(&format!("{h}_count"), &[label("endpoint", n)], total);
+    }
+    f.header("pyrogate_requests_total", "counter", "Requests answered, by receiver, route and status.");
+    for (r, rc) in snap.receivers.iter().zip(&config.receivers) {
+        for ((route, status), v) in &r.requests {
+            f.sample(
+                "pyrogate_requests_total",
+                &[label("receiver", &rc.label), label("route", route), label("status", &status.to_string())],
+                v,
+            );
+        }
+    }
+    f.header("pyrogate_refused_total", "counter", "Requests answered 503 before anything was queued, by reason.");
+    for (r, rc) in snap.receivers.iter().zip(&config.receivers) {
+        for (i, reason) in REFUSE_REASONS.iter().enumerate() {
+            f.sample("pyrogate_refused_total", &[label("receiver", &rc.label), label("reason", reason)], r.refused[i]);
+        }
+    }
+    f.header("pyrogate_connections", "gauge", "Open client connections.");
+    for (r, rc) in snap.receivers.iter().zip(&config.receivers) {
+        f.sample("pyrogate_connections", &[label("receiver", &rc.label)], r.connections);
+    }
+    f.header("pyrogate_inflight_bytes", "gauge", "Body bytes held in memory (being received or queued).");
+    f.sample("pyrogate_inflight_bytes", &[], snap.inflight_bytes);
+    out
+}

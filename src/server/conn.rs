@@ -1,0 +1,324 @@
+//! One client connection: the HTTP/1.1 keep-alive loop.
+//!
+//! Owns: reading request heads (bounded by `max_request_head_bytes`, parsed in place by
+//! `h1`), routing, reading bodies (Content-Length or chunked, bounded by
+//! `max_request_body_bytes` and by the in-flight budget, reserved *before* the buffer grows),
+//! `Expect: 100-continue`, pipelining (requests are answered in order; unread bytes stay in
+//! the buffer for the next request), and the timeouts: `server_idle_timeout` between requests,
+//! `server_read_timeout` over a whole request (head and body, like Go's `ReadTimeout`),
+//! `server_write_timeout` per response. An error answered before its body was read closes the
+//! connection, so unread body bytes are never parsed as a request.
+//!
+//! Does not own: what an upload becomes ([`super::ingest`]). Hot path: yes.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use monoio::io::AsyncWriteRentExt;
+use monoio::net::TcpStream;
+
+use super::ReceiverRt;
+use super::ingest;
+use crate::fanout::budget::Reservation;
+use crate::h1::{self, BodyFraming, Method, RequestHead};
+use crate::io::read_more;
+use crate::metrics::RefuseReason;
+use crate::worker::Core;
+
+/// Initial read buffer per connection; SDK heads fit, bodies get their own buffer.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
+/// Budget granted to a chunked body at a time while it is being read.
+const CHUNKED_RESERVE_STEP: u64 = 256 * 1024;
+
+/// A response decided by the connection loop or the ingest handler.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Bytes,
+    pub content_type: Option<&'static str>,
+    pub retry_after: bool,
+}
+
+impl Reply {
+    pub fn empty(status: u16) -> Self {
+        Reply { status, body: Bytes::new(), content_type: None, retry_after: false }
+    }
+
+    /// Go's `http.Error`: status text plus newline, text/plain.
+    pub fn text(status: u16, text: &str) -> Self {
+        Reply {
+            status,
+            body: Bytes::from(format!("{text}\n")),
+            content_type: Some("text/plain; charset=utf-8"),
+            retry_after: false,
+        }
+    }
+
+    pub fn overloaded() -> Self {
+        Reply { retry_after: true, ..Reply::text(503, h1::reason_phrase(503)) }
+    }
+}
+
+enum Route {
+    Ingest,
+    MethodNotAllowed,
+    NotFound,
+}
+
+fn route(method: Method, path: &[u8]) -> (Route, &'static str) {
+    match path {
+        b"/ingest" | b"/pyroscope/ingest" => {
+            if method == Method::Post {
+                (Route::Ingest, "ingest")
+            } else {
+                (Route::MethodNotAllowed, "ingest")
+            }
+        }
+        _ => (Route::NotFound, "notfound"),
+    }
+}
+
+/// Why the keep-alive loop ends.
+enum Next {
+    KeepAlive,
+    Close,
+}
+
+struct Conn<'a> {
+    core: &'a Core,
+    rx: &'a ReceiverRt,
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+/// Serves one connection until it closes, times out, errs, or the core shuts down.
+pub async fn serve(core: &Core, rx: &ReceiverRt, stream: TcpStream, _peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let mut c = Conn { core, rx, stream, buf: BytesMut::with_capacity(READ_BUFFER_BYTES) };
+    loop {
+        match c.one_request().await {
+            Next::KeepAlive if !core.shutdown.is_triggered() => {}
+            _ => return,
+        }
+    }
+}
+
+impl Conn<'_> {
+    async fn read(&mut self, deadline: Instant) -> Option<usize> {
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        let buf = std::mem::take(&mut self.buf);
+        match monoio::time::timeout(deadline - now, read_more(&mut self.stream, buf, READ_BUFFER_BYTES)).await {
+            Ok((Ok(n), buf)) => {
+                self.buf = buf;
+                (n > 0).then_some(n)
+            }
+            Ok((Err(_), buf)) => {
+                self.buf = buf;
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Waits for the first byte of the next request: idle timeout, or shutdown.
+    async fn await_request(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return true;
+        }
+        let idle = Instant::now() + self.rx.config.http.server_idle_timeout;
+        let shutdown = self.core.shutdown.clone();
+        monoio::select! {
+            n = self.read(idle) => n.is_some(),
+            _ = shutdown.wait() => false,
+        }
+    }
+
+    async fn respond(&mut self, reply: &Reply, close: bool, route: &'static str) -> Next {
+        let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(3);
+        if let Some(ct) = reply.content_type {
+            headers.push(("Content-Type", ct.as_bytes()));
+            headers.push(("X-Content-Type-Options", b"nosniff"));
+        }
+        if reply.retry_after {
+            headers.push(("Retry-After", b"1"));
+        }
+        let mut out = BytesMut::with_capacity(128 + reply.body.len());
+        h1::encode_response(&mut out, reply.status, &headers, &reply.body, close);
+        self.rx.metrics.record_request(route, reply.status);
+        let write = self.stream.write_all(out);
+        match monoio::time::timeout(self.rx.config.http.server_write_timeout, write).await {
+            Ok((Ok(_), _)) if !close => Next::KeepAlive,
+            _ => Next::Close,
+        }
+    }
+
+    async fn one_request(&mut self) -> Next {
+        if !self.await_request().await {
+            return Next::Close;
+        }
+        // `server_read_timeout` bounds the whole request from its first byte.
+        let deadline = Instant::now() + self.rx.config.http.server_read_timeout;
+        let mut scanned = 0;
+        let head_end = loop {
+            if let Some(end) = h1::find_head_end(&self.buf, scanned) {
+                break end;
+            }
+            scanned = self.buf.len();
+            if self.buf.len() > self.rx.limits.max_head_bytes {
+                let reply = Reply::text(431, h1::reason_phrase(431));
+                return self.respond(&reply, true, "unknown").await;
+            }
+            if self.read(deadline).await.is_none() {
+                return Next::Close;
+            }
+        };
+        let head = match h1::parse_request(&self.buf[..head_end], &self.rx.limits) {
+            Ok(Some(head)) => head,
+            Ok(None) => return Next::Close,
+            Err(e) => {
+                let reply = Reply::text(e.status(), &e.to_string());
+                return self.respond(&reply, true, "unknown").await;
+            }
+        };
+        let head_bytes = self.buf.split_to(head.head_len).freeze();
+        let (route, route_name) = route(head.method, &head_bytes[head.path.clone()]);
+        let has_body = !matches!(head.body, BodyFraming::Empty);
+        match route {
+            Route::NotFound => {
+                let reply = Reply::text(404, "404 page not found");
+                self.respond(&reply, has_body || !head.keep_alive, route_name).await
+            }
+            Route::MethodNotAllowed => self.respond(&Reply::empty(405), has_body || !head.keep_alive, route_name).await,
+            Route::Ingest => self.ingest(head, head_bytes, deadline).await,
+        }
+    }
+
+    async fn ingest(&mut self, head: RequestHead, head_bytes: Bytes, deadline: Instant) -> Next {
+        let http = &self.rx.config.http;
+        let wait_until = Instant::now() + self.core.config.gateway.queue_wait_timeout;
+        let keep_alive = head.keep_alive;
+        let (body, reservation) = match head.body {
+            BodyFraming::Empty => (Bytes::new(), None),
+            BodyFraming::Length(n) if n > http.max_body_bytes => {
+                return self.respond(&Reply::text(413, h1::reason_phrase(413)), true, "ingest").await;
+            }
+            BodyFraming::Length(n) => {
+                let Some(res) = self.core.budget.reserve_until(n, wait_until).await else {
+                    self.rx.metrics.record_refused(RefuseReason::Budget);
+                    return self.respond(&Reply::overloaded(), true, "ingest").await;
+                };
+                if head.expect_continue && self.buf.is_empty() && !self.write_continue().await {
+                    return Next::Close;
+                }
+                match self.read_length_body(n as usize, deadline).await {
+                    Some(body) => (body, Some(res)),
+                    None => return Next::Close,
+                }
+            }
+            BodyFraming::Chunked => {
+                let Some(res) = self.core.budget.reserve_until(CHUNKED_RESERVE_STEP.min(http.max_body_bytes), wait_until).await else {
+                    self.rx.metrics.record_refused(RefuseReason::Budget);
+                    return self.respond(&Reply::overloaded(), true, "ingest").await;
+                };
+                if head.expect_continue && self.buf.is_empty() && !self.write_continue().await {
+                    return Next::Close;
+                }
+                match self.read_chunked_body(&res, deadline, wait_until).await {
+                    Ok(body) => {
+                        res.shrink_to(body.len() as u64);
+                        (body, Some(res))
+                    }
+                    Err(Some(reply)) => return self.respond(&reply, true, "ingest").await,
+                    Err(None) => return Next::Close,
+                }
+            }
+        };
+        let reply = ingest::handle(self.core, self.rx, &head, &head_bytes, body, reservation, wait_until).await;
+        let close = !keep_alive || self.core.shutdown.is_triggered();
+        self.respond(&reply, close, "ingest").await
+    }
+
+    async fn write_continue(&mut self) -> bool {
+        let write = self.stream.write_all(h1::CONTINUE_100);
+        matches!(
+            monoio::time::timeout(self.rx.config.http.server_write_timeout, write).await,
+            Ok((Ok(_), _))
+        )
+    }
+
+    /// Reads exactly `n` body bytes into one buffer: the bytes already buffered are taken
+    /// without copying when they hold the whole body, else the body gets its own allocation of
+    /// exactly `n` bytes that the socket reads land in directly.
+    async fn read_length_body(&mut self, n: usize, deadline: Instant) -> Option<Bytes> {
+        if self.buf.len() >= n {
+            return Some(self.buf.split_to(n).freeze());
+        }
+        let mut body = BytesMut::with_capacity(n);
+        body.extend_from_slice(&self.buf);
+        self.buf.clear();
+        while body.len() < n {
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            let spare = n - body.len();
+            let (res, b) = match monoio::time::timeout(deadline - now, read_exact_room(&mut self.stream, body, spare)).await {
+                Ok(r) => r,
+                Err(_) => return None,
+            };
+            body = b;
+            match res {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+        Some(body.freeze())
+    }
+
+    /// Decodes a chunked body, growing the budget reservation before the buffer grows.
+    async fn read_chunked_body(
+        &mut self,
+        res: &Reservation,
+        deadline: Instant,
+        wait_until: Instant,
+    ) -> Result<Bytes, Option<Reply>> {
+        let max = self.rx.config.http.max_body_bytes;
+        let mut decoder = h1::ChunkedDecoder::new(max);
+        let mut body = BytesMut::new();
+        loop {
+            // At most everything buffered can become body bytes in this step.
+            let worst = body.len() as u64 + self.buf.len() as u64;
+            if worst > res.bytes() {
+                let more = (worst - res.bytes()).max(CHUNKED_RESERVE_STEP.min(max));
+                if !res.grow_until(more, wait_until).await {
+                    self.rx.metrics.record_refused(RefuseReason::Budget);
+                    return Err(Some(Reply::overloaded()));
+                }
+            }
+            let progress = decoder
+                .decode(&self.buf, Some(&mut body))
+                .map_err(|e| Some(Reply::text(e.status(), &e.to_string())))?;
+            self.buf.advance(progress.consumed);
+            if progress.done {
+                return Ok(body.freeze());
+            }
+            if self.read(deadline).await.is_none() {
+                return Err(None);
+            }
+        }
+    }
+}
+
+/// Reads into the spare room of `body` (at most `room` bytes).
+async fn read_exact_room(stream: &mut TcpStream, body: BytesMut, room: usize) -> (std::io::Result<usize>, BytesMut) {
+    use monoio::buf::IoBufMut;
+    use monoio::io::AsyncReadRent;
+    let len = body.len();
+    let slice = body.slice_mut(len..len + room);
+    let (r, slice) = stream.read(slice).await;
+    (r, slice.into_inner())
+}

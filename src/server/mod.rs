@@ -1,0 +1,85 @@
+//! The downstream side: one listener per receiver per core, the connection cap, and the
+//! accept loop.
+//!
+//! Owns: accepting connections on this core's SO_REUSEPORT socket for each
+//! `pyroscope.receive_http`, enforcing `conn_limit` the way Alloy does (over the limit, new
+//! connections wait in the kernel's accept backlog rather than being refused), and spawning a
+//! task per connection. Does not own: HTTP handling ([`conn`], [`ingest`]). The per-core share
+//! of `conn_limit` is `ceil(conn_limit / cores)`.
+
+pub mod conn;
+pub mod ingest;
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use monoio::net::TcpListener;
+
+use crate::config::Receiver;
+use crate::h1;
+use crate::metrics::ReceiverMetrics;
+use crate::sync::Notify;
+use crate::worker::Core;
+
+/// One receiver on one core.
+#[derive(Debug)]
+pub struct ReceiverRt {
+    pub index: usize,
+    pub config: Receiver,
+    pub limits: h1::Limits,
+    pub metrics: ReceiverMetrics,
+    /// This core's share of `conn_limit` (0 = unlimited).
+    pub conn_limit: usize,
+    pub active: Cell<usize>,
+    /// Woken whenever a connection of this receiver closes.
+    pub conn_closed: Notify,
+}
+
+impl ReceiverRt {
+    pub fn new(index: usize, config: &Receiver, cores: usize) -> Self {
+        let limit = config.http.conn_limit;
+        ReceiverRt {
+            index,
+            limits: h1::Limits { max_head_bytes: config.http.max_head_bytes, max_headers: config.http.max_headers },
+            config: config.clone(),
+            metrics: ReceiverMetrics::default(),
+            conn_limit: if limit == 0 { 0 } else { limit.div_ceil(cores.max(1)) },
+            active: Cell::new(0),
+            conn_closed: Notify::new(),
+        }
+    }
+}
+
+/// Accepts connections until shutdown.
+pub async fn accept_loop(core: Rc<Core>, rx: Rc<ReceiverRt>, listener: TcpListener) {
+    loop {
+        while rx.conn_limit != 0 && rx.active.get() >= rx.conn_limit {
+            monoio::select! {
+                _ = rx.conn_closed.notified() => {}
+                _ = core.shutdown.wait() => return,
+            }
+        }
+        let accepted = monoio::select! {
+            r = listener.accept() => r,
+            _ = core.shutdown.wait() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                rx.active.set(rx.active.get() + 1);
+                rx.metrics.connections.set(rx.active.get() as u64);
+                let (core, rx) = (core.clone(), rx.clone());
+                monoio::spawn(async move {
+                    conn::serve(&core, &rx, stream, peer).await;
+                    rx.active.set(rx.active.get() - 1);
+                    rx.metrics.connections.set(rx.active.get() as u64);
+                    rx.conn_closed.notify_all();
+                });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(receiver = %rx.config.label, error = %e, "accept failed");
+                monoio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The values that cross from the request handler to the destinations' queues.
+//!
+//! Owns: [`Upload`] (what all destinations of one client request share: forwarded headers, the
+//! acknowledgement [`Ticket`], the budget reservation), [`Outbound`] (one queued upstream
+//! request for one destination) and [`Payload`] (the body as `Bytes` handles). Does not own:
+//! building them (`server::ingest`) or sending them (`upstream`). Hot path: yes.
+//!
+//! Zero copy: the request body is read once into one `Bytes`; every destination's `Outbound`
+//! holds a clone of that handle, and the sender hands the same handle to the kernel. A Push
+//! request (one upstream request per series) is a [`Payload::Parts`] of re-encoded framing
+//! around slices of the decoded body, so profile bytes are never copied either.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::fanout::budget::Reservation;
+use crate::sync::Notify;
+
+/// The body of one upstream request, as reference-counted handles into received memory.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// The client's body, forwarded as is (`/ingest`).
+    Whole(Bytes),
+    /// Pieces written back to back (Push: re-encoded labels and framing around untouched
+    /// `raw_profile` slices).
+    Parts(Rc<[Bytes]>),
+}
+
+impl Payload {
+    /// Total length in bytes (the upstream `Content-Length`).
+    pub fn len(&self) -> u64 {
+        match self {
+            Payload::Whole(b) => b.len() as u64,
+            Payload::Parts(parts) => parts.iter().map(|p| p.len() as u64).sum(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The pieces in write order.
+    pub fn parts(&self) -> &[Bytes] {
+        match self {
+            Payload::Whole(b) => std::slice::from_ref(b),
+            Payload::Parts(parts) => parts,
+        }
+    }
+}
+
+/// Why one destination did not take an upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The upstream answered this status on the last attempt.
+    Status(u16),
+    /// The destination's queue stayed full past the wait deadline.
+    Overloaded,
+    /// Anything without an HTTP status: network errors, timeouts, invalid labels, shutdown.
+    Error,
+}
+
+/// What the client is told once every destination has finished (Alloy's rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every destination succeeded: 200, empty body.
+    Delivered,
+    /// The first upstream status seen, passed through with its status text.
+    Upstream(u16),
+    /// A queue was full: 503 with `Retry-After`.
+    Overloaded,
+    /// Any other failure: 500 `Failed to process request`.
+    Failed,
+}
+
+/// Tracks the destinations of one upload that have not finished yet.
+#[derive(Debug)]
+pub struct Ticket {
+    remaining: Cell<usize>,
+    first_status: Cell<Option<u16>>,
+    overloaded: Cell<bool>,
+    failed: Cell<bool>,
+    done: Notify,
+}
+
+impl Ticket {
+    pub fn new(destinations: usize) -> Self {
+        Ticket {
+            remaining: Cell::new(destinations),
+            first_status: Cell::new(None),
+            overloaded: Cell::new(false),
+            failed: Cell::new(false),
+            done: Notify::new(),
+        }
+    }
+
+    /// Records one destination's final result.
+    pub fn complete(&self, result: Result<(), Failure>) {
+        match result {
+            Ok(()) => {}
+            Err(Failure::Status(s)) => {
+                if self.first_status.get().is_none() {
+                    self.first_status.set(Some(s));
+                }
+            }
+            Err(Failure::Overloaded) => self.overloaded.set(true),
+            Err(Failure::Error) => self.failed.set(true),
+        }
+        let left = self.remaining.get().saturating_sub(1);
+        self.remaining.set(left);
+        if left == 0 {
+            self.done.notify_all();
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.remaining.get() == 0
+    }
+
+    /// The verdict so far (final once [`Ticket::is_done`]).
+    pub fn verdict(&self) -> Verdict {
+        if let Some(s) = self.first_status.get() {
+            Verdict::Upstream(s)
+        } else if self.overloaded.get() {
+            Verdict::Overloaded
+        } else if self.failed.get() {
+            Verdict::Failed
+        } else {
+            Verdict::Delivered
+        }
+    }
+
+    /// Waits until every destination has finished.
+    pub async fn wait(&self) -> Verdict {
+        while !self.is_done() {
+            self.done.notified().await;
+        }
+        self.verdict()
+    }
+}
+
+/// What every destination of one client request shares.
+#[derive(Debug)]
+pub struct Upload {
+    /// Client headers forwarded upstream (`Content-Type` values, then `forward_headers`), as
+    /// `(name, value)` slices of the received head.
+    pub headers: Vec<(Bytes, Bytes)>,
+    pub ticket: Ticket,
+    pub received_at: Instant,
+    /// Released when the last `Outbound` referring to this upload is gone.
+    pub reservation: Option<Reservation>,
+}
+
+/// One queued upstream request for one destination.
+#[derive(Debug)]
+pub struct Outbound {
+    pub upload: Rc<Upload>,
+    /// Upstream request-target: path and query, already rewritten.
+    pub target: String,
+    pub payload: Payload,
+    /// Profiles carried (1 per `/ingest` upload; samples for Push), for metrics.
+    pub profiles: u64,
+    finished: bool,
+}
+
+impl Outbound {
+    pub fn new(upload: Rc<Upload>, target: String, payload: Payload, profiles: u64) -> Self {
+        Outbound {
+            upload,
+            target,
+            payload,
+            profiles,
+            finished: false,
+        }
+    }
+
+    /// Reports this destination's final result to the upload's ticket.
+    pub fn finish(mut self, result: Result<(), Failure>) {
+        self.finished = true;
+        self.upload.ticket.complete(result);
+    }
+}
+
+impl Drop for Outbound {
+    /// An `Outbound` dropped without [`Outbound::finish`] (shutdown) still completes its
+    /// ticket, so no client waits forever.
+    fn drop(&mut self) {
+        if !self.finished {
+            self.upload.ticket.complete(Err(Failure::Error));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_upstream_status_wins_over_other_failures() {
+        let t = Ticket::new(3);
+        t.complete(Err(Failure::Error));
+        t.complete(Err(Failure::Status(429)));
+        assert!(!t.is_done());
+        t.complete(Err(Failure::Status(503)));
+        assert!(t.is_done());
+        assert_eq!(t.verdict(), Verdict::Upstream(429));
+    }
+
+    #[test]
+    fn an_outbound_dropped_unfinished_fails_its_destination() {
+        let upload = Rc::new(Upload {
+            headers: Vec::new(),
+            ticket: Ticket::new(2),
+            received_at: Instant::now(),
+            reservation: None,
+        });
+        let body = Bytes::from_static(b"x");
+        Outbound::new(upload.clone(), "/ingest".into(), Payload::Whole(body.clone()), 1)
+            .finish(Ok(()));
+        drop(Outbound::new(upload.clone(), "/ingest".into(), Payload::Whole(body), 1));
+        assert_eq!(upload.ticket.verdict(), Verdict::Failed);
+        assert!(upload.ticket.is_done());
+    }
+
+    #[test]
+    fn parts_payload_reports_total_length_in_order() {
+        let p = Payload::Parts(Rc::from(vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cde")]));
+        assert_eq!(p.len(), 5);
+        assert_eq!(p.parts()[1].as_ref(), b"cde");
+    }
+}

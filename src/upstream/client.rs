@@ -1,0 +1,191 @@
+//! One HTTP/1.1 exchange with an upstream over an open connection.
+//!
+//! Owns: writing a request head and the payload's `Bytes` (no copy: each handle goes to the
+//! kernel as is), then reading the response: head via `h1::response`, body framed by
+//! Content-Length, chunked coding or connection close, keeping at most
+//! [`MAX_ERROR_BODY_BYTES`] of it for logs. Decides whether the connection may be reused
+//! (only after the response was fully read). Does not own: timeouts, retries, pooling.
+//! Hot path: yes.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::{Buf, Bytes, BytesMut};
+use monoio::io::AsyncWriteRentExt;
+use monoio::net::TcpStream;
+
+use crate::h1;
+use crate::io::read_more;
+use crate::upload::Payload;
+
+/// Upstream error bodies kept for logs, as Alloy keeps (2 KiB).
+pub const MAX_ERROR_BODY_BYTES: usize = 2048;
+/// Largest upstream response head accepted.
+pub const MAX_RESPONSE_HEAD_BYTES: usize = 64 * 1024;
+/// Most header fields in an upstream response head.
+pub const MAX_RESPONSE_HEADERS: usize = 128;
+/// Read buffer size for upstream responses.
+const READ_CHUNK_BYTES: usize = 8 * 1024;
+
+/// Why an exchange produced no usable response.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("upstream i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("upstream closed the connection before a complete response")]
+    Closed { response_started: bool },
+    #[error("malformed upstream response: {0}")]
+    Malformed(String),
+}
+
+/// The parts of an upstream response pyrogate acts on.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    /// The first [`MAX_ERROR_BODY_BYTES`] of the body.
+    pub body_excerpt: Bytes,
+}
+
+/// An open upstream connection with its read buffer.
+#[derive(Debug)]
+pub struct Connection {
+    pub stream: TcpStream,
+    rbuf: BytesMut,
+    /// Whether a previous exchange completed on it (a failure before any response byte on a
+    /// reused connection is a stale keep-alive, retried at once on a fresh one).
+    pub reused: bool,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Addresses of payload pieces handed to `write_all`, so tests can prove no copy was made.
+    pub static WRITTEN_PAYLOAD_PTRS: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Connection {
+    pub fn new(stream: TcpStream) -> Self {
+        Connection {
+            stream,
+            rbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
+            reused: false,
+        }
+    }
+
+    /// Writes `head` and `payload`, reads the response. `Ok((response, reusable))`.
+    pub async fn exchange(
+        &mut self,
+        head: BytesMut,
+        payload: &Payload,
+    ) -> Result<(Response, bool), ExchangeError> {
+        let (res, _) = self.stream.write_all(head).await;
+        res?;
+        for part in payload.parts() {
+            if part.is_empty() {
+                continue;
+            }
+            #[cfg(test)]
+            WRITTEN_PAYLOAD_PTRS.with(|p| p.borrow_mut().push(part.as_ptr() as usize));
+            let (res, _) = self.stream.write_all(part.clone()).await;
+            res?;
+        }
+        let out = self.read_response().await;
+        if out.is_ok() {
+            self.reused = true;
+        }
+        out
+    }
+
+    async fn fill(&mut self, response_started: bool) -> Result<(), ExchangeError> {
+        let buf = std::mem::take(&mut self.rbuf);
+        let (res, buf) = read_more(&mut self.stream, buf, READ_CHUNK_BYTES).await;
+        self.rbuf = buf;
+        match res? {
+            0 => Err(ExchangeError::Closed { response_started }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn read_response(&mut self) -> Result<(Response, bool), ExchangeError> {
+        let limits = h1::Limits {
+            max_head_bytes: MAX_RESPONSE_HEAD_BYTES,
+            max_headers: MAX_RESPONSE_HEADERS,
+        };
+        let head = loop {
+            match h1::parse_response(&self.rbuf, &limits, false)
+                .map_err(|e| ExchangeError::Malformed(e.to_string()))?
+            {
+                Some(head) if (100..200).contains(&head.status) => {
+                    // RFC 9110 §15.2: interim responses precede the final one.
+                    self.rbuf.advance(head.head_len);
+                }
+                Some(head) => break head,
+                None => {
+                    let started = !self.rbuf.is_empty();
+                    self.fill(started).await?;
+                }
+            }
+        };
+        let retry_after = head.retry_after.as_ref().and_then(|ra| match ra {
+            h1::RetryAfter::Seconds(s) => Some(Duration::from_secs(*s)),
+            h1::RetryAfter::Date(t) => t.duration_since(SystemTime::now()).ok(),
+        });
+        self.rbuf.advance(head.head_len);
+        let mut excerpt = BytesMut::new();
+        let mut reusable = head.keep_alive;
+        match head.body {
+            h1::ResponseBody::Empty => {}
+            h1::ResponseBody::Length(mut left) => loop {
+                let take = (self.rbuf.len() as u64).min(left) as usize;
+                let keep = take.min(MAX_ERROR_BODY_BYTES - excerpt.len());
+                excerpt.extend_from_slice(&self.rbuf[..keep]);
+                self.rbuf.advance(take);
+                left -= take as u64;
+                if left == 0 {
+                    break;
+                }
+                self.fill(true).await?;
+            },
+            h1::ResponseBody::Chunked => {
+                let mut dec = h1::ChunkedDecoder::new(u64::MAX);
+                loop {
+                    let room = MAX_ERROR_BODY_BYTES.saturating_sub(excerpt.len());
+                    let before = excerpt.len();
+                    let progress = dec
+                        .decode(&self.rbuf, if room > 0 { Some(&mut excerpt) } else { None })
+                        .map_err(|e| ExchangeError::Malformed(e.to_string()))?;
+                    excerpt.truncate(before + room.min(excerpt.len() - before));
+                    self.rbuf.advance(progress.consumed);
+                    if progress.done {
+                        break;
+                    }
+                    self.fill(true).await?;
+                }
+            }
+            h1::ResponseBody::UntilClose => {
+                reusable = false;
+                loop {
+                    let keep = self.rbuf.len().min(MAX_ERROR_BODY_BYTES - excerpt.len());
+                    excerpt.extend_from_slice(&self.rbuf[..keep]);
+                    self.rbuf.clear();
+                    match self.fill(true).await {
+                        Ok(()) => {}
+                        Err(ExchangeError::Closed { .. }) => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        // Bytes after the response (an upstream must not send them) make reuse unsafe.
+        if !self.rbuf.is_empty() {
+            reusable = false;
+        }
+        Ok((
+            Response {
+                status: head.status,
+                retry_after,
+                body_excerpt: excerpt.freeze(),
+            },
+            reusable,
+        ))
+    }
+}

@@ -1,0 +1,249 @@
+//! Destinations: one per `endpoint` of each `pyroscope.write`, instantiated on every core.
+//!
+//! Owns: a destination's per-core state — its bounded queue, its senders' shared state
+//! (resolved addresses, idle keep-alive connections, pre-rendered static headers), metrics —
+//! and periodic DNS re-resolution off the core thread. Does not own: the delivery loop
+//! ([`sender`]) or the wire exchange ([`client`]). Hot path: yes, but everything built here is
+//! built once at start.
+
+pub mod backoff;
+pub mod client;
+pub mod sender;
+
+use std::cell::{Cell, RefCell};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::capture::CaptureSink;
+use crate::config::{Auth, Endpoint, EndpointUrl, SecretSource};
+use crate::fanout::queue::Queue;
+use crate::metrics::DestMetrics;
+use crate::upload::Outbound;
+
+/// `User-Agent` of every upstream request.
+pub const USER_AGENT: &str = concat!("pyrogate/", env!("CARGO_PKG_VERSION"));
+
+/// Where a destination delivers.
+#[derive(Debug)]
+pub enum Target {
+    Http(HttpTarget),
+    Capture(Arc<CaptureSink>),
+}
+
+/// Per-core state of an `http://` destination.
+#[derive(Debug)]
+pub struct HttpTarget {
+    pub host: String,
+    pub port: u16,
+    /// `Host` header value (`host[:port]`, port omitted when it is the default).
+    pub host_header: String,
+    /// The endpoint URL's path, joined with each request's path.
+    pub base_path: String,
+    /// Latest resolution; replaced wholesale by the DNS refresh task.
+    pub addrs: RefCell<Rc<[SocketAddr]>>,
+    pub next_addr: Cell<usize>,
+    /// Idle keep-alive connections, most recently used last.
+    pub idle: RefCell<Vec<client::Connection>>,
+}
+
+/// One endpoint on one core.
+#[derive(Debug)]
+pub struct Destination {
+    pub endpoint: Endpoint,
+    pub queue: Queue<Outbound>,
+    pub metrics: DestMetrics,
+    /// Uploads taken from the queue and not yet finished (shutdown accounting).
+    pub in_flight: Cell<usize>,
+    pub target: Target,
+    /// Headers sent on every request, in order: endpoint `headers` (except Content-Type),
+    /// `http_headers`, authorization, `User-Agent`.
+    pub static_headers: Vec<(Bytes, Bytes)>,
+    /// Endpoint-configured `Content-Type`, used only when the client sent none (Alloy's order).
+    pub fallback_content_type: Option<Bytes>,
+    last_warn: Cell<Option<Instant>>,
+    suppressed_warnings: Cell<u64>,
+}
+
+/// Upper bound on warnings a destination logs: one per this interval, the rest counted.
+const WARN_INTERVAL: Duration = Duration::from_secs(5);
+
+impl Destination {
+    /// Builds the destination for `core`. `addrs` is the start-up resolution.
+    pub fn new(endpoint: &Endpoint, core: usize, addrs: Vec<SocketAddr>) -> std::io::Result<Self> {
+        let target = match &endpoint.url {
+            EndpointUrl::Http { host, port, path, tls } => {
+                let default_port = if *tls { 443 } else { 80 };
+                let host_literal = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+                let host_header = if *port == default_port { host_literal } else { format!("{host_literal}:{port}") };
+                Target::Http(HttpTarget {
+                    host: host.clone(),
+                    port: *port,
+                    host_header,
+                    base_path: path.clone(),
+                    addrs: RefCell::new(addrs.into()),
+                    next_addr: Cell::new(core),
+                    idle: RefCell::new(Vec::new()),
+                })
+            }
+            EndpointUrl::Capture { dir } => Target::Capture(Arc::new(CaptureSink::new(dir.clone(), core))),
+        };
+        let (static_headers, fallback_content_type) = static_headers(endpoint)?;
+        Ok(Destination {
+            endpoint: endpoint.clone(),
+            queue: Queue::new(endpoint.queue_capacity),
+            metrics: DestMetrics::default(),
+            in_flight: Cell::new(0),
+            target,
+            static_headers,
+            fallback_content_type,
+            last_warn: Cell::new(None),
+            suppressed_warnings: Cell::new(0),
+        })
+    }
+
+    /// The endpoint's base path (`""` for capture destinations).
+    pub fn base_path(&self) -> &str {
+        match &self.target {
+            Target::Http(h) => &h.base_path,
+            Target::Capture(_) => "",
+        }
+    }
+
+    /// Number of sender tasks to run on each core.
+    pub fn senders(&self) -> usize {
+        match self.target {
+            Target::Http(_) => self.endpoint.senders_per_core.max(1),
+            // One writer per core keeps a segment's records in order.
+            Target::Capture(_) => 1,
+        }
+    }
+
+    /// Logs a degraded-state warning at most once per [`WARN_INTERVAL`].
+    pub fn warn(&self, message: std::fmt::Arguments<'_>) {
+        let now = Instant::now();
+        if self.last_warn.get().is_some_and(|t| now.duration_since(t) < WARN_INTERVAL) {
+            self.suppressed_warnings.set(self.suppressed_warnings.get() + 1);
+            return;
+        }
+        let suppressed = self.suppressed_warnings.replace(0);
+        self.last_warn.set(Some(now));
+        tracing::warn!(endpoint = %self.endpoint.url_text, suppressed, "{}", message);
+    }
+}
+
+fn secret_value(src: &SecretSource) -> std::io::Result<String> {
+    match src {
+        SecretSource::Inline(s) => Ok(s.0.clone()),
+        SecretSource::File(p) => std::fs::read_to_string(p)
+            .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
+            .map_err(|e| std::io::Error::new(e.kind(), format!("reading {}: {e}", p.display()))),
+    }
+}
+
+fn base64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Renders the headers every request of this endpoint carries. Secret files are read here, at
+/// start-up on the main thread.
+fn static_headers(e: &Endpoint) -> std::io::Result<(Vec<(Bytes, Bytes)>, Option<Bytes>)> {
+    let mut out: Vec<(Bytes, Bytes)> = Vec::new();
+    let mut content_type = None;
+    let mut has_auth = false;
+    let mut has_ua = false;
+    for (n, v) in &e.headers {
+        if n.eq_ignore_ascii_case("content-type") {
+            content_type = Some(Bytes::from(v.clone()));
+            continue;
+        }
+        has_auth |= n.eq_ignore_ascii_case("authorization");
+        has_ua |= n.eq_ignore_ascii_case("user-agent");
+        out.push((Bytes::from(n.clone()), Bytes::from(v.clone())));
+    }
+    for (n, vs) in &e.http_headers {
+        for v in vs {
+            out.push((Bytes::from(n.clone()), Bytes::from(v.0.clone())));
+        }
+    }
+    // Alloy's auth round-trippers skip when the request already has Authorization.
+    if !has_auth {
+        match &e.auth {
+            Some(Auth::Basic { username, password }) => {
+                let pw = password.as_ref().map(secret_value).transpose()?.unwrap_or_default();
+                let token = base64(format!("{username}:{pw}").as_bytes());
+                out.push((Bytes::from_static(b"Authorization"), Bytes::from(format!("Basic {token}"))));
+            }
+            Some(Auth::Authorization { scheme, credentials }) => {
+                let c = secret_value(credentials)?;
+                out.push((Bytes::from_static(b"Authorization"), Bytes::from(format!("{scheme} {c}"))));
+            }
+            // OAuth2 tokens are fetched at run time (issue: secure transport).
+            Some(Auth::OAuth2(_)) | None => {}
+        }
+    }
+    if !has_ua {
+        out.push((Bytes::from_static(b"User-Agent"), Bytes::from_static(USER_AGENT.as_bytes())));
+    }
+    Ok((out, content_type))
+}
+
+/// Resolves `host:port` (blocking; call only off the core threads).
+pub fn resolve(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    Ok((host, port).to_socket_addrs()?.collect())
+}
+
+/// Re-resolves an HTTP destination's host every `interval` on the blocking pool, so a
+/// changed address (a Kubernetes Service, a cloud endpoint) is followed without blocking.
+pub async fn refresh_dns(dest: Rc<Destination>, interval: Duration, shutdown: Rc<crate::worker::Shutdown>) {
+    let Target::Http(http) = &dest.target else { return };
+    if http.host.parse::<std::net::IpAddr>().is_ok() {
+        return;
+    }
+    loop {
+        if shutdown.wait_timeout(interval).await {
+            return;
+        }
+        let (host, port) = (http.host.clone(), http.port);
+        match monoio::spawn_blocking(move || resolve(&host, port)).await {
+            Ok(Ok(addrs)) if !addrs.is_empty() => {
+                if **http.addrs.borrow() != *addrs {
+                    tracing::info!(endpoint = %dest.endpoint.url_text, addrs = ?addrs, "upstream address changed");
+                    *http.addrs.borrow_mut() = addrs.into();
+                    http.idle.borrow_mut().clear();
+                }
+            }
+            Ok(Ok(_)) => dest.warn(format_args!("DNS resolution returned no address; keeping the previous ones")),
+            Ok(Err(e)) => dest.warn(format_args!("DNS resolution failed: {e}; keeping the previous addresses")),
+            Err(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! Core threads: one OS thread per core, each with its own monoio runtime and its own copy of
+//! every receiver and destination.
+//!
+//! Owns: building the runtime with the requested driver (io_uring, the epoll "legacy" driver,
+//! or `auto`: io_uring where the kernel allows it), starting the accept loops, senders and DNS
+//! refreshers, the control channel (the only cross-core traffic: shutdown and metrics
+//! snapshots, via crossbeam-channel plus a socketpair wake-up), and the graceful drain.
+//! Does not own: request handling or delivery. Nothing on a core thread blocks: DNS and file
+//! writes go to monoio's blocking pool.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use monoio::blocking::DefaultThreadPool;
+use monoio::io::AsyncReadRent;
+use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
+
+use crate::config::Config;
+use crate::fanout::budget::Budget;
+use crate::metrics::{CoreSnapshot, DropReason};
+use crate::server::{self, ReceiverRt};
+use crate::sync::Notify;
+use crate::upstream::{self, Destination};
+
+/// Which monoio driver a core runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    Auto,
+    Uring,
+    Legacy,
+}
+
+impl Driver {
+    /// The driver `Auto` resolves to on this machine.
+    pub fn resolve(self) -> Driver {
+        match self {
+            Driver::Auto if monoio::utils::detect_uring() => Driver::Uring,
+            Driver::Auto => Driver::Legacy,
+            d => d,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Auto => "auto",
+            Driver::Uring => "uring",
+            Driver::Legacy => "legacy",
+        }
+    }
+}
+
+/// Per-core shutdown signal.
+#[derive(Debug, Default)]
+pub struct Shutdown {
+    triggered: Cell<bool>,
+    notify: Notify,
+}
+
+impl Shutdown {
+    pub fn trigger(&self) {
+        self.triggered.set(true);
+        self.notify.notify_all();
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        self.triggered.get()
+    }
+
+    /// Completes once shutdown has been triggered.
+    pub async fn wait(&self) {
+        while !self.triggered.get() {
+            self.notify.notified().await;
+        }
+    }
+
+    /// Sleeps for `d`; returns `true` early if shutdown is triggered meanwhile.
+    pub async fn wait_timeout(&self, d: Duration) -> bool {
+        monoio::time::timeout(d, self.wait()).await.is_ok()
+    }
+}
+
+/// Everything one core owns.
+#[derive(Debug)]
+pub struct Core {
+    pub index: usize,
+    pub config: Arc<Config>,
+    /// Every endpoint of every writer, writer order then endpoint order.
+    pub destinations: Vec<Rc<Destination>>,
+    /// For each writer, the indices of its endpoints in `destinations`.
+    pub writer_dests: Vec<Vec<usize>>,
+    pub receivers: Vec<Rc<ReceiverRt>>,
+    pub budget: Rc<Budget>,
+    pub shutdown: Rc<Shutdown>,
+}
+
+impl Core {
+    pub fn snapshot(&self) -> CoreSnapshot {
+        CoreSnapshot::capture(
+            self.destinations.iter().map(|d| (&d.metrics, d.queue.len() as u64)),
+            self.receivers.iter().map(|r| &r.metrics),
+            self.budget.used(),
+        )
+    }
+}
+
+/// Messages a core accepts from other threads.
+#[derive(Debug)]
+pub enum CoreMsg {
+    Shutdown,
+    Snapshot(Sender<CoreSnapshot>),
+}
+
+/// The other threads' handle on one core.
+#[derive(Debug)]
+pub struct CoreHandle {
+    tx: Sender<CoreMsg>,
+    wake: std::os::unix::net::UnixStream,
+}
+
+impl CoreHandle {
+    /// Queues `msg` and wakes the core's control task.
+    pub fn send(&self, msg: CoreMsg) {
+        if self.tx.send(msg).is_ok() {
+            use std::io::Write;
+            let _ = (&self.wake).write(&[1]);
+        }
+    }
+}
+
+/// What a core thread needs to start.
+#[allow(missing_debug_implementations)] // DefaultThreadPool has no Debug
+pub struct CoreSetup {
+    pub index: usize,
+    pub cores: usize,
+    pub config: Arc<Config>,
+    /// One bound SO_REUSEPORT listener per receiver, in `config.receivers` order.
+    pub listeners: Vec<std::net::TcpListener>,
+    /// Start-up DNS resolution per destination (empty for capture destinations).
+    pub addrs: Vec<Vec<SocketAddr>>,
+    pub driver: Driver,
+    pub blocking_pool: DefaultThreadPool,
+    pub ready: Sender<Result<(), String>>,
+}
+
+/// Creates the control channel of one core.
+pub fn control_channel() -> std::io::Result<(CoreHandle, Receiver<CoreMsg>, std::os::unix::net::UnixStream)> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let (a, b) = std::os::unix::net::UnixStream::pair()?;
+    a.set_nonblocking(true)?;
+    Ok((CoreHandle { tx, wake: a }, rx, b))
+}
+
+/// Runs one core to completion (after shutdown and drain); returns its final metrics.
+pub fn run_core(setup: CoreSetup, control: Receiver<CoreMsg>, wake: std::os::unix::net::UnixStream) -> CoreSnapshot {
+    let ready = setup.ready.clone();
+    let pool = Box::new(setup.blocking_pool.clone());
+    let result = match setup.driver.resolve() {
+        Driver::Uring => RuntimeBuilder::<IoUringDriver>::new()
+            .enable_timer()
+            .attach_thread_pool(pool)
+            .build()
+            .map(|mut rt| rt.block_on(core_main(setup, control, wake))),
+        _ => RuntimeBuilder::<LegacyDriver>::new()
+            .enable_timer()
+            .attach_thread_pool(pool)
+            .build()
+            .map(|mut rt| rt.block_on(core_main(setup, control, wake))),
+    };
+    match result {
+        Ok(snap) => snap,
+        Err(e) => {
+            let _ = ready.send(Err(format!("building the runtime failed: {e}")));
+            CoreSnapshot::default()
+        }
+    }
+}
+
+async fn core_main(setup: CoreSetup, control: Receiver<CoreMsg>, wake: std::os::unix::net::UnixStream) -> CoreSnapshot {
+    let CoreSetup { index, cores, config, listeners, addrs, ready, .. } = setup;
+    let mut destinations = Vec::new();
+    let mut writer_dests = Vec::new();
+    for w in &config.writers {
+        let mut ids = Vec::new();
+        for e in &w.endpoints {
+            let a = addrs.get(destinations.len()).cloned().unwrap_or_default();
+            match Destination::new(e, index, a) {
+                Ok(d) => destinations.push(Rc::new(d)),
+                Err(err) => {
+                    let _ = ready.send(Err(format!("endpoint {}: {err}", e.url_text)));
+                    return CoreSnapshot::default();
+                }
+            }
+            ids.push(destinations.len() - 1);
+        }
+        writer_dests.push(ids);
+    }
+    let receivers: Vec<Rc<ReceiverRt>> =
+        config.receivers.iter().enumerate().map(|(i, r)| Rc::new(ReceiverRt::new(i, r, cores))).collect();
+    let per_core_budget = config.gateway.max_inflight_bytes / cores.max(1) as u64;
+    let core = Rc::new(Core {
+        index,
+        config: config.clone(),
+        destinations,
+        writer_dests,
+        receivers,
+        budget: Budget::new(per_core_budget),
+        shutdown: Rc::new(Shutdown::default()),
+    });
+
+    let mut senders = Vec::new();
+    for d in &core.destinations {
+        for _ in 0..d.senders() {
+            senders.push(monoio::spawn(upstream::sender::run(d.clone())));
+        }
+        monoio::spawn(upstream::refresh_dns(d.clone(), config.gateway.dns_refresh_interval, core.shutdown.clone()));
+    }
+    let mut accepts = Vec::new();
+    for (rx, l) in core.receivers.iter().zip(listeners) {
+        let listener = match l.set_nonblocking(true).and_then(|()| monoio::net::TcpListener::from_std(l)) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = ready.send(Err(format!("receiver {}: {e}", rx.config.label)));
+                return CoreSnapshot::default();
+            }
+        };
+        accepts.push(monoio::spawn(server::accept_loop(core.clone(), rx.clone(), listener)));
+    }
+    monoio::spawn(control_task(core.clone(), control, wake));
+    let _ = ready.send(Ok(()));
+
+    core.shutdown.wait().await;
+    for a in accepts {
+        a.await;
+    }
+    drain(&core).await;
+    for d in &core.destinations {
+        d.queue.close();
+    }
+    let _ = senders;
+    core.snapshot()
+}
+
+/// Waits for open requests and queued uploads to finish, up to the longest
+/// `graceful_shutdown_timeout`; whatever is left then is counted as dropped.
+async fn drain(core: &Core) {
+    let grace = core.config.receivers.iter().map(|r| r.graceful_shutdown_timeout).max().unwrap_or(Duration::ZERO);
+    let deadline = Instant::now() + grace;
+    let busy = || {
+        core.receivers.iter().any(|r| r.active.get() > 0)
+            || core.destinations.iter().any(|d| !d.queue.is_empty() || d.in_flight.get() > 0)
+    };
+    while busy() && Instant::now() < deadline {
+        monoio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for d in &core.destinations {
+        let left = d.queue.drain();
+        let in_flight = d.in_flight.get() as u64;
+        if !left.is_empty() || in_flight > 0 {
+            tracing::warn!(endpoint = %d.endpoint.url_text, queued = left.len(), in_flight, "graceful shutdown timeout: dropping undelivered uploads");
+        }
+        for item in left {
+            d.metrics.record_dropped(item.payload.len(), item.profiles, DropReason::Shutdown);
+        }
+        for _ in 0..in_flight {
+            d.metrics.record_dropped(0, 1, DropReason::Shutdown);
+        }
+    }
+}
+
+async fn control_task(core: Rc<Core>, control: Receiver<CoreMsg>, wake: std::os::unix::net::UnixStream) {
+    let Ok(mut wake) = wake.set_nonblocking(true).and_then(|()| monoio::net::UnixStream::from_std(wake)) else {
+        tracing::error!(core = core.index, "control channel unusable; shutdown will not reach this core");
+        return;
+    };
+    let mut buf = vec![0u8; 64];
+    loop {
+        let (res, b) = wake.read(buf).await;
+        buf = b;
+        while let Ok(msg) = control.try_recv() {
+            match msg {
+                CoreMsg::Shutdown => core.shutdown.trigger(),
+                CoreMsg::Snapshot(reply) => {
+                    let _ = reply.send(core.snapshot());
+                }
+            }
+        }
+        if matches!(res, Ok(0) | Err(_)) {
+            return;
+        }
+    }
+}
+

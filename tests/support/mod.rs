@@ -12,6 +12,7 @@
 
 pub mod bodies;
 pub mod client;
+pub mod config;
 pub mod gateway;
 pub mod upstream;
 

@@ -146,6 +146,14 @@ pub struct Gateway {
     pub cores: usize,
 }
 
+/// The gateway binary: Cargo's `pyrogate`, or `$PYROGATE_E2E_BIN` when set (to run the suite
+/// against another build, e.g. a release binary or a stand-in while checking the harness).
+pub fn binary() -> PathBuf {
+    std::env::var_os("PYROGATE_E2E_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pyrogate")))
+}
+
 /// Maps a wildcard listen address to loopback, so a client can connect to it.
 fn connectable(addr: SocketAddr) -> SocketAddr {
     if addr.ip().is_unspecified() {
@@ -166,7 +174,7 @@ impl Gateway {
         let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
         let config_path = dir.path().join("config.alloy");
         std::fs::write(&config_path, config).map_err(|e| format!("write config: {e}"))?;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pyrogate"))
+        let mut child = Command::new(binary())
             .arg("run")
             .arg(format!("--driver={}", driver.flag()))
             .arg(format!("--cores={cores}"))

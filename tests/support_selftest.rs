@@ -21,15 +21,23 @@ use support::upstream::{
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// Where the label vectors may live: in the repository once vendored, else the shared
+/// reference directory next to the worktrees.
+const VECTOR_PATHS: &[&str] = &[
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/label-vectors.json"),
+    concat!(env!("CARGO_MANIFEST_DIR"), "/compat/label-vectors.json"),
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/compat/label-vectors.json"
+    ),
+    "/work/shared/compat/label-vectors.json",
+];
+
 fn vectors() -> serde_json::Value {
-    let text = std::fs::read_to_string("/work/shared/compat/label-vectors.json")
-        .or_else(|_| {
-            std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../shared/compat/label-vectors.json"
-            ))
-        })
-        .expect("label-vectors.json");
+    let text = VECTOR_PATHS
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_else(|| panic!("label-vectors.json not found in any of {VECTOR_PATHS:?}"));
     serde_json::from_str(&text).expect("vectors are JSON")
 }
 

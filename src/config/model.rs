@@ -204,6 +204,7 @@ pub enum SecretSource {
 
 /// The one authentication method of an endpoint (Alloy allows at most one).
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // built once per endpoint at start-up; size is irrelevant
 pub enum Auth {
     Basic {
         username: String,

@@ -197,10 +197,11 @@ pub fn parse_bytes(name: &[u8]) -> Result<LabelSet, LabelsetError> {
     Ok(LabelSet { text, entries })
 }
 
-/// Finds the first of two bytes at or after `from`; returns its absolute index.
+/// Finds the first of two bytes at or after `from`; returns its absolute index. A plain scan:
+/// keys and values are a few bytes long, too short for memchr's setup to pay off.
 fn find2(bytes: &[u8], from: usize, a: u8, b: u8) -> Option<usize> {
     let tail = bytes.get(from..)?;
-    memchr::memchr2(a, b, tail).map(|i| from + i)
+    tail.iter().position(|&c| c == a || c == b).map(|i| from + i)
 }
 
 /// The state machine of Go's `Parse` over `text[base..] + "{"`. The appended `{` only matters

@@ -55,7 +55,8 @@ fn unhex(b: u8) -> u8 {
 fn unescape_into(src: &[u8], buf: &mut Vec<u8>) -> Option<Span> {
     let start = buf.len();
     let mut rest = src;
-    while let Some(i) = memchr::memchr2(b'%', b'+', rest) {
+    // Byte scan rather than memchr: keys and values are short and escapes dense.
+    while let Some(i) = rest.iter().position(|&b| b == b'%' || b == b'+') {
         let (plain, tail) = rest.split_at_checked(i)?;
         buf.extend_from_slice(plain);
         match tail {
@@ -89,7 +90,10 @@ pub fn parse_query(raw: &[u8]) -> QueryValues {
         buf: Vec::with_capacity(raw.len()),
         pairs: Vec::with_capacity(separators + 1),
     };
-    for part in raw.split(|&b| b == b'&') {
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'&', raw).chain(std::iter::once(raw.len())) {
+        let part = raw.get(start..end).unwrap_or_default();
+        start = end + 1;
         if part.is_empty() || memchr::memchr(b';', part).is_some() {
             continue;
         }
@@ -111,31 +115,58 @@ pub fn parse_query(raw: &[u8]) -> QueryValues {
     values
 }
 
-/// Whether Go's `shouldEscape(c, encodeQueryComponent)` keeps `b` as is.
+/// Length of each byte after `QueryEscape`: 1 when kept (`A-Za-z0-9-_.~`, Go's
+/// `shouldEscape(c, encodeQueryComponent)` is false) or turned into `+` (space), 3 for `%XX`.
+const ESCAPED_LEN: [u8; 256] = {
+    let mut table = [3u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~' | b' ') {
+            table[b] = 1;
+        }
+        b += 1;
+    }
+    table
+};
+
+/// Whether `QueryEscape` copies `b` unchanged.
 fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~')
+    b != b' ' && ESCAPED_LEN[usize::from(b)] == 1
 }
 
 /// Length of `QueryEscape(src)`.
 fn escaped_len(src: &[u8]) -> usize {
     src.iter()
-        .map(|&b| if is_unreserved(b) || b == b' ' { 1 } else { 3 })
+        .map(|&b| usize::from(ESCAPED_LEN[usize::from(b)]))
         .sum()
 }
 
 /// Go `url.QueryEscape` appended to `out`: `A-Za-z0-9-_.~` kept, space → `+`, every other byte
-/// → `%XX` in upper-case hex.
+/// → `%XX` in upper-case hex. Runs of kept bytes are copied in bulk.
 pub fn query_escape(src: &[u8], out: &mut String) {
-    for &b in src {
-        if is_unreserved(b) {
-            out.push(char::from(b));
-        } else if b == b' ' {
+    let mut rest = src;
+    loop {
+        let run = rest
+            .iter()
+            .position(|&b| !is_unreserved(b))
+            .unwrap_or(rest.len());
+        let (plain, tail) = rest.split_at_checked(run).unwrap_or((rest, &[]));
+        // Kept bytes are ASCII, so this never fails.
+        if let Ok(plain) = std::str::from_utf8(plain) {
+            out.push_str(plain);
+        }
+        let Some((&b, after)) = tail.split_first() else {
+            return;
+        };
+        if b == b' ' {
             out.push('+');
         } else {
             out.push('%');
             out.push(char::from(UPPER_HEX[usize::from(b >> 4)]));
             out.push(char::from(UPPER_HEX[usize::from(b & 0x0f)]));
         }
+        rest = after;
     }
 }
 

@@ -192,7 +192,8 @@ pub fn parse_bytes(name: &[u8]) -> Result<LabelSet, LabelsetError> {
     let mut text = String::with_capacity(STATIC_KEYS.len() + decoded.len());
     text.push_str(STATIC_KEYS);
     text.push_str(&decoded);
-    let mut entries = Vec::new();
+    // One entry per '=' at most, plus `__name__` and the one the receive stage may add.
+    let mut entries = Vec::with_capacity(memchr::memchr_iter(b'=', name).count() + 2);
     parse_into(&text, STATIC_KEYS.len(), &mut entries)?;
     Ok(LabelSet { text, entries })
 }
@@ -201,7 +202,9 @@ pub fn parse_bytes(name: &[u8]) -> Result<LabelSet, LabelsetError> {
 /// keys and values are a few bytes long, too short for memchr's setup to pay off.
 fn find2(bytes: &[u8], from: usize, a: u8, b: u8) -> Option<usize> {
     let tail = bytes.get(from..)?;
-    tail.iter().position(|&c| c == a || c == b).map(|i| from + i)
+    tail.iter()
+        .position(|&c| c == a || c == b)
+        .map(|i| from + i)
 }
 
 /// The state machine of Go's `Parse` over `text[base..] + "{"`. The appended `{` only matters

@@ -203,6 +203,8 @@ pub enum SecretSource {
 }
 
 /// The one authentication method of an endpoint (Alloy allows at most one).
+// One value per endpoint, built once at start-up: boxing OAuth2 would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Auth {
     Basic {

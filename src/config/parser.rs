@@ -1,0 +1,790 @@
+//! Parser: tokens to [`ast::Body`].
+//!
+//! Owns: the grammar of the Alloy subset (blocks, attributes, expressions), attaching comments
+//! and blank lines to the tree for the formatter, and recovering from syntax errors at the next
+//! statement so that every problem in a file is reported in one run. Does not own evaluation.
+//! Pure, cold path; never panics, and bounds nesting so hostile input cannot overflow the stack.
+
+use super::ast::{
+    Attribute, Block, Body, Comment, Element, Expr, ExprKind, Field, Item, Literal, Stmt,
+};
+use super::diag::{Sink, Span};
+use super::lexer::{TokKind, Token};
+
+/// Deepest nesting of blocks and expressions accepted. Real configurations nest four or five
+/// levels (`pyroscope.write > endpoint > oauth2 > tls_config`); the bound keeps recursion, and
+/// so stack use, small on hostile input.
+pub const MAX_NESTING: usize = 64;
+
+/// Parses a whole file. Problems go to `sink`; the tree is returned even when some
+/// statements were malformed (they are left out).
+pub(crate) fn parse(tokens: &[Token], sink: &mut Sink<'_>) -> Body {
+    let mut p = Parser {
+        toks: tokens,
+        i: 0,
+        sink,
+        stray: Vec::new(),
+        depth: 0,
+        bad: false,
+    };
+    p.parse_body(None)
+}
+
+struct Parser<'t, 'k, 's> {
+    toks: &'t [Token],
+    i: usize,
+    sink: &'k mut Sink<'s>,
+    /// Comments met inside an expression where no element could own them; the enclosing
+    /// statement takes them as trailing comments so that none is ever lost.
+    stray: Vec<Comment>,
+    depth: usize,
+    /// The current statement already has a reported error; skip it without piling on more.
+    bad: bool,
+}
+
+fn describe(kind: &TokKind) -> String {
+    match kind {
+        TokKind::Ident(n) => format!("identifier {n}"),
+        TokKind::Str(_) => "string".to_string(),
+        TokKind::Number => "number".to_string(),
+        TokKind::LBrace => "\"{\"".to_string(),
+        TokKind::RBrace => "\"}\"".to_string(),
+        TokKind::LBrack => "\"[\"".to_string(),
+        TokKind::RBrack => "\"]\"".to_string(),
+        TokKind::LParen => "\"(\"".to_string(),
+        TokKind::RParen => "\")\"".to_string(),
+        TokKind::Comma => "\",\"".to_string(),
+        TokKind::Dot => "\".\"".to_string(),
+        TokKind::Assign => "\"=\"".to_string(),
+        TokKind::Plus => "\"+\"".to_string(),
+        TokKind::Minus => "\"-\"".to_string(),
+        TokKind::Op(o) => format!("operator {o}"),
+        TokKind::Newline => "newline".to_string(),
+        TokKind::Comment(_) => "comment".to_string(),
+        TokKind::Invalid => "invalid character".to_string(),
+        TokKind::Eof => "end of file".to_string(),
+    }
+}
+
+/// What `collect_trivia` found between two tokens.
+struct Trivia {
+    /// Comments before the first newline.
+    same_line: Vec<Comment>,
+    /// Comments after it.
+    later: Vec<Comment>,
+    newline: bool,
+}
+
+impl Parser<'_, '_, '_> {
+    fn tok(&self) -> &Token {
+        // The token list always ends with Eof and `i` never moves past it.
+        let last = self.toks.len().saturating_sub(1);
+        &self.toks[self.i.min(last)]
+    }
+
+    fn kind(&self) -> &TokKind {
+        &self.tok().kind
+    }
+
+    fn span(&self) -> Span {
+        self.tok().span
+    }
+
+    fn advance(&mut self) {
+        if !matches!(self.kind(), TokKind::Eof) {
+            self.i += 1;
+        }
+    }
+
+    fn error(&mut self, span: Span, msg: impl Into<String>) {
+        if !self.bad {
+            self.sink.error(span.start, msg);
+        }
+        self.bad = true;
+    }
+
+    fn comment_here(&self) -> Option<Comment> {
+        match self.kind() {
+            TokKind::Comment(t) => Some(Comment {
+                text: t.clone(),
+                span: self.span(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Skips newlines and comments, sorting the comments by whether a newline came first.
+    fn collect_trivia(&mut self) -> Trivia {
+        let mut t = Trivia {
+            same_line: Vec::new(),
+            later: Vec::new(),
+            newline: false,
+        };
+        loop {
+            if let Some(c) = self.comment_here() {
+                if t.newline {
+                    t.later.push(c);
+                } else {
+                    t.same_line.push(c);
+                }
+            } else if matches!(self.kind(), TokKind::Newline) {
+                t.newline = true;
+            } else {
+                return t;
+            }
+            self.advance();
+        }
+    }
+
+    /// Skips to the end of the current statement: a newline or a `}` at the statement's own
+    /// nesting level (neither consumed), or the end of the file.
+    fn recover(&mut self) {
+        let mut depth = 0usize;
+        loop {
+            match self.kind() {
+                TokKind::Eof => return,
+                TokKind::Newline | TokKind::RBrace if depth == 0 => return,
+                TokKind::LBrace | TokKind::LBrack | TokKind::LParen => depth += 1,
+                TokKind::RBrace | TokKind::RBrack | TokKind::RParen => {
+                    depth = depth.saturating_sub(1)
+                }
+                _ => {}
+            }
+            self.advance();
+        }
+    }
+
+    /// `name`: the enclosing block's name and where it opened, `None` at the top level.
+    fn parse_body(&mut self, enclosing: Option<(&str, Span)>) -> Body {
+        let mut items: Vec<Item> = Vec::new();
+        let mut newlines = 0usize;
+        loop {
+            match self.kind().clone() {
+                TokKind::Newline => {
+                    newlines += 1;
+                    self.advance();
+                }
+                TokKind::Comment(text) => {
+                    items.push(Item {
+                        blank_before: newlines >= 2,
+                        stmt: Stmt::Comment(Comment {
+                            text,
+                            span: self.span(),
+                        }),
+                    });
+                    newlines = 0;
+                    self.advance();
+                }
+                TokKind::RBrace => {
+                    if enclosing.is_some() {
+                        break;
+                    }
+                    self.sink
+                        .error(self.span().start, "unexpected \"}\" with no block to close");
+                    self.advance();
+                }
+                TokKind::Eof => {
+                    if let Some((name, span)) = enclosing {
+                        self.sink.error(
+                            span.start,
+                            format!(
+                                "block {name} is not closed: missing \"}}\" before the end of the file"
+                            ),
+                        );
+                    }
+                    break;
+                }
+                TokKind::Ident(_) => {
+                    self.bad = false;
+                    let stmt = self.parse_stmt();
+                    self.finish_stmt(stmt, newlines >= 2, &mut items);
+                    newlines = 0;
+                }
+                other => {
+                    self.bad = false;
+                    let span = self.span();
+                    self.error(
+                        span,
+                        format!("expected an attribute or a block, got {}", describe(&other)),
+                    );
+                    self.advance();
+                    self.recover();
+                    newlines = 0;
+                }
+            }
+        }
+        Body { items }
+    }
+
+    /// Attaches same-line comments and checks that the statement ends its line.
+    fn finish_stmt(&mut self, stmt: Option<Stmt>, blank_before: bool, items: &mut Vec<Item>) {
+        let mut trailing = std::mem::take(&mut self.stray);
+        while let Some(c) = self.comment_here() {
+            trailing.push(c);
+            self.advance();
+        }
+        match self.kind() {
+            TokKind::Newline | TokKind::RBrace | TokKind::Eof => {}
+            other => {
+                let msg = format!(
+                    "expected a newline after the statement, got {}",
+                    describe(other)
+                );
+                let span = self.span();
+                self.error(span, msg);
+                self.recover();
+            }
+        }
+        let Some(mut stmt) = stmt else { return };
+        match &mut stmt {
+            Stmt::Attr(a) => a.trailing.extend(trailing),
+            Stmt::Block(b) => b.trailing.extend(trailing),
+            Stmt::Comment(_) => {}
+        }
+        items.push(Item { blank_before, stmt });
+    }
+
+    fn parse_stmt(&mut self) -> Option<Stmt> {
+        let name_span_start = self.span();
+        let TokKind::Ident(first) = self.kind().clone() else {
+            return None;
+        };
+        self.advance();
+        let mut name = first;
+        let mut name_span = name_span_start;
+        while matches!(self.kind(), TokKind::Dot) {
+            self.advance();
+            match self.kind().clone() {
+                TokKind::Ident(part) => {
+                    name.push('.');
+                    name.push_str(&part);
+                    name_span = name_span.to(self.span());
+                    self.advance();
+                }
+                other => {
+                    let span = self.span();
+                    self.error(
+                        span,
+                        format!(
+                            "expected an identifier after \".\", got {}",
+                            describe(&other)
+                        ),
+                    );
+                    self.recover();
+                    return None;
+                }
+            }
+        }
+        match self.kind().clone() {
+            TokKind::Assign => {
+                if name.contains('.') {
+                    self.error(
+                        name_span,
+                        format!("attribute name {name:?} must be a single identifier"),
+                    );
+                    self.recover();
+                    return None;
+                }
+                self.advance();
+                let value = self.parse_expr();
+                if self.bad {
+                    self.recover();
+                    return None;
+                }
+                Some(Stmt::Attr(Attribute {
+                    name,
+                    name_span,
+                    value,
+                    trailing: Vec::new(),
+                }))
+            }
+            TokKind::Str(label) => {
+                let label_span = self.span();
+                self.advance();
+                if !matches!(self.kind(), TokKind::LBrace) {
+                    let msg = format!(
+                        "expected \"{{\" after the label of block {name}, got {}",
+                        describe(self.kind())
+                    );
+                    let span = self.span();
+                    self.error(span, msg);
+                    self.recover();
+                    return None;
+                }
+                self.parse_block(name, name_span, Some((label, label_span)))
+            }
+            TokKind::LBrace => self.parse_block(name, name_span, None),
+            other => {
+                let span = self.span();
+                self.error(
+                    span,
+                    format!(
+                        "expected \"=\" or a block after {name}, got {}",
+                        describe(&other)
+                    ),
+                );
+                self.recover();
+                None
+            }
+        }
+    }
+
+    fn parse_block(
+        &mut self,
+        name: String,
+        name_span: Span,
+        label: Option<(String, Span)>,
+    ) -> Option<Stmt> {
+        // At `{`.
+        let open = self.span();
+        if self.depth >= MAX_NESTING {
+            self.error(
+                open,
+                format!("blocks are nested deeper than {MAX_NESTING} levels"),
+            );
+            self.recover();
+            return None;
+        }
+        self.advance();
+        self.depth += 1;
+        let body = self.parse_body(Some((&name, name_span)));
+        self.depth -= 1;
+        let end = self.span();
+        if matches!(self.kind(), TokKind::RBrace) {
+            self.advance();
+        }
+        // Errors inside the body were reported and recovered from there; the block itself
+        // is well formed.
+        self.bad = false;
+        let (label, label_text, label_span) = match label {
+            Some((l, s)) => (Some(l), Some(self.source_text(s)), Some(s)),
+            None => (None, None, None),
+        };
+        Some(Stmt::Block(Block {
+            name,
+            name_span,
+            label,
+            label_text,
+            label_span,
+            body,
+            trailing: Vec::new(),
+            span: name_span.to(end),
+        }))
+    }
+
+    fn parse_expr(&mut self) -> Expr {
+        if self.depth >= MAX_NESTING {
+            let span = self.span();
+            self.error(
+                span,
+                format!("expressions are nested deeper than {MAX_NESTING} levels"),
+            );
+            return null_expr(span);
+        }
+        self.depth += 1;
+        let e = self.parse_add();
+        self.depth -= 1;
+        e
+    }
+
+    fn parse_add(&mut self) -> Expr {
+        let mut lhs = self.parse_unary();
+        loop {
+            match self.kind().clone() {
+                TokKind::Plus => {
+                    self.advance();
+                    let t = self.collect_trivia();
+                    self.stray.extend(t.same_line);
+                    self.stray.extend(t.later);
+                    let rhs = self.parse_unary();
+                    let span = lhs.span.to(rhs.span);
+                    lhs = Expr {
+                        kind: ExprKind::Add(Box::new(lhs), Box::new(rhs)),
+                        span,
+                    };
+                }
+                TokKind::Minus => {
+                    let span = self.span();
+                    self.error(
+                        span,
+                        "operator - is not supported by pyrogate (only + is evaluated)",
+                    );
+                    return lhs;
+                }
+                TokKind::Op(op) => {
+                    let span = self.span();
+                    self.error(
+                        span,
+                        format!("operator {op} is not supported by pyrogate (only + is evaluated)"),
+                    );
+                    return lhs;
+                }
+                _ => return lhs,
+            }
+        }
+    }
+
+    fn parse_unary(&mut self) -> Expr {
+        match self.kind() {
+            TokKind::Minus => {
+                let start = self.span();
+                self.advance();
+                if self.depth >= MAX_NESTING {
+                    self.error(
+                        start,
+                        format!("expressions are nested deeper than {MAX_NESTING} levels"),
+                    );
+                    return null_expr(start);
+                }
+                self.depth += 1;
+                let inner = self.parse_unary();
+                self.depth -= 1;
+                let span = start.to(inner.span);
+                Expr {
+                    kind: ExprKind::Neg(Box::new(inner)),
+                    span,
+                }
+            }
+            TokKind::Op(op) => {
+                let op = *op;
+                let span = self.span();
+                self.error(
+                    span,
+                    format!("operator {op} is not supported by pyrogate (only + is evaluated)"),
+                );
+                null_expr(span)
+            }
+            _ => self.parse_postfix(),
+        }
+    }
+
+    fn parse_postfix(&mut self) -> Expr {
+        let mut e = self.parse_primary();
+        loop {
+            match self.kind() {
+                TokKind::Dot => {
+                    self.advance();
+                    match self.kind().clone() {
+                        TokKind::Ident(name) => {
+                            let span = e.span.to(self.span());
+                            self.advance();
+                            e = Expr {
+                                kind: ExprKind::Access {
+                                    base: Box::new(e),
+                                    name,
+                                },
+                                span,
+                            };
+                        }
+                        other => {
+                            let span = self.span();
+                            self.error(
+                                span,
+                                format!(
+                                    "expected an identifier after \".\", got {}",
+                                    describe(&other)
+                                ),
+                            );
+                            return e;
+                        }
+                    }
+                }
+                TokKind::LParen => {
+                    self.advance();
+                    let mut args = Vec::new();
+                    loop {
+                        let t = self.collect_trivia();
+                        self.stray.extend(t.same_line);
+                        self.stray.extend(t.later);
+                        if matches!(self.kind(), TokKind::RParen) {
+                            break;
+                        }
+                        args.push(self.parse_expr());
+                        if self.bad {
+                            return e;
+                        }
+                        let t = self.collect_trivia();
+                        self.stray.extend(t.same_line);
+                        self.stray.extend(t.later);
+                        match self.kind() {
+                            TokKind::Comma => self.advance(),
+                            TokKind::RParen => break,
+                            other => {
+                                let msg = format!(
+                                    "expected \",\" or \")\" in the argument list, got {}",
+                                    describe(other)
+                                );
+                                let span = self.span();
+                                self.error(span, msg);
+                                return e;
+                            }
+                        }
+                    }
+                    let span = e.span.to(self.span());
+                    self.advance();
+                    e = Expr {
+                        kind: ExprKind::Call {
+                            callee: Box::new(e),
+                            args,
+                        },
+                        span,
+                    };
+                }
+                TokKind::LBrack => {
+                    let span = self.span();
+                    self.error(span, "indexing with [...] is not supported by pyrogate");
+                    return e;
+                }
+                _ => return e,
+            }
+        }
+    }
+
+    fn parse_primary(&mut self) -> Expr {
+        let span = self.span();
+        match self.kind().clone() {
+            TokKind::Str(s) => {
+                self.advance();
+                literal(Literal::Str(s), span, self.source_text(span))
+            }
+            TokKind::Number => {
+                self.advance();
+                let text = self.source_text(span);
+                let value = if text.contains(['.', 'e', 'E']) {
+                    match text.parse::<f64>() {
+                        Ok(f) if f.is_finite() => Literal::Float(f),
+                        _ => {
+                            self.error(span, format!("number {text} is out of range"));
+                            Literal::Null
+                        }
+                    }
+                } else {
+                    match text.parse::<i64>() {
+                        Ok(i) => Literal::Int(i),
+                        Err(_) => {
+                            self.error(span, format!("integer {text} is out of range"));
+                            Literal::Null
+                        }
+                    }
+                };
+                literal(value, span, text)
+            }
+            TokKind::Ident(name) => {
+                self.advance();
+                match name.as_str() {
+                    "true" => literal(Literal::Bool(true), span, name),
+                    "false" => literal(Literal::Bool(false), span, name),
+                    "null" => literal(Literal::Null, span, name),
+                    _ => Expr {
+                        kind: ExprKind::Ident(name),
+                        span,
+                    },
+                }
+            }
+            TokKind::LParen => {
+                self.advance();
+                let t = self.collect_trivia();
+                self.stray.extend(t.same_line);
+                self.stray.extend(t.later);
+                let inner = self.parse_expr();
+                if self.bad {
+                    return inner;
+                }
+                let t = self.collect_trivia();
+                self.stray.extend(t.same_line);
+                self.stray.extend(t.later);
+                if !matches!(self.kind(), TokKind::RParen) {
+                    let msg = format!("expected \")\", got {}", describe(self.kind()));
+                    let s = self.span();
+                    self.error(s, msg);
+                    return inner;
+                }
+                let end = self.span();
+                self.advance();
+                Expr {
+                    kind: ExprKind::Paren(Box::new(inner)),
+                    span: span.to(end),
+                }
+            }
+            TokKind::LBrack => self.parse_list(),
+            TokKind::LBrace => self.parse_object(),
+            other => {
+                self.error(span, format!("expected a value, got {}", describe(&other)));
+                null_expr(span)
+            }
+        }
+    }
+
+    /// The source text of a token, as written.
+    fn source_text(&self, span: Span) -> String {
+        self.sink
+            .source()
+            .get(span.start.offset..span.end)
+            .unwrap_or("")
+            .to_string()
+    }
+
+    fn parse_list(&mut self) -> Expr {
+        let open = self.span();
+        self.advance();
+        let first = self.collect_trivia();
+        let mut multiline = first.newline;
+        let mut pending: Vec<Comment> = first.same_line;
+        pending.extend(first.later);
+        let mut elems = Vec::new();
+        loop {
+            if matches!(self.kind(), TokKind::RBrack) {
+                break;
+            }
+            let value = self.parse_expr();
+            if self.bad {
+                return null_expr(open);
+            }
+            let after = self.collect_trivia();
+            let mut el = Element {
+                leading: std::mem::take(&mut pending),
+                value,
+                trailing: after.same_line,
+            };
+            pending = after.later;
+            multiline |= after.newline;
+            match self.kind() {
+                TokKind::Comma => {
+                    self.advance();
+                    let t = self.collect_trivia();
+                    if after.newline {
+                        pending.extend(t.same_line);
+                    } else {
+                        el.trailing.extend(t.same_line);
+                    }
+                    pending.extend(t.later);
+                    multiline |= t.newline;
+                }
+                TokKind::RBrack => {}
+                _ if after.newline => {}
+                other => {
+                    let msg = format!(
+                        "expected \",\" or \"]\" in the list, got {}",
+                        describe(other)
+                    );
+                    let span = self.span();
+                    self.error(span, msg);
+                    return null_expr(open);
+                }
+            }
+            elems.push(el);
+        }
+        let close = self.span();
+        self.advance();
+        Expr {
+            kind: ExprKind::List {
+                elems,
+                multiline,
+                end_comments: pending,
+            },
+            span: open.to(close),
+        }
+    }
+
+    fn parse_object(&mut self) -> Expr {
+        let open = self.span();
+        self.advance();
+        let first = self.collect_trivia();
+        let mut multiline = first.newline;
+        let mut pending: Vec<Comment> = first.same_line;
+        pending.extend(first.later);
+        let mut fields = Vec::new();
+        loop {
+            let key_span = self.span();
+            let (key, key_text) = match self.kind().clone() {
+                TokKind::RBrace => break,
+                TokKind::Ident(k) => (k.clone(), k),
+                TokKind::Str(k) => (k, self.source_text(key_span)),
+                other => {
+                    self.error(
+                        key_span,
+                        format!(
+                            "expected a field name (identifier or string) in the object, got {}",
+                            describe(&other)
+                        ),
+                    );
+                    return null_expr(open);
+                }
+            };
+            self.advance();
+            if !matches!(self.kind(), TokKind::Assign) {
+                let msg = format!(
+                    "expected \"=\" after field {key_text} in the object, got {}",
+                    describe(self.kind())
+                );
+                let span = self.span();
+                self.error(span, msg);
+                return null_expr(open);
+            }
+            self.advance();
+            let value = self.parse_expr();
+            if self.bad {
+                return null_expr(open);
+            }
+            let after = self.collect_trivia();
+            let mut el = Element {
+                leading: std::mem::take(&mut pending),
+                value: Field {
+                    key,
+                    key_text,
+                    key_span,
+                    value,
+                },
+                trailing: after.same_line,
+            };
+            pending = after.later;
+            multiline |= after.newline;
+            match self.kind() {
+                TokKind::Comma => {
+                    self.advance();
+                    let t = self.collect_trivia();
+                    if after.newline {
+                        pending.extend(t.same_line);
+                    } else {
+                        el.trailing.extend(t.same_line);
+                    }
+                    pending.extend(t.later);
+                    multiline |= t.newline;
+                }
+                TokKind::RBrace => {}
+                _ if after.newline => {}
+                other => {
+                    let msg = format!(
+                        "expected \",\" or \"}}\" in the object, got {}",
+                        describe(other)
+                    );
+                    let span = self.span();
+                    self.error(span, msg);
+                    return null_expr(open);
+                }
+            }
+            fields.push(el);
+        }
+        let close = self.span();
+        self.advance();
+        Expr {
+            kind: ExprKind::Object {
+                fields,
+                multiline,
+                end_comments: pending,
+            },
+            span: open.to(close),
+        }
+    }
+}
+
+fn literal(value: Literal, span: Span, text: String) -> Expr {
+    Expr {
+        kind: ExprKind::Literal { value, text },
+        span,
+    }
+}
+
+fn null_expr(span: Span) -> Expr {
+    literal(Literal::Null, span, "null".to_string())
+}

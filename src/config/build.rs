@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Environment;
-use super::ast::{Attribute, Block, Body, Stmt};
+use super::ast::{Attribute, Block, Body, ExprKind, Stmt};
 use super::diag::{Pos, Sink};
 use super::eval::{Evaluator, V, Val};
 use super::model::*;
@@ -605,31 +605,43 @@ impl Cx<'_, '_, '_> {
         let fwd_attr = r.attr("forward_to");
         self.require(&r, "forward_to", fwd_attr.is_some());
         let mut forward_to = Vec::new();
-        if let Some(a) = fwd_attr
-            && let Some(v) = self.eval(a)
-        {
-            match v.kind {
-                V::List(items) => {
-                    for item in items {
-                        match item.kind {
-                            V::Receiver(l) => {
-                                if let Some(&i) = writers.get(l.as_str())
-                                    && !forward_to.contains(&i)
-                                {
-                                    forward_to.push(i);
-                                }
-                            }
-                            V::Component(path) => self.sink.error(
-                                item.span.start,
-                                format!(
-                                    "{path} is not a receiver; forward_to takes {path}.receiver"
-                                ),
-                            ),
-                            _ => self.type_error("forward_to element", "receiver", &item),
+        if let Some(a) = fwd_attr {
+            // A list literal is evaluated element by element so that one bad reference does
+            // not hide the problems of the others.
+            let items = match &a.value.kind {
+                ExprKind::List { elems, .. } => Some(
+                    elems
+                        .iter()
+                        .filter_map(|el| self.ev.eval(&el.value, self.sink))
+                        .collect(),
+                ),
+                _ => match self.eval(a) {
+                    Some(Val {
+                        kind: V::List(items),
+                        ..
+                    }) => Some(items),
+                    Some(v) => {
+                        self.type_error("forward_to", "list(ProfilesReceiver)", &v);
+                        None
+                    }
+                    None => None,
+                },
+            };
+            for item in items.unwrap_or_default() {
+                match item.kind {
+                    V::Receiver(l) => {
+                        if let Some(&i) = writers.get(l.as_str())
+                            && !forward_to.contains(&i)
+                        {
+                            forward_to.push(i);
                         }
                     }
+                    V::Component(path) => self.sink.error(
+                        item.span.start,
+                        format!("{path} is not a receiver; forward_to takes {path}.receiver"),
+                    ),
+                    _ => self.type_error("forward_to element", "receiver", &item),
                 }
-                _ => self.type_error("forward_to", "list(ProfilesReceiver)", &v),
             }
         }
         let graceful_shutdown_timeout = self

@@ -111,7 +111,19 @@ fn print_body(body: &Body, level: usize, top: bool, out: &mut String) {
                     .map(|(a, _)| a.name.chars().count())
                     .max()
                     .unwrap_or(0);
-                for (a, v) in group {
+                // Trailing comments on consecutive lines line up too (a tabwriter column).
+                let comment_cols = trailing_columns(
+                    &group
+                        .iter()
+                        .map(|(a, v)| {
+                            (
+                                !a.trailing.is_empty() && !v.contains('\n'),
+                                v.chars().count(),
+                            )
+                        })
+                        .collect::<Vec<_>>(),
+                );
+                for ((a, v), col) in group.into_iter().zip(comment_cols) {
                     indent(out, level);
                     out.push_str(&a.name);
                     for _ in a.name.chars().count()..width {
@@ -119,6 +131,9 @@ fn print_body(body: &Body, level: usize, top: bool, out: &mut String) {
                     }
                     out.push_str(" = ");
                     out.push_str(&v);
+                    for _ in v.chars().count()..col {
+                        out.push(' ');
+                    }
                     push_trailing(out, &a.trailing);
                     out.push('\n');
                 }
@@ -126,6 +141,29 @@ fn print_body(body: &Body, level: usize, top: bool, out: &mut String) {
             }
         }
     }
+}
+
+/// For each line `(has_comment, value_width)`, the width to pad its value to so that the
+/// comments of consecutive commented lines start in the same column.
+fn trailing_columns(lines: &[(bool, usize)]) -> Vec<usize> {
+    let mut cols = vec![0; lines.len()];
+    let mut i = 0;
+    while i < lines.len() {
+        if !lines[i].0 {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j < lines.len() && lines[j].0 {
+            j += 1;
+        }
+        let width = lines[i..j].iter().map(|l| l.1).max().unwrap_or(0);
+        for c in &mut cols[i..j] {
+            *c = width;
+        }
+        i = j;
+    }
+    cols
 }
 
 /// Prints an expression that starts on a line indented `level` tabs.

@@ -200,6 +200,12 @@ impl Parser<'_, '_, '_> {
                     self.finish_stmt(stmt, newlines >= 2, &mut items);
                     newlines = 0;
                 }
+                TokKind::Invalid => {
+                    // Already reported by the lexer.
+                    self.advance();
+                    self.recover();
+                    newlines = 0;
+                }
                 other => {
                     self.bad = false;
                     let span = self.span();
@@ -225,6 +231,8 @@ impl Parser<'_, '_, '_> {
         }
         match self.kind() {
             TokKind::Newline | TokKind::RBrace | TokKind::Eof => {}
+            // The lexer already reported the character.
+            TokKind::Invalid => self.recover(),
             other => {
                 let msg = format!(
                     "expected a newline after the statement, got {}",
@@ -541,6 +549,11 @@ impl Parser<'_, '_, '_> {
     }
 
     fn parse_primary(&mut self) -> Expr {
+        // `x = /* why */ value`: a comment may sit before the value on the same line.
+        while let Some(c) = self.comment_here() {
+            self.stray.push(c);
+            self.advance();
+        }
         let span = self.span();
         match self.kind().clone() {
             TokKind::Str(s) => {
@@ -608,6 +621,11 @@ impl Parser<'_, '_, '_> {
             }
             TokKind::LBrack => self.parse_list(),
             TokKind::LBrace => self.parse_object(),
+            TokKind::Invalid => {
+                // Already reported by the lexer; stay quiet about the rest of the statement.
+                self.bad = true;
+                null_expr(span)
+            }
             other => {
                 self.error(span, format!("expected a value, got {}", describe(&other)));
                 null_expr(span)

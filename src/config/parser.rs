@@ -16,6 +16,11 @@ use super::lexer::{TokKind, Token};
 /// so stack use, small on hostile input.
 pub const MAX_NESTING: usize = 64;
 
+/// Most operands of one `a + b + ...` chain. The chain becomes a left-leaning tree that the
+/// evaluator and formatter walk recursively, so it is bounded like nesting; real
+/// configurations join two or three strings.
+pub const MAX_CONCAT_TERMS: usize = 64;
+
 /// Parses a whole file. Problems go to `sink`; the tree is returned even when some
 /// statements were malformed (they are left out).
 pub(crate) fn parse(tokens: &[Token], sink: &mut Sink<'_>) -> Body {
@@ -397,9 +402,19 @@ impl Parser<'_, '_, '_> {
 
     fn parse_add(&mut self) -> Expr {
         let mut lhs = self.parse_unary();
+        let mut terms = 1usize;
         loop {
             match self.kind().clone() {
                 TokKind::Plus => {
+                    terms += 1;
+                    if terms > MAX_CONCAT_TERMS {
+                        let span = self.span();
+                        self.error(
+                            span,
+                            format!("a + chain may join at most {MAX_CONCAT_TERMS} values"),
+                        );
+                        return lhs;
+                    }
                     self.advance();
                     let t = self.collect_trivia();
                     self.stray.extend(t.same_line);
@@ -805,4 +820,74 @@ fn literal(value: Literal, span: Span, text: String) -> Expr {
 
 fn null_expr(span: Span) -> Expr {
     literal(Literal::Null, span, "null".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{diag::Sink, lexer, parser};
+
+    fn errors(src: &str) -> Vec<String> {
+        let mut sink = Sink::new("t", src);
+        let toks = lexer::lex(src, &mut sink);
+        let _ = parser::parse(&toks, &mut sink);
+        sink.finish().iter().map(|d| d.message.clone()).collect()
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let src = format!("a = {}\n", "[".repeat(100_000));
+        assert_eq!(
+            errors(&src),
+            ["expressions are nested deeper than 64 levels"]
+        );
+        let src = format!("{}\n", "a {\n".repeat(100_000));
+        assert!(errors(&src).contains(&"blocks are nested deeper than 64 levels".to_string()));
+        let src = format!("a = {}\n", "-".repeat(100_000));
+        assert_eq!(
+            errors(&src),
+            ["expressions are nested deeper than 64 levels"]
+        );
+    }
+
+    #[test]
+    fn long_concatenation_is_bounded() {
+        let src = format!("a = 1{}\n", " + 1".repeat(100_000));
+        assert_eq!(errors(&src), ["a + chain may join at most 64 values"]);
+        let src = format!("a = 1{}\n", " + 1".repeat(63));
+        assert!(errors(&src).is_empty());
+    }
+
+    #[test]
+    fn every_syntax_error_is_reported_with_recovery() {
+        let src = "a {\n  b = \n  c = 1 2\n  d = [1,, 2]\n}\ne = 1\n";
+        assert_eq!(
+            errors(src),
+            [
+                "expected a value, got newline",
+                "expected a newline after the statement, got number",
+                "expected a value, got \",\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn comments_attach_to_statements_and_elements() {
+        let src = "a = [\n  // lead\n  x, // trail\n] // end\n";
+        let mut sink = Sink::new("t", src);
+        let toks = lexer::lex(src, &mut sink);
+        let body = parser::parse(&toks, &mut sink);
+        let crate::config::ast::Stmt::Attr(a) = &body.items[0].stmt else {
+            panic!("not an attribute")
+        };
+        assert_eq!(a.trailing[0].text, "// end");
+        let crate::config::ast::ExprKind::List {
+            elems, multiline, ..
+        } = &a.value.kind
+        else {
+            panic!("not a list")
+        };
+        assert!(*multiline);
+        assert_eq!(elems[0].leading[0].text, "// lead");
+        assert_eq!(elems[0].trailing[0].text, "// trail");
+    }
 }

@@ -2,12 +2,12 @@
 //!
 //! Owns: the `pyroscope.write` half of validation, with Alloy's own messages where Alloy has
 //! them (`alloy-behaviour.md` §3.1: one auth method, exclusive pairs, reserved `http_headers`).
-//! Does not own the reader and typed getters (see `build`). Pure, cold path.
+//! Does not own the reader and typed getters (see `reader`). Pure, cold path.
 
 use super::ast::Block;
-use super::build::{Cx, Reader};
 use super::diag::Pos;
 use super::model::*;
+use super::reader::{Cx, Reader};
 use super::values::{is_header_name, is_reserved_header, parse_endpoint_url};
 
 /// Alloy's message when an endpoint configures more than one authentication method.

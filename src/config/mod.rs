@@ -18,6 +18,7 @@ mod fmt;
 pub mod lexer;
 pub mod model;
 pub mod parser;
+mod reader;
 pub mod values;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};

@@ -143,8 +143,10 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 /// Parses an endpoint `url`. `http`/`https` become [`EndpointUrl::Http`] (the query string
 /// and fragment are discarded, as Alloy does); `file://DIR` becomes [`EndpointUrl::Capture`].
-pub fn parse_endpoint_url(text: &str) -> Result<EndpointUrl, String> {
-    let Some((scheme, rest)) = text.split_once("://") else {
+pub fn parse_endpoint_url(full: &str) -> Result<EndpointUrl, String> {
+    // Messages quote the URL without its query or fragment: those may carry tokens.
+    let text = full.split(['?', '#']).next().unwrap_or("");
+    let Some((scheme, _)) = text.split_once("://") else {
         return Err(format!(
             "url {text:?} has no scheme: expected http://, https:// or file://"
         ));
@@ -154,6 +156,7 @@ pub fn parse_endpoint_url(text: &str) -> Result<EndpointUrl, String> {
         "http" => false,
         "https" => true,
         "file" => {
+            let rest = full.split_once("://").map_or("", |(_, r)| r);
             if rest.is_empty() {
                 return Err(
                     "file:// url needs a directory, e.g. \"file://./pyrogate-capture\"".to_string(),
@@ -169,6 +172,7 @@ pub fn parse_endpoint_url(text: &str) -> Result<EndpointUrl, String> {
             ));
         }
     };
+    let rest = full.split_once("://").map_or("", |(_, r)| r);
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
     if authority.contains('@') {

@@ -203,6 +203,8 @@ pub enum SecretSource {
 }
 
 /// The one authentication method of an endpoint (Alloy allows at most one).
+// One value per endpoint, built once at start-up: boxing OAuth2 would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)] // built once per endpoint at start-up; size is irrelevant
 pub enum Auth {

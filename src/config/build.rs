@@ -1,0 +1,506 @@
+//! Builder: syntax tree to the typed [`Config`], with all validation.
+//!
+//! Owns: which blocks and attributes exist where, their types and defaults (Alloy's, from
+//! `alloy-behaviour.md` §1.5 and §3.1, plus the pyrogate extensions), cross-component checks
+//! (duplicate labels, `forward_to` resolution, listen-address clashes) and every message about
+//! them. The `pyroscope.write` half lives in `build_write`, the typed getters in `reader`. Does not own syntax or expression
+//! meaning (see `parser`, `eval`). Pure, cold path; collects every problem.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use super::Environment;
+use super::ast::{Block, Body, ExprKind, Stmt};
+use super::diag::{Pos, Sink};
+use super::eval::{Evaluator, V, Val};
+use super::model::*;
+use super::reader::{Cx, Reader};
+use super::values::is_header_name;
+
+pub(crate) const RECEIVE_HTTP: &str = "pyroscope.receive_http";
+pub(crate) const WRITE: &str = "pyroscope.write";
+
+/// Builds the configuration; `None` when any error was reported.
+pub(crate) fn build(body: &Body, env: &dyn Environment, sink: &mut Sink<'_>) -> Option<Config> {
+    let mut receivers_src: Vec<&Block> = Vec::new();
+    let mut writers_src: Vec<&Block> = Vec::new();
+    let mut logging_src: Option<&Block> = None;
+    let mut gateway_src: Option<&Block> = None;
+    let mut seen: HashMap<(String, String), u32> = HashMap::new();
+
+    for item in &body.items {
+        match &item.stmt {
+            Stmt::Comment(_) => {}
+            Stmt::Attr(a) => sink.error(
+                a.name_span.start,
+                format!(
+                    "attribute {:?} is not allowed at the top level; it belongs inside a block",
+                    a.name
+                ),
+            ),
+            Stmt::Block(b) => match b.name.as_str() {
+                RECEIVE_HTTP | WRITE => {
+                    let Some(label) = &b.label else {
+                        sink.error(
+                            b.name_span.start,
+                            format!(
+                                "component {} needs a label, e.g. {} \"default\" {{ ... }}",
+                                b.name, b.name
+                            ),
+                        );
+                        continue;
+                    };
+                    let at = b.label_span.map_or(b.name_span.start, |s| s.start);
+                    if !is_identifier(label) {
+                        sink.error(
+                            at,
+                            format!(
+                                "component label {label:?} must be a valid identifier (letters, digits and _, not starting with a digit)"
+                            ),
+                        );
+                        continue;
+                    }
+                    let key = (b.name.clone(), label.clone());
+                    if let Some(line) = seen.get(&key) {
+                        sink.error(
+                            at,
+                            format!(
+                                "{} {label:?} is already declared at line {line}",
+                                b.name
+                            ),
+                        );
+                        continue;
+                    }
+                    seen.insert(key, b.name_span.start.line);
+                    if b.name == RECEIVE_HTTP {
+                        receivers_src.push(b);
+                    } else {
+                        writers_src.push(b);
+                    }
+                }
+                "logging" | "pyrogate" => {
+                    if b.label.is_some() {
+                        let at = b.label_span.map_or(b.name_span.start, |s| s.start);
+                        sink.error(at, format!("block {} does not take a label", b.name));
+                    }
+                    let slot = if b.name == "logging" {
+                        &mut logging_src
+                    } else {
+                        &mut gateway_src
+                    };
+                    match slot {
+                        Some(first) => sink.error(
+                            b.name_span.start,
+                            format!(
+                                "block {} may only be given once (first at line {})",
+                                b.name, first.name_span.start.line
+                            ),
+                        ),
+                        None => *slot = Some(b),
+                    }
+                }
+                name if name.contains('.') => sink.error(
+                    b.name_span.start,
+                    format!(
+                        "component {name} is not supported: pyrogate supports only the {RECEIVE_HTTP} and {WRITE} components"
+                    ),
+                ),
+                name => sink.error(
+                    b.name_span.start,
+                    format!(
+                        "unknown block {name:?} at the top level: pyrogate supports logging, pyrogate, {RECEIVE_HTTP} and {WRITE}"
+                    ),
+                ),
+            },
+        }
+    }
+
+    let writer_labels: HashSet<String> =
+        writers_src.iter().filter_map(|b| b.label.clone()).collect();
+    let receiver_labels: HashSet<String> = receivers_src
+        .iter()
+        .filter_map(|b| b.label.clone())
+        .collect();
+    let mut cx = Cx {
+        ev: Evaluator {
+            env,
+            writers: &writer_labels,
+            receivers: &receiver_labels,
+        },
+        sink,
+    };
+
+    let writers: Vec<Writer> = writers_src.iter().filter_map(|b| cx.writer(b)).collect();
+    let writer_index: HashMap<&str, usize> = writers
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.label.as_str(), i))
+        .collect();
+
+    let mut receivers = Vec::new();
+    let mut listen_at: Vec<(SocketAddr, Pos, &Block)> = Vec::new();
+    for b in &receivers_src {
+        if let Some((r, pos)) = cx.receiver(b, &writer_index) {
+            let addr = r.http.listen;
+            if addr.port() != 0 {
+                if let Some((_, _, first)) =
+                    listen_at.iter().find(|(other, _, _)| clashes(*other, addr))
+                {
+                    cx.sink.error(
+                        pos,
+                        format!(
+                            "listen address {addr} is already used by {} (line {})",
+                            first.display_name(),
+                            first.name_span.start.line
+                        ),
+                    );
+                }
+                listen_at.push((addr, pos, b));
+            }
+            receivers.push(r);
+        }
+    }
+
+    let logging = logging_src.map(|b| cx.logging(b)).unwrap_or_default();
+    let gateway = gateway_src.map(|b| cx.gateway(b)).unwrap_or_default();
+
+    if cx.sink.has_errors() {
+        return None;
+    }
+    Some(Config {
+        receivers,
+        writers,
+        logging,
+        gateway,
+    })
+}
+
+/// Two listeners clash when they share a port and an address, or one of them listens on every
+/// address of the same family.
+fn clashes(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && (a.ip() == b.ip()
+            || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified())))
+}
+
+/// Alloy's identifier rule for component labels.
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
+        && chars.all(|c| c == '_' || c.is_alphanumeric())
+}
+
+impl Cx<'_, '_, '_> {
+    fn receiver(&mut self, b: &Block, writers: &HashMap<&str, usize>) -> Option<(Receiver, Pos)> {
+        let label = b.label.clone().unwrap_or_default();
+        let mut r = Reader::new(b.display_name(), b, self.sink);
+
+        let fwd_attr = r.attr("forward_to");
+        self.require(&r, "forward_to", fwd_attr.is_some());
+        let mut forward_to = Vec::new();
+        if let Some(a) = fwd_attr {
+            // A list literal is evaluated element by element so that one bad reference does
+            // not hide the problems of the others.
+            let items = match &a.value.kind {
+                ExprKind::List { elems, .. } => Some(
+                    elems
+                        .iter()
+                        .filter_map(|el| self.ev.eval(&el.value, self.sink))
+                        .collect(),
+                ),
+                _ => match self.eval(a) {
+                    Some(Val {
+                        kind: V::List(items),
+                        ..
+                    }) => Some(items),
+                    Some(v) => {
+                        self.type_error("forward_to", "list(ProfilesReceiver)", &v);
+                        None
+                    }
+                    None => None,
+                },
+            };
+            for item in items.unwrap_or_default() {
+                match item.kind {
+                    V::Receiver(l) => {
+                        if let Some(&i) = writers.get(l.as_str())
+                            && !forward_to.contains(&i)
+                        {
+                            forward_to.push(i);
+                        }
+                    }
+                    V::Component(path) => self.sink.error(
+                        item.span.start,
+                        format!("{path} is not a receiver; forward_to takes {path}.receiver"),
+                    ),
+                    _ => self.type_error("forward_to element", "receiver", &item),
+                }
+            }
+        }
+        let graceful_shutdown_timeout = self
+            .duration(&mut r, "graceful_shutdown_timeout")
+            .unwrap_or(DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT);
+        self.ignored_duration(
+            &mut r,
+            "debug_info_upload_timeout",
+            "it applies to eBPF debug-info uploads, which pyrogate does not receive",
+        );
+        let acknowledge = self
+            .choice(
+                &mut r,
+                "acknowledge",
+                &[
+                    ("delivered", AckMode::Delivered),
+                    ("enqueued", AckMode::Enqueued),
+                ],
+            )
+            .unwrap_or(AckMode::Delivered);
+        let mut forward_headers: Vec<String> = Vec::new();
+        for (h, at) in self
+            .string_list(&mut r, "forward_headers")
+            .unwrap_or_default()
+        {
+            if !is_header_name(&h) {
+                self.sink.error(
+                    at,
+                    format!("forward_headers: {h:?} is not a valid HTTP header name"),
+                );
+                continue;
+            }
+            let lc = h.to_ascii_lowercase();
+            if !forward_headers.contains(&lc) {
+                forward_headers.push(lc);
+            }
+        }
+        let http_block = r.block("http", self.sink);
+        let (http, listen_pos) = match http_block {
+            Some(hb) => self.http_server(hb, &r.path),
+            None => (Some(fallback_http_server()), b.name_span.start),
+        };
+        self.ignored_block(
+            &mut r,
+            "grpc",
+            "pyroscope.receive_http serves no gRPC services",
+        );
+        r.finish(self.sink);
+        Some((
+            Receiver {
+                label,
+                forward_to,
+                graceful_shutdown_timeout,
+                http: http?,
+                acknowledge,
+                forward_headers,
+            },
+            listen_pos,
+        ))
+    }
+
+    /// The `http` block; also returns where to point listen-address clash errors.
+    fn http_server(&mut self, b: &Block, parent: &str) -> (Option<HttpServer>, Pos) {
+        let mut r = Reader::new(format!("{parent} > http"), b, self.sink);
+        let mut h = fallback_http_server();
+        let mut ok = true;
+        let addr_pos = r.attr("listen_address").map(|a| a.value.span.start);
+        if let Some(a) = self.string(&mut r, "listen_address") {
+            match parse_listen_address(&a) {
+                Some(ip) => h.listen.set_ip(ip),
+                None => {
+                    ok = false;
+                    self.sink.error(
+                        addr_pos.unwrap_or(r.at),
+                        format!(
+                            "listen_address must be an IP address (or \"\" for all interfaces), got {a:?}"
+                        ),
+                    );
+                }
+            }
+        }
+        let port_pos = r.attr("listen_port").map(|a| a.name_span.start);
+        let port_present = port_pos.is_some();
+        match self.int(
+            &mut r,
+            "listen_port",
+            0,
+            65535,
+            Some("listen_port must be between 1 and 65535 (or 0 to pick a free port)"),
+        ) {
+            Some(p) => h.listen.set_port(u16::try_from(p).unwrap_or(0)),
+            None => ok &= !port_present,
+        }
+        if let Some(n) = self.int(&mut r, "conn_limit", 0, i64::MAX, None) {
+            h.conn_limit = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(d) = self.duration(&mut r, "server_read_timeout") {
+            h.server_read_timeout = d;
+        }
+        if let Some(d) = self.duration(&mut r, "server_write_timeout") {
+            h.server_write_timeout = d;
+        }
+        if let Some(d) = self.duration(&mut r, "server_idle_timeout") {
+            h.server_idle_timeout = d;
+        }
+        if let Some(n) = self.int(&mut r, "max_request_head_bytes", 1, i64::MAX, None) {
+            h.max_head_bytes = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = self.int(&mut r, "max_request_headers", 1, i64::MAX, None) {
+            h.max_headers = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = self.size(&mut r, "max_request_body_bytes") {
+            h.max_body_bytes = n;
+        }
+        if let Some(tb) = r.block("tls", self.sink) {
+            h.tls = Some(self.server_tls(tb, &r.path));
+        }
+        self.ignored_block(
+            &mut r,
+            "http2",
+            "pyrogate serves HTTP/1.1 only (as Alloy does unless http2 is enabled)",
+        );
+        let at = port_pos.or(addr_pos).unwrap_or(r.at);
+        r.finish(self.sink);
+        (ok.then_some(h), at)
+    }
+
+    fn server_tls(&mut self, b: &Block, parent: &str) -> ServerTls {
+        let mut r = Reader::new(format!("{parent} > tls"), b, self.sink);
+        self.exclusive(
+            &mut r,
+            "cert_pem",
+            "cert_file",
+            "at most one of cert_pem and cert_file must be configured",
+        );
+        self.exclusive(
+            &mut r,
+            "key_pem",
+            "key_file",
+            "at most one of key_pem and key_file must be configured",
+        );
+        let t = ServerTls {
+            cert_pem: self.secret(&mut r, "cert_pem"),
+            cert_file: self.path(&mut r, "cert_file"),
+            key_pem: self.secret(&mut r, "key_pem"),
+            key_file: self.path(&mut r, "key_file"),
+            client_auth_type: self
+                .choice(
+                    &mut r,
+                    "client_auth_type",
+                    &[
+                        ("NoClientCert", None),
+                        ("RequestClientCert", Some("RequestClientCert")),
+                        ("RequireAnyClientCert", Some("RequireAnyClientCert")),
+                        ("VerifyClientCertIfGiven", Some("VerifyClientCertIfGiven")),
+                        (
+                            "RequireAndVerifyClientCert",
+                            Some("RequireAndVerifyClientCert"),
+                        ),
+                    ],
+                )
+                .flatten()
+                .map(str::to_string),
+            client_ca_file: self.path(&mut r, "client_ca_file"),
+            client_ca: self.string(&mut r, "client_ca"),
+            min_version: self.tls_version(&mut r),
+        };
+        if r.attr("cipher_suites").is_some() {
+            let at = r.attr("cipher_suites").map_or(r.at, |a| a.name_span.start);
+            self.sink.warn(
+                at,
+                format!(
+                    "cipher_suites in {} is ignored by pyrogate: the TLS library's safe defaults are used",
+                    r.path
+                ),
+            );
+        }
+        r.finish(self.sink);
+        t
+    }
+
+    pub fn tls_version(&mut self, r: &mut Reader<'_>) -> Option<TlsVersion> {
+        self.choice(
+            r,
+            "min_version",
+            &[
+                ("TLS10", TlsVersion::Tls10),
+                ("TLS11", TlsVersion::Tls11),
+                ("TLS12", TlsVersion::Tls12),
+                ("TLS13", TlsVersion::Tls13),
+            ],
+        )
+    }
+
+    fn logging(&mut self, b: &Block) -> Logging {
+        let mut r = Reader::new("logging".to_string(), b, self.sink);
+        let d = Logging::default();
+        let level = self
+            .choice(
+                &mut r,
+                "level",
+                &[
+                    ("debug", LogLevel::Debug),
+                    ("info", LogLevel::Info),
+                    ("warn", LogLevel::Warn),
+                    ("error", LogLevel::Error),
+                ],
+            )
+            .unwrap_or(d.level);
+        let format = self
+            .choice(
+                &mut r,
+                "format",
+                &[("logfmt", LogFormat::Logfmt), ("json", LogFormat::Json)],
+            )
+            .unwrap_or(d.format);
+        r.finish(self.sink);
+        Logging { level, format }
+    }
+
+    fn gateway(&mut self, b: &Block) -> Gateway {
+        let mut r = Reader::new("pyrogate".to_string(), b, self.sink);
+        let d = Gateway::default();
+        let g = Gateway {
+            max_inflight_bytes: self
+                .size(&mut r, "max_inflight_bytes")
+                .unwrap_or(d.max_inflight_bytes),
+            queue_wait_timeout: self
+                .duration(&mut r, "queue_wait_timeout")
+                .unwrap_or(d.queue_wait_timeout),
+            dns_refresh_interval: self
+                .positive_duration(&mut r, "dns_refresh_interval")
+                .unwrap_or(d.dns_refresh_interval),
+        };
+        r.finish(self.sink);
+        g
+    }
+}
+
+/// `""` is every interface; otherwise an IP literal (IPv6 with or without brackets) or
+/// `localhost`. Other names would need DNS, which the pure config layer does not do.
+fn parse_listen_address(s: &str) -> Option<IpAddr> {
+    if s.is_empty() {
+        return Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    }
+    if s == "localhost" {
+        return Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(s);
+    bare.parse().ok()
+}
+
+/// Alloy's `http` defaults for `pyroscope.receive_http` plus pyrogate's limits.
+fn fallback_http_server() -> HttpServer {
+    HttpServer {
+        listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_LISTEN_PORT),
+        conn_limit: DEFAULT_CONN_LIMIT,
+        server_read_timeout: DEFAULT_SERVER_READ_TIMEOUT,
+        server_write_timeout: DEFAULT_SERVER_WRITE_TIMEOUT,
+        server_idle_timeout: DEFAULT_SERVER_IDLE_TIMEOUT,
+        tls: None,
+        max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
+        max_headers: DEFAULT_MAX_HEADERS,
+        max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+    }
+}

@@ -1,0 +1,446 @@
+//! Expression grammar: literals, references, calls, `+`, unary `-`, parentheses, lists and
+//! objects (with the comments around their elements). Part of [`super`]; same rules: pure,
+//! never panics, nesting bounded by [`super::MAX_NESTING`].
+
+use super::super::ast::{Comment, Element, Expr, ExprKind, Field, Literal};
+use super::super::diag::Span;
+use super::super::lexer::TokKind;
+use super::{MAX_CONCAT_TERMS, MAX_NESTING, Parser, describe};
+
+impl Parser<'_, '_, '_> {
+    pub(super) fn parse_expr(&mut self) -> Expr {
+        if self.depth >= MAX_NESTING {
+            let span = self.span();
+            self.error(
+                span,
+                format!("expressions are nested deeper than {MAX_NESTING} levels"),
+            );
+            return null_expr(span);
+        }
+        self.depth += 1;
+        let e = self.parse_add();
+        self.depth -= 1;
+        e
+    }
+
+    fn parse_add(&mut self) -> Expr {
+        let mut lhs = self.parse_unary();
+        let mut terms = 1usize;
+        loop {
+            match self.kind().clone() {
+                TokKind::Plus => {
+                    terms += 1;
+                    if terms > MAX_CONCAT_TERMS {
+                        let span = self.span();
+                        self.error(
+                            span,
+                            format!("a + chain may join at most {MAX_CONCAT_TERMS} values"),
+                        );
+                        return lhs;
+                    }
+                    self.advance();
+                    let t = self.collect_trivia();
+                    self.stray.extend(t.same_line);
+                    self.stray.extend(t.later);
+                    let rhs = self.parse_unary();
+                    let span = lhs.span.to(rhs.span);
+                    lhs = Expr {
+                        kind: ExprKind::Add(Box::new(lhs), Box::new(rhs)),
+                        span,
+                    };
+                }
+                TokKind::Minus => {
+                    let span = self.span();
+                    self.error(
+                        span,
+                        "operator - is not supported by pyrogate (only + is evaluated)",
+                    );
+                    return lhs;
+                }
+                TokKind::Op(op) => {
+                    let span = self.span();
+                    self.error(
+                        span,
+                        format!("operator {op} is not supported by pyrogate (only + is evaluated)"),
+                    );
+                    return lhs;
+                }
+                _ => return lhs,
+            }
+        }
+    }
+
+    fn parse_unary(&mut self) -> Expr {
+        match self.kind() {
+            TokKind::Minus => {
+                let start = self.span();
+                self.advance();
+                if self.depth >= MAX_NESTING {
+                    self.error(
+                        start,
+                        format!("expressions are nested deeper than {MAX_NESTING} levels"),
+                    );
+                    return null_expr(start);
+                }
+                self.depth += 1;
+                let inner = self.parse_unary();
+                self.depth -= 1;
+                let span = start.to(inner.span);
+                Expr {
+                    kind: ExprKind::Neg(Box::new(inner)),
+                    span,
+                }
+            }
+            TokKind::Op(op) => {
+                let op = *op;
+                let span = self.span();
+                self.error(
+                    span,
+                    format!("operator {op} is not supported by pyrogate (only + is evaluated)"),
+                );
+                null_expr(span)
+            }
+            _ => self.parse_postfix(),
+        }
+    }
+
+    fn parse_postfix(&mut self) -> Expr {
+        let mut e = self.parse_primary();
+        loop {
+            match self.kind() {
+                TokKind::Dot => {
+                    self.advance();
+                    match self.kind().clone() {
+                        TokKind::Ident(name) => {
+                            let span = e.span.to(self.span());
+                            self.advance();
+                            e = Expr {
+                                kind: ExprKind::Access {
+                                    base: Box::new(e),
+                                    name,
+                                },
+                                span,
+                            };
+                        }
+                        other => {
+                            let span = self.span();
+                            self.error(
+                                span,
+                                format!(
+                                    "expected an identifier after \".\", got {}",
+                                    describe(&other)
+                                ),
+                            );
+                            return e;
+                        }
+                    }
+                }
+                TokKind::LParen => {
+                    self.advance();
+                    let mut args = Vec::new();
+                    loop {
+                        let t = self.collect_trivia();
+                        self.stray.extend(t.same_line);
+                        self.stray.extend(t.later);
+                        if matches!(self.kind(), TokKind::RParen) {
+                            break;
+                        }
+                        args.push(self.parse_expr());
+                        if self.bad {
+                            return e;
+                        }
+                        let t = self.collect_trivia();
+                        self.stray.extend(t.same_line);
+                        self.stray.extend(t.later);
+                        match self.kind() {
+                            TokKind::Comma => self.advance(),
+                            TokKind::RParen => break,
+                            other => {
+                                let msg = format!(
+                                    "expected \",\" or \")\" in the argument list, got {}",
+                                    describe(other)
+                                );
+                                let span = self.span();
+                                self.error(span, msg);
+                                return e;
+                            }
+                        }
+                    }
+                    let span = e.span.to(self.span());
+                    self.advance();
+                    e = Expr {
+                        kind: ExprKind::Call {
+                            callee: Box::new(e),
+                            args,
+                        },
+                        span,
+                    };
+                }
+                TokKind::LBrack => {
+                    let span = self.span();
+                    self.error(span, "indexing with [...] is not supported by pyrogate");
+                    return e;
+                }
+                _ => return e,
+            }
+        }
+    }
+
+    fn parse_primary(&mut self) -> Expr {
+        // `x = /* why */ value`: a comment may sit before the value on the same line.
+        while let Some(c) = self.comment_here() {
+            self.stray.push(c);
+            self.advance();
+        }
+        let span = self.span();
+        match self.kind().clone() {
+            TokKind::Str(s) => {
+                self.advance();
+                literal(Literal::Str(s), span, self.source_text(span))
+            }
+            TokKind::Number => {
+                self.advance();
+                let text = self.source_text(span);
+                let value = if text.contains(['.', 'e', 'E']) {
+                    match text.parse::<f64>() {
+                        Ok(f) if f.is_finite() => Literal::Float(f),
+                        _ => {
+                            self.error(span, format!("number {text} is out of range"));
+                            Literal::Null
+                        }
+                    }
+                } else {
+                    match text.parse::<i64>() {
+                        Ok(i) => Literal::Int(i),
+                        Err(_) => {
+                            self.error(span, format!("integer {text} is out of range"));
+                            Literal::Null
+                        }
+                    }
+                };
+                literal(value, span, text)
+            }
+            TokKind::Ident(name) => {
+                self.advance();
+                match name.as_str() {
+                    "true" => literal(Literal::Bool(true), span, name),
+                    "false" => literal(Literal::Bool(false), span, name),
+                    "null" => literal(Literal::Null, span, name),
+                    _ => Expr {
+                        kind: ExprKind::Ident(name),
+                        span,
+                    },
+                }
+            }
+            TokKind::LParen => {
+                self.advance();
+                let t = self.collect_trivia();
+                self.stray.extend(t.same_line);
+                self.stray.extend(t.later);
+                let inner = self.parse_expr();
+                if self.bad {
+                    return inner;
+                }
+                let t = self.collect_trivia();
+                self.stray.extend(t.same_line);
+                self.stray.extend(t.later);
+                if !matches!(self.kind(), TokKind::RParen) {
+                    let msg = format!("expected \")\", got {}", describe(self.kind()));
+                    let s = self.span();
+                    self.error(s, msg);
+                    return inner;
+                }
+                let end = self.span();
+                self.advance();
+                Expr {
+                    kind: ExprKind::Paren(Box::new(inner)),
+                    span: span.to(end),
+                }
+            }
+            TokKind::LBrack => self.parse_list(),
+            TokKind::LBrace => self.parse_object(),
+            TokKind::Invalid => {
+                // Already reported by the lexer; stay quiet about the rest of the statement.
+                self.bad = true;
+                null_expr(span)
+            }
+            other => {
+                self.error(span, format!("expected a value, got {}", describe(&other)));
+                null_expr(span)
+            }
+        }
+    }
+
+    /// The source text of a token, as written.
+    pub(super) fn source_text(&self, span: Span) -> String {
+        self.sink
+            .source()
+            .get(span.start.offset..span.end)
+            .unwrap_or("")
+            .to_string()
+    }
+
+    fn parse_list(&mut self) -> Expr {
+        let open = self.span();
+        self.advance();
+        let first = self.collect_trivia();
+        let mut multiline = first.newline;
+        let mut pending: Vec<Comment> = first.same_line;
+        pending.extend(first.later);
+        let mut elems = Vec::new();
+        loop {
+            if matches!(self.kind(), TokKind::RBrack) {
+                break;
+            }
+            let value = self.parse_expr();
+            if self.bad {
+                return null_expr(open);
+            }
+            let after = self.collect_trivia();
+            let mut el = Element {
+                leading: std::mem::take(&mut pending),
+                value,
+                trailing: after.same_line,
+            };
+            pending = after.later;
+            multiline |= after.newline;
+            match self.kind() {
+                TokKind::Comma => {
+                    self.advance();
+                    let t = self.collect_trivia();
+                    if after.newline {
+                        pending.extend(t.same_line);
+                    } else {
+                        el.trailing.extend(t.same_line);
+                    }
+                    pending.extend(t.later);
+                    multiline |= t.newline;
+                }
+                TokKind::RBrack => {}
+                _ if after.newline => {}
+                other => {
+                    let msg = format!(
+                        "expected \",\" or \"]\" in the list, got {}",
+                        describe(other)
+                    );
+                    let span = self.span();
+                    self.error(span, msg);
+                    return null_expr(open);
+                }
+            }
+            elems.push(el);
+        }
+        let close = self.span();
+        self.advance();
+        Expr {
+            kind: ExprKind::List {
+                elems,
+                multiline,
+                end_comments: pending,
+            },
+            span: open.to(close),
+        }
+    }
+
+    fn parse_object(&mut self) -> Expr {
+        let open = self.span();
+        self.advance();
+        let first = self.collect_trivia();
+        let mut multiline = first.newline;
+        let mut pending: Vec<Comment> = first.same_line;
+        pending.extend(first.later);
+        let mut fields = Vec::new();
+        loop {
+            let key_span = self.span();
+            let (key, key_text) = match self.kind().clone() {
+                TokKind::RBrace => break,
+                TokKind::Ident(k) => (k.clone(), k),
+                TokKind::Str(k) => (k, self.source_text(key_span)),
+                other => {
+                    self.error(
+                        key_span,
+                        format!(
+                            "expected a field name (identifier or string) in the object, got {}",
+                            describe(&other)
+                        ),
+                    );
+                    return null_expr(open);
+                }
+            };
+            self.advance();
+            if !matches!(self.kind(), TokKind::Assign) {
+                let msg = format!(
+                    "expected \"=\" after field {key_text} in the object, got {}",
+                    describe(self.kind())
+                );
+                let span = self.span();
+                self.error(span, msg);
+                return null_expr(open);
+            }
+            self.advance();
+            let value = self.parse_expr();
+            if self.bad {
+                return null_expr(open);
+            }
+            let after = self.collect_trivia();
+            let mut el = Element {
+                leading: std::mem::take(&mut pending),
+                value: Field {
+                    key,
+                    key_text,
+                    key_span,
+                    value,
+                },
+                trailing: after.same_line,
+            };
+            pending = after.later;
+            multiline |= after.newline;
+            match self.kind() {
+                TokKind::Comma => {
+                    self.advance();
+                    let t = self.collect_trivia();
+                    if after.newline {
+                        pending.extend(t.same_line);
+                    } else {
+                        el.trailing.extend(t.same_line);
+                    }
+                    pending.extend(t.later);
+                    multiline |= t.newline;
+                }
+                TokKind::RBrace => {}
+                _ if after.newline => {}
+                other => {
+                    let msg = format!(
+                        "expected \",\" or \"}}\" in the object, got {}",
+                        describe(other)
+                    );
+                    let span = self.span();
+                    self.error(span, msg);
+                    return null_expr(open);
+                }
+            }
+            fields.push(el);
+        }
+        let close = self.span();
+        self.advance();
+        Expr {
+            kind: ExprKind::Object {
+                fields,
+                multiline,
+                end_comments: pending,
+            },
+            span: open.to(close),
+        }
+    }
+}
+
+pub(super) fn literal(value: Literal, span: Span, text: String) -> Expr {
+    Expr {
+        kind: ExprKind::Literal { value, text },
+        span,
+    }
+}
+
+pub(super) fn null_expr(span: Span) -> Expr {
+    literal(Literal::Null, span, "null".to_string())
+}

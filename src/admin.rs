@@ -65,7 +65,12 @@ fn handle(mut s: TcpStream, config: &Config, cores: &[CoreHandle]) -> std::io::R
     match path.split('?').next().unwrap_or("") {
         "/metrics" => {
             let body = metrics::render(config, &gather(cores));
-            respond(&mut s, 200, "text/plain; version=0.0.4; charset=utf-8", &body)
+            respond(
+                &mut s,
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                &body,
+            )
         }
         "/-/ready" => respond(&mut s, 200, "text/plain", "ready\n"),
         "/-/healthy" => respond(&mut s, 200, "text/plain", "healthy\n"),

@@ -30,7 +30,13 @@ pub fn encode_record_head(
     captured_at_unix_ns: u128,
     content_length: u64,
 ) {
-    dst.reserve(128 + target.len() + headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum::<usize>());
+    dst.reserve(
+        128 + target.len()
+            + headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len() + 4)
+                .sum::<usize>(),
+    );
     dst.put_slice(b"POST ");
     dst.put_slice(target.as_bytes());
     dst.put_slice(b" HTTP/1.1\r\n");
@@ -80,16 +86,24 @@ pub fn parse_records(data: &Bytes) -> Result<Vec<Record>, RecordError> {
         let mut kept = Vec::new();
         for h in req.headers.iter() {
             if h.name.eq_ignore_ascii_case("content-length") {
-                length = std::str::from_utf8(h.value).ok().and_then(|s| s.parse::<usize>().ok());
+                length = std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|s| s.parse::<usize>().ok());
             } else if h.name.eq_ignore_ascii_case(CAPTURED_AT_HEADER) {
-                captured = std::str::from_utf8(h.value).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+                captured = std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
             } else {
                 kept.push((h.name.to_string(), h.value.to_vec()));
             }
         }
         let len = length.ok_or(RecordError::BadLength { offset })?;
         let start = offset + head_len;
-        let end = start.checked_add(len).filter(|e| *e <= data.len()).ok_or(RecordError::Truncated { offset })?;
+        let end = start
+            .checked_add(len)
+            .filter(|e| *e <= data.len())
+            .ok_or(RecordError::Truncated { offset })?;
         out.push(Record {
             target,
             headers: kept,
@@ -111,7 +125,9 @@ pub fn read_dir_records(dir: &Path) -> io::Result<Vec<Record>> {
     let mut out = Vec::new();
     for f in files {
         let data = Bytes::from(fs::read(&f)?);
-        let recs = parse_records(&data).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", f.display())))?;
+        let recs = parse_records(&data).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", f.display()))
+        })?;
         out.extend(recs);
     }
     Ok(out)
@@ -143,7 +159,10 @@ impl CaptureSink {
         CaptureSink {
             dir,
             core,
-            state: Mutex::new(SinkState { segment: None, seq: 0 }),
+            state: Mutex::new(SinkState {
+                segment: None,
+                seq: 0,
+            }),
         }
     }
 
@@ -151,12 +170,22 @@ impl CaptureSink {
     pub fn append(&self, head: &[u8], parts: &[Bytes]) -> io::Result<()> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let len = head.len() as u64 + parts.iter().map(|p| p.len() as u64).sum::<u64>();
-        if st.segment.as_ref().is_none_or(|s| s.written + len > SEGMENT_MAX_BYTES && s.written > 0) {
+        if st
+            .segment
+            .as_ref()
+            .is_none_or(|s| s.written + len > SEGMENT_MAX_BYTES && s.written > 0)
+        {
             fs::create_dir_all(&self.dir)?;
-            let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+            let ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0);
             st.seq += 1;
             let name = format!("capture-{ms}-core{}-{}.http", self.core, st.seq);
-            let file = OpenOptions::new().create(true).append(true).open(self.dir.join(name))?;
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.join(name))?;
             st.segment = Some(Segment { file, written: 0 });
         }
         let seg = st.segment.as_mut().expect("segment opened above");
@@ -173,7 +202,12 @@ fn write_all_vectored(f: &mut File, mut bufs: &mut [io::IoSlice<'_>]) -> io::Res
     io::IoSlice::advance_slices(&mut bufs, 0);
     while !bufs.is_empty() {
         match f.write_vectored(bufs) {
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "capture file accepted no bytes")),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "capture file accepted no bytes",
+                ));
+            }
             Ok(n) => io::IoSlice::advance_slices(&mut bufs, n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -207,7 +241,10 @@ mod tests {
         assert_eq!(recs[0].body.as_ref(), b"first body");
         assert_eq!(recs[1].body.as_ref(), b"\x00\x01second");
         assert_eq!(recs[1].captured_at_unix_ns, 1001);
-        assert_eq!(recs[0].headers, vec![("Content-Type".to_string(), b"binary/octet-stream".to_vec())]);
+        assert_eq!(
+            recs[0].headers,
+            vec![("Content-Type".to_string(), b"binary/octet-stream".to_vec())]
+        );
     }
 
     #[test]
@@ -215,6 +252,9 @@ mod tests {
         let mut head = BytesMut::new();
         encode_record_head(&mut head, "/ingest", &[], 1, 10);
         head.extend_from_slice(b"short");
-        assert_eq!(parse_records(&head.freeze()), Err(RecordError::Truncated { offset: 0 }));
+        assert_eq!(
+            parse_records(&head.freeze()),
+            Err(RecordError::Truncated { offset: 0 })
+        );
     }
 }

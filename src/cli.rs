@@ -63,12 +63,18 @@ const STABILITY_LEVELS: [&str; 3] = ["generally-available", "public-preview", "e
 /// Parses `args` (without the program name).
 pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     let mut it = args.iter().peekable();
-    let Some(sub) = it.next() else { return Ok(Command::Help) };
+    let Some(sub) = it.next() else {
+        return Ok(Command::Help);
+    };
     match sub.as_str() {
         "-h" | "--help" | "help" => return Ok(Command::Help),
         "-V" | "--version" | "version" => return Ok(Command::Version),
         "run" | "validate" | "fmt" => {}
-        other => return Err(UsageError(format!("unknown command {other:?}; expected run, validate or fmt (see --help)"))),
+        other => {
+            return Err(UsageError(format!(
+                "unknown command {other:?}; expected run, validate or fmt (see --help)"
+            )));
+        }
     }
     let mut config = None;
     let mut stability = "generally-available".to_string();
@@ -82,7 +88,9 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         }
         if !arg.starts_with('-') || arg == "-" {
             if config.is_some() {
-                return Err(UsageError(format!("unexpected argument {arg:?}: only one config path is accepted")));
+                return Err(UsageError(format!(
+                    "unexpected argument {arg:?}: only one config path is accepted"
+                )));
             }
             config = Some(PathBuf::from(arg));
             continue;
@@ -97,13 +105,21 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             continue;
         }
         let known = sub == "run"
-            && matches!(name, "--stability.level" | "--server.http.listen-addr" | "--cores" | "--driver");
+            && matches!(
+                name,
+                "--stability.level" | "--server.http.listen-addr" | "--cores" | "--driver"
+            );
         if !known {
-            return Err(UsageError(format!("unknown flag {name} for `pyrogate {sub}` (see --help)")));
+            return Err(UsageError(format!(
+                "unknown flag {name} for `pyrogate {sub}` (see --help)"
+            )));
         }
         let value = match inline {
             Some(v) => v,
-            None => it.next().cloned().ok_or_else(|| UsageError(format!("flag {name} needs a value")))?,
+            None => it
+                .next()
+                .cloned()
+                .ok_or_else(|| UsageError(format!("flag {name} needs a value")))?,
         };
         match name {
             "--stability.level" => {
@@ -120,11 +136,11 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                     .map_err(|_| UsageError(format!("invalid --server.http.listen-addr {value:?}: expected HOST:PORT with an IP host")))?;
             }
             "--cores" => {
-                let n: usize = value
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| UsageError(format!("invalid --cores {value:?}: expected a positive integer")))?;
+                let n: usize = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    UsageError(format!(
+                        "invalid --cores {value:?}: expected a positive integer"
+                    ))
+                })?;
                 cores = Some(n);
             }
             _ => {
@@ -132,14 +148,28 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                     "auto" => Driver::Auto,
                     "uring" | "io_uring" => Driver::Uring,
                     "legacy" | "epoll" => Driver::Legacy,
-                    _ => return Err(UsageError(format!("invalid --driver {value:?}: expected auto, uring or legacy"))),
+                    _ => {
+                        return Err(UsageError(format!(
+                            "invalid --driver {value:?}: expected auto, uring or legacy"
+                        )));
+                    }
                 };
             }
         }
     }
-    let config = config.ok_or_else(|| UsageError(format!("missing CONFIG_PATH: usage: pyrogate {sub} [flags] CONFIG_PATH")))?;
+    let config = config.ok_or_else(|| {
+        UsageError(format!(
+            "missing CONFIG_PATH: usage: pyrogate {sub} [flags] CONFIG_PATH"
+        ))
+    })?;
     Ok(match sub.as_str() {
-        "run" => Command::Run(RunArgs { config, stability_level: stability, admin_addr: admin, cores, driver }),
+        "run" => Command::Run(RunArgs {
+            config,
+            stability_level: stability,
+            admin_addr: admin,
+            cores,
+            driver,
+        }),
         "validate" => Command::Validate { config },
         _ => Command::Fmt { config, write },
     })
@@ -170,8 +200,14 @@ mod tests {
 
     #[test]
     fn unknown_flags_and_missing_paths_are_usage_errors() {
-        assert_eq!(parse(&args("run --nope cfg")).unwrap_err().0, "unknown flag --nope for `pyrogate run` (see --help)");
-        assert_eq!(parse(&args("validate")).unwrap_err().0, "missing CONFIG_PATH: usage: pyrogate validate [flags] CONFIG_PATH");
+        assert_eq!(
+            parse(&args("run --nope cfg")).unwrap_err().0,
+            "unknown flag --nope for `pyrogate run` (see --help)"
+        );
+        assert_eq!(
+            parse(&args("validate")).unwrap_err().0,
+            "missing CONFIG_PATH: usage: pyrogate validate [flags] CONFIG_PATH"
+        );
         assert!(parse(&args("run --cores=0 c")).is_err());
         assert!(parse(&args("run --stability.level=beta c")).is_err());
         assert!(parse(&args("validate --cores=2 c")).is_err());
@@ -179,7 +215,13 @@ mod tests {
 
     #[test]
     fn fmt_write_and_help_and_version() {
-        assert_eq!(parse(&args("fmt --write c")).unwrap(), Command::Fmt { config: "c".into(), write: true });
+        assert_eq!(
+            parse(&args("fmt --write c")).unwrap(),
+            Command::Fmt {
+                config: "c".into(),
+                write: true
+            }
+        );
         assert_eq!(parse(&args("--version")).unwrap(), Command::Version);
         assert_eq!(parse(&args("run --help")).unwrap(), Command::Help);
         assert_eq!(parse(&[]).unwrap(), Command::Help);

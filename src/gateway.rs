@@ -35,9 +35,16 @@ pub struct RunOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("receiver {receiver:?}: cannot listen on {addr}: {source}")]
-    Bind { receiver: String, addr: SocketAddr, source: std::io::Error },
+    Bind {
+        receiver: String,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("admin listener {addr}: {source}")]
-    Admin { addr: SocketAddr, source: std::io::Error },
+    Admin {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("core {core}: {message}")]
     Core { core: usize, message: String },
     #[error("{0}")]
@@ -54,13 +61,20 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Binds `cores` sockets for each receiver; returns them per core, plus the bound addresses.
-fn bind_all(config: &Config, cores: usize) -> Result<(Vec<Vec<TcpListener>>, Vec<SocketAddr>), StartError> {
+fn bind_all(
+    config: &Config,
+    cores: usize,
+) -> Result<(Vec<Vec<TcpListener>>, Vec<SocketAddr>), StartError> {
     let mut per_core: Vec<Vec<TcpListener>> = (0..cores).map(|_| Vec::new()).collect();
     let mut bound = Vec::new();
     for r in &config.receivers {
         let mut addr = r.http.listen;
         for slot in per_core.iter_mut() {
-            let l = reuseport_listener(addr).map_err(|source| StartError::Bind { receiver: r.label.clone(), addr, source })?;
+            let l = reuseport_listener(addr).map_err(|source| StartError::Bind {
+                receiver: r.label.clone(),
+                addr,
+                source,
+            })?;
             addr = l.local_addr()?;
             slot.push(l);
         }
@@ -135,35 +149,56 @@ pub fn run(config: Config, opts: RunOptions) -> Result<CoreSnapshot, StartError>
                 for h in handles.iter() {
                     h.send(CoreMsg::Shutdown);
                 }
-                return Err(StartError::Core { core: index, message });
+                return Err(StartError::Core {
+                    core: index,
+                    message,
+                });
             }
-            Err(_) => return Err(StartError::Core { core: index, message: "core thread exited during start-up".into() }),
+            Err(_) => {
+                return Err(StartError::Core {
+                    core: index,
+                    message: "core thread exited during start-up".into(),
+                });
+            }
         }
     }
 
-    let admin = TcpListener::bind(opts.admin_addr).map_err(|source| StartError::Admin { addr: opts.admin_addr, source })?;
+    let admin = TcpListener::bind(opts.admin_addr).map_err(|source| StartError::Admin {
+        addr: opts.admin_addr,
+        source,
+    })?;
     tracing::info!(addr = %admin.local_addr()?, "admin listening");
     {
         let (config, handles) = (config.clone(), handles.clone());
-        thread::Builder::new().name("pyrogate-admin".into()).spawn(move || admin::serve(admin, config, handles))?;
+        thread::Builder::new()
+            .name("pyrogate-admin".into())
+            .spawn(move || admin::serve(admin, config, handles))?;
     }
     {
         let handles = handles.clone();
-        let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
-        thread::Builder::new().name("pyrogate-signals".into()).spawn(move || {
-            let mut seen = 0;
-            for sig in signals.forever() {
-                seen += 1;
-                if seen > 1 {
-                    tracing::warn!(signal = sig, "second signal: exiting without draining");
-                    std::process::exit(1);
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+        ])?;
+        thread::Builder::new()
+            .name("pyrogate-signals".into())
+            .spawn(move || {
+                let mut seen = 0;
+                for sig in signals.forever() {
+                    seen += 1;
+                    if seen > 1 {
+                        tracing::warn!(signal = sig, "second signal: exiting without draining");
+                        std::process::exit(1);
+                    }
+                    tracing::info!(
+                        signal = sig,
+                        "shutting down: no new connections; draining queues"
+                    );
+                    for h in handles.iter() {
+                        h.send(CoreMsg::Shutdown);
+                    }
                 }
-                tracing::info!(signal = sig, "shutting down: no new connections; draining queues");
-                for h in handles.iter() {
-                    h.send(CoreMsg::Shutdown);
-                }
-            }
-        })?;
+            })?;
     }
     tracing::info!(cores, driver = driver.name(), "pyrogate ready");
 
@@ -177,5 +212,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<CoreSnapshot, StartError>
 }
 
 fn num_cpus() -> usize {
-    thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }

@@ -67,7 +67,12 @@ pub fn pipeline_summary(config: &config::Config) -> Vec<String> {
                     format!("pyroscope.write.{} [{}]", wr.label, eps.join(", "))
                 })
                 .collect();
-            format!("pyroscope.receive_http.{} ({}) -> {}", r.label, r.http.listen, targets.join(", "))
+            format!(
+                "pyroscope.receive_http.{} ({}) -> {}",
+                r.label,
+                r.http.listen,
+                targets.join(", ")
+            )
         })
         .collect()
 }

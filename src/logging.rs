@@ -24,7 +24,9 @@ struct Fields {
 }
 
 fn quote_into(out: &mut String, v: &str) {
-    let needs = v.is_empty() || v.bytes().any(|b| b <= b' ' || b == b'"' || b == b'=' || b == b'\\');
+    let needs = v.is_empty()
+        || v.bytes()
+            .any(|b| b <= b' ' || b == b'"' || b == b'=' || b == b'\\');
     if !needs {
         out.push_str(v);
         return;
@@ -63,8 +65,16 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
-        let mut f = Fields { message: String::new(), rest: String::new() };
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut f = Fields {
+            message: String::new(),
+            rest: String::new(),
+        };
         event.record(&mut f);
         let level = event.metadata().level().as_str().to_ascii_lowercase();
         let mut msg = String::new();
@@ -79,7 +89,9 @@ where
 
 /// RFC 3339 UTC timestamp with milliseconds, without a date library.
 fn humantime_now() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil-from-days (H. Hinnant).
@@ -111,7 +123,10 @@ pub fn init(cfg: &Logging) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},monoio=warn")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
     let _ = match cfg.format {
         LogFormat::Logfmt => builder.event_format(Logfmt).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -84,7 +84,10 @@ fn main() -> ExitCode {
 
 fn run(args: cli::RunArgs) -> anyhow::Result<ExitCode> {
     if !args.config.exists() {
-        eprintln!("pyrogate: config file {} does not exist", args.config.display());
+        eprintln!(
+            "pyrogate: config file {} does not exist",
+            args.config.display()
+        );
         return Ok(ExitCode::from(2));
     }
     let loaded = match config::load_file(&args.config, &ProcessEnvironment) {
@@ -98,9 +101,11 @@ fn run(args: cli::RunArgs) -> anyhow::Result<ExitCode> {
         eprint!("{}", loaded.warnings);
     }
     pyrogate::logging::init(&loaded.config.logging);
-    let cores = args
-        .cores
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let cores = args.cores.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         config = %args.config.display(),
@@ -110,7 +115,14 @@ fn run(args: cli::RunArgs) -> anyhow::Result<ExitCode> {
     for line in pyrogate::pipeline_summary(&loaded.config) {
         tracing::info!(pipeline = %line, "pipeline");
     }
-    let summary = gateway::run(loaded.config, RunOptions { cores, driver: args.driver, admin_addr: args.admin_addr })?;
+    let summary = gateway::run(
+        loaded.config,
+        RunOptions {
+            cores,
+            driver: args.driver,
+            admin_addr: args.admin_addr,
+        },
+    )?;
     let (delivered, dropped) = summary.totals();
     tracing::info!(delivered, dropped, "shutdown complete");
     Ok(ExitCode::SUCCESS)

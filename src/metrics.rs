@@ -38,8 +38,9 @@ pub enum RefuseReason {
 const REFUSE_REASONS: [&str; 3] = ["budget", "queue_full", "shutdown"];
 
 /// Upper bounds (seconds) of the rendered upstream latency histogram.
-const LATENCY_BUCKETS_SECONDS: [f64; 12] =
-    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const LATENCY_BUCKETS_SECONDS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 fn new_latency_histogram() -> Histogram<u64> {
     // 1 µs .. 1 h at 2 significant digits: about 20 KiB per destination per core.
@@ -81,7 +82,9 @@ impl DestMetrics {
     pub fn record_sent(&self, bytes: u64, profiles: u64, latency: Duration) {
         add(&self.sent_bytes, bytes);
         add(&self.sent_profiles, profiles);
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
+        let micros = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         self.latency.borrow_mut().saturating_record(micros);
     }
 
@@ -123,7 +126,11 @@ pub struct ReceiverMetrics {
 
 impl ReceiverMetrics {
     pub fn record_request(&self, route: &'static str, status: u16) {
-        *self.requests.borrow_mut().entry((route, status)).or_insert(0) += 1;
+        *self
+            .requests
+            .borrow_mut()
+            .entry((route, status))
+            .or_insert(0) += 1;
     }
 
     pub fn record_refused(&self, reason: RefuseReason) {
@@ -223,7 +230,11 @@ impl CoreSnapshot {
     /// Uploads delivered and dropped over every destination (the shutdown summary).
     pub fn totals(&self) -> (u64, u64) {
         let delivered = self.dests.iter().map(|d| d.sent_profiles).sum();
-        let dropped = self.dests.iter().map(|d| d.dropped.iter().sum::<u64>()).sum();
+        let dropped = self
+            .dests
+            .iter()
+            .map(|d| d.dropped.iter().sum::<u64>())
+            .sum();
         (delivered, dropped)
     }
 }
@@ -281,11 +292,31 @@ pub fn render(config: &Config, snap: &CoreSnapshot) -> String {
     let mut f = Family { out: &mut out };
     type Field = fn(&DestSnapshot) -> u64;
     let per_endpoint: [(&str, &str, Field); 5] = [
-        ("pyroscope_write_sent_bytes_total", "Bytes of profiles delivered upstream.", |d| d.sent_bytes),
-        ("pyroscope_write_dropped_bytes_total", "Bytes of profiles that could not be delivered.", |d| d.dropped_bytes),
-        ("pyroscope_write_sent_profiles_total", "Profiles delivered upstream.", |d| d.sent_profiles),
-        ("pyroscope_write_dropped_profiles_total", "Profiles that could not be delivered.", |d| d.dropped_profiles),
-        ("pyroscope_write_retries_total", "Upstream attempts after the first.", |d| d.retries),
+        (
+            "pyroscope_write_sent_bytes_total",
+            "Bytes of profiles delivered upstream.",
+            |d| d.sent_bytes,
+        ),
+        (
+            "pyroscope_write_dropped_bytes_total",
+            "Bytes of profiles that could not be delivered.",
+            |d| d.dropped_bytes,
+        ),
+        (
+            "pyroscope_write_sent_profiles_total",
+            "Profiles delivered upstream.",
+            |d| d.sent_profiles,
+        ),
+        (
+            "pyroscope_write_dropped_profiles_total",
+            "Profiles that could not be delivered.",
+            |d| d.dropped_profiles,
+        ),
+        (
+            "pyroscope_write_retries_total",
+            "Upstream attempts after the first.",
+            |d| d.retries,
+        ),
     ];
     for (metric, help, field) in per_endpoint {
         f.header(metric, "counter", help);
@@ -293,51 +324,103 @@ pub fn render(config: &Config, snap: &CoreSnapshot) -> String {
             f.sample(metric, &[label("endpoint", n)], field(d));
         }
     }
-    f.header("pyrogate_dropped_total", "counter", "Accepted uploads not delivered to a destination, by reason.");
+    f.header(
+        "pyrogate_dropped_total",
+        "counter",
+        "Accepted uploads not delivered to a destination, by reason.",
+    );
     for (d, n) in snap.dests.iter().zip(&names) {
         for (i, reason) in DROP_REASONS.iter().enumerate() {
-            f.sample("pyrogate_dropped_total", &[label("endpoint", n), label("reason", reason)], d.dropped[i]);
+            f.sample(
+                "pyrogate_dropped_total",
+                &[label("endpoint", n), label("reason", reason)],
+                d.dropped[i],
+            );
         }
     }
-    f.header("pyrogate_queue_depth", "gauge", "Uploads waiting in a destination's queues.");
+    f.header(
+        "pyrogate_queue_depth",
+        "gauge",
+        "Uploads waiting in a destination's queues.",
+    );
     for (d, n) in snap.dests.iter().zip(&names) {
-        f.sample("pyrogate_queue_depth", &[label("endpoint", n)], d.queue_depth);
+        f.sample(
+            "pyrogate_queue_depth",
+            &[label("endpoint", n)],
+            d.queue_depth,
+        );
     }
     let h = "pyrogate_upstream_latency_seconds";
-    f.header(h, "histogram", "Time from enqueue to successful delivery, retries included.");
+    f.header(
+        h,
+        "histogram",
+        "Time from enqueue to successful delivery, retries included.",
+    );
     for (d, n) in snap.dests.iter().zip(&names) {
         for le in LATENCY_BUCKETS_SECONDS {
             let micros = (le * 1e6) as u64;
             let count = d.latency.count_between(0, micros);
-            f.sample(&format!("{h}_bucket"), &[label("endpoint", n), label("le", &le.to_string())], count);
+            f.sample(
+                &format!("{h}_bucket"),
+                &[label("endpoint", n), label("le", &le.to_string())],
+                count,
+            );
         }
         let total = d.latency.len();
-        f.sample(&format!("{h}_bucket"), &[label("endpoint", n), label("le", "+Inf")], total);
+        f.sample(
+            &format!("{h}_bucket"),
+            &[label("endpoint", n), label("le", "+Inf")],
+            total,
+        );
         let sum_seconds = d.latency.mean() * total as f64 / 1e6;
         f.sample(&format!("{h}_sum"), &[label("endpoint", n)], sum_seconds);
         f.sample(&format!("{h}_count"), &[label("endpoint", n)], total);
     }
-    f.header("pyrogate_requests_total", "counter", "Requests answered, by receiver, route and status.");
+    f.header(
+        "pyrogate_requests_total",
+        "counter",
+        "Requests answered, by receiver, route and status.",
+    );
     for (r, rc) in snap.receivers.iter().zip(&config.receivers) {
         for ((route, status), v) in &r.requests {
             f.sample(
                 "pyrogate_requests_total",
-                &[label("receiver", &rc.label), label("route", route), label("status", &status.to_string())],
+                &[
+                    label("receiver", &rc.label),
+                    label("route", route),
+                    label("status", &status.to_string()),
+                ],
                 v,
             );
         }
     }
-    f.header("pyrogate_refused_total", "counter", "Requests answered 503 before anything was queued, by reason.");
+    f.header(
+        "pyrogate_refused_total",
+        "counter",
+        "Requests answered 503 before anything was queued, by reason.",
+    );
     for (r, rc) in snap.receivers.iter().zip(&config.receivers) {
         for (i, reason) in REFUSE_REASONS.iter().enumerate() {
-            f.sample("pyrogate_refused_total", &[label("receiver", &rc.label), label("reason", reason)], r.refused[i]);
+            f.sample(
+                "pyrogate_refused_total",
+                &[label("receiver", &rc.label), label("reason", reason)],
+                r.refused[i],
+            );
         }
     }
     f.header("pyrogate_connections", "gauge", "Open client connections.");
     for (r, rc) in snap.receivers.iter().zip(&config.receivers) {
-        f.sample("pyrogate_connections", &[label("receiver", &rc.label)], r.connections);
+        f.sample(
+            "pyrogate_connections",
+            &[label("receiver", &rc.label)],
+            r.connections,
+        );
     }
-    f.header("pyrogate_inflight_bytes", "gauge", "Body bytes held in memory (being received or queued).");
+    f.header(
+        "pyrogate_inflight_bytes",
+        "gauge",
+        "Body bytes held in memory (being received or queued).",
+    );
     f.sample("pyrogate_inflight_bytes", &[], snap.inflight_bytes);
     out
 }

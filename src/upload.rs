@@ -217,16 +217,29 @@ mod tests {
             reservation: None,
         });
         let body = Bytes::from_static(b"x");
-        Outbound::new(upload.clone(), "/ingest".into(), Payload::Whole(body.clone()), 1)
-            .finish(Ok(()));
-        drop(Outbound::new(upload.clone(), "/ingest".into(), Payload::Whole(body), 1));
+        Outbound::new(
+            upload.clone(),
+            "/ingest".into(),
+            Payload::Whole(body.clone()),
+            1,
+        )
+        .finish(Ok(()));
+        drop(Outbound::new(
+            upload.clone(),
+            "/ingest".into(),
+            Payload::Whole(body),
+            1,
+        ));
         assert_eq!(upload.ticket.verdict(), Verdict::Failed);
         assert!(upload.ticket.is_done());
     }
 
     #[test]
     fn parts_payload_reports_total_length_in_order() {
-        let p = Payload::Parts(Rc::from(vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cde")]));
+        let p = Payload::Parts(Rc::from(vec![
+            Bytes::from_static(b"ab"),
+            Bytes::from_static(b"cde"),
+        ]));
         assert_eq!(p.len(), 5);
         assert_eq!(p.parts()[1].as_ref(), b"cde");
     }

@@ -100,7 +100,9 @@ pub struct Core {
 impl Core {
     pub fn snapshot(&self) -> CoreSnapshot {
         CoreSnapshot::capture(
-            self.destinations.iter().map(|d| (&d.metrics, d.queue.len() as u64)),
+            self.destinations
+                .iter()
+                .map(|d| (&d.metrics, d.queue.len() as u64)),
             self.receivers.iter().map(|r| &r.metrics),
             self.budget.used(),
         )
@@ -147,7 +149,11 @@ pub struct CoreSetup {
 }
 
 /// Creates the control channel of one core.
-pub fn control_channel() -> std::io::Result<(CoreHandle, Receiver<CoreMsg>, std::os::unix::net::UnixStream)> {
+pub fn control_channel() -> std::io::Result<(
+    CoreHandle,
+    Receiver<CoreMsg>,
+    std::os::unix::net::UnixStream,
+)> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let (a, b) = std::os::unix::net::UnixStream::pair()?;
     a.set_nonblocking(true)?;
@@ -155,7 +161,11 @@ pub fn control_channel() -> std::io::Result<(CoreHandle, Receiver<CoreMsg>, std:
 }
 
 /// Runs one core to completion (after shutdown and drain); returns its final metrics.
-pub fn run_core(setup: CoreSetup, control: Receiver<CoreMsg>, wake: std::os::unix::net::UnixStream) -> CoreSnapshot {
+pub fn run_core(
+    setup: CoreSetup,
+    control: Receiver<CoreMsg>,
+    wake: std::os::unix::net::UnixStream,
+) -> CoreSnapshot {
     let ready = setup.ready.clone();
     let pool = Box::new(setup.blocking_pool.clone());
     let result = match setup.driver.resolve() {
@@ -179,8 +189,20 @@ pub fn run_core(setup: CoreSetup, control: Receiver<CoreMsg>, wake: std::os::uni
     }
 }
 
-async fn core_main(setup: CoreSetup, control: Receiver<CoreMsg>, wake: std::os::unix::net::UnixStream) -> CoreSnapshot {
-    let CoreSetup { index, cores, config, listeners, addrs, ready, .. } = setup;
+async fn core_main(
+    setup: CoreSetup,
+    control: Receiver<CoreMsg>,
+    wake: std::os::unix::net::UnixStream,
+) -> CoreSnapshot {
+    let CoreSetup {
+        index,
+        cores,
+        config,
+        listeners,
+        addrs,
+        ready,
+        ..
+    } = setup;
     let mut destinations = Vec::new();
     let mut writer_dests = Vec::new();
     for w in &config.writers {
@@ -198,8 +220,12 @@ async fn core_main(setup: CoreSetup, control: Receiver<CoreMsg>, wake: std::os::
         }
         writer_dests.push(ids);
     }
-    let receivers: Vec<Rc<ReceiverRt>> =
-        config.receivers.iter().enumerate().map(|(i, r)| Rc::new(ReceiverRt::new(i, r, cores))).collect();
+    let receivers: Vec<Rc<ReceiverRt>> = config
+        .receivers
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Rc::new(ReceiverRt::new(i, r, cores)))
+        .collect();
     let per_core_budget = config.gateway.max_inflight_bytes / cores.max(1) as u64;
     let core = Rc::new(Core {
         index,
@@ -216,18 +242,29 @@ async fn core_main(setup: CoreSetup, control: Receiver<CoreMsg>, wake: std::os::
         for _ in 0..d.senders() {
             senders.push(monoio::spawn(upstream::sender::run(d.clone())));
         }
-        monoio::spawn(upstream::refresh_dns(d.clone(), config.gateway.dns_refresh_interval, core.shutdown.clone()));
+        monoio::spawn(upstream::refresh_dns(
+            d.clone(),
+            config.gateway.dns_refresh_interval,
+            core.shutdown.clone(),
+        ));
     }
     let mut accepts = Vec::new();
     for (rx, l) in core.receivers.iter().zip(listeners) {
-        let listener = match l.set_nonblocking(true).and_then(|()| monoio::net::TcpListener::from_std(l)) {
+        let listener = match l
+            .set_nonblocking(true)
+            .and_then(|()| monoio::net::TcpListener::from_std(l))
+        {
             Ok(l) => l,
             Err(e) => {
                 let _ = ready.send(Err(format!("receiver {}: {e}", rx.config.label)));
                 return CoreSnapshot::default();
             }
         };
-        accepts.push(monoio::spawn(server::accept_loop(core.clone(), rx.clone(), listener)));
+        accepts.push(monoio::spawn(server::accept_loop(
+            core.clone(),
+            rx.clone(),
+            listener,
+        )));
     }
     monoio::spawn(control_task(core.clone(), control, wake));
     let _ = ready.send(Ok(()));
@@ -247,11 +284,20 @@ async fn core_main(setup: CoreSetup, control: Receiver<CoreMsg>, wake: std::os::
 /// Waits for open requests and queued uploads to finish, up to the longest
 /// `graceful_shutdown_timeout`; whatever is left then is counted as dropped.
 async fn drain(core: &Core) {
-    let grace = core.config.receivers.iter().map(|r| r.graceful_shutdown_timeout).max().unwrap_or(Duration::ZERO);
+    let grace = core
+        .config
+        .receivers
+        .iter()
+        .map(|r| r.graceful_shutdown_timeout)
+        .max()
+        .unwrap_or(Duration::ZERO);
     let deadline = Instant::now() + grace;
     let busy = || {
         core.receivers.iter().any(|r| r.active.get() > 0)
-            || core.destinations.iter().any(|d| !d.queue.is_empty() || d.in_flight.get() > 0)
+            || core
+                .destinations
+                .iter()
+                .any(|d| !d.queue.is_empty() || d.in_flight.get() > 0)
     };
     while busy() && Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(5)).await;
@@ -263,7 +309,8 @@ async fn drain(core: &Core) {
             tracing::warn!(endpoint = %d.endpoint.url_text, queued = left.len(), in_flight, "graceful shutdown timeout: dropping undelivered uploads");
         }
         for item in left {
-            d.metrics.record_dropped(item.payload.len(), item.profiles, DropReason::Shutdown);
+            d.metrics
+                .record_dropped(item.payload.len(), item.profiles, DropReason::Shutdown);
         }
         for _ in 0..in_flight {
             d.metrics.record_dropped(0, 1, DropReason::Shutdown);
@@ -271,9 +318,19 @@ async fn drain(core: &Core) {
     }
 }
 
-async fn control_task(core: Rc<Core>, control: Receiver<CoreMsg>, wake: std::os::unix::net::UnixStream) {
-    let Ok(mut wake) = wake.set_nonblocking(true).and_then(|()| monoio::net::UnixStream::from_std(wake)) else {
-        tracing::error!(core = core.index, "control channel unusable; shutdown will not reach this core");
+async fn control_task(
+    core: Rc<Core>,
+    control: Receiver<CoreMsg>,
+    wake: std::os::unix::net::UnixStream,
+) {
+    let Ok(mut wake) = wake
+        .set_nonblocking(true)
+        .and_then(|()| monoio::net::UnixStream::from_std(wake))
+    else {
+        tracing::error!(
+            core = core.index,
+            "control channel unusable; shutdown will not reach this core"
+        );
         return;
     };
     let mut buf = vec![0u8; 64];
@@ -293,4 +350,3 @@ async fn control_task(core: Rc<Core>, control: Receiver<CoreMsg>, wake: std::os:
         }
     }
 }
-

@@ -206,7 +206,6 @@ pub enum SecretSource {
 // One value per endpoint, built once at start-up: boxing OAuth2 would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
-#[allow(clippy::large_enum_variant)] // built once per endpoint at start-up; size is irrelevant
 pub enum Auth {
     Basic {
         username: String,

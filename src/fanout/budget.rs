@@ -54,7 +54,11 @@ impl Budget {
 
     /// Reserves `bytes`, waiting for releases until `deadline`. `None` when they never fit in
     /// time (or can never fit: more than the whole per-core budget).
-    pub async fn reserve_until(self: &Rc<Self>, bytes: u64, deadline: Instant) -> Option<Reservation> {
+    pub async fn reserve_until(
+        self: &Rc<Self>,
+        bytes: u64,
+        deadline: Instant,
+    ) -> Option<Reservation> {
         if bytes > self.limit {
             return None;
         }

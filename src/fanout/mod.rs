@@ -19,7 +19,11 @@ use crate::upstream::Destination;
 
 /// Queues each `(destination index, item)`, waiting until `deadline` for room where a queue
 /// is full. Returns how many destinations accepted.
-pub async fn dispatch(dests: &[Rc<Destination>], items: Vec<(usize, Outbound)>, deadline: Instant) -> usize {
+pub async fn dispatch(
+    dests: &[Rc<Destination>],
+    items: Vec<(usize, Outbound)>,
+    deadline: Instant,
+) -> usize {
     let mut accepted = 0;
     let mut pending = Vec::new();
     for (i, item) in items {
@@ -45,7 +49,8 @@ pub async fn dispatch(dests: &[Rc<Destination>], items: Vec<(usize, Outbound)>, 
     }
     for (i, item) in pending {
         let d = &dests[i];
-        d.metrics.record_dropped(item.payload.len(), item.profiles, DropReason::QueueFull);
+        d.metrics
+            .record_dropped(item.payload.len(), item.profiles, DropReason::QueueFull);
         d.warn(format_args!(
             "queue full ({} uploads): upload dropped for this endpoint",
             d.queue.capacity()
@@ -65,7 +70,12 @@ pub(crate) mod tests {
 
     pub(crate) fn endpoint(url: &str, queue_capacity: usize) -> config::Endpoint {
         config::Endpoint {
-            url: config::EndpointUrl::Http { tls: false, host: "127.0.0.1".into(), port: 1, path: String::new() },
+            url: config::EndpointUrl::Http {
+                tls: false,
+                host: "127.0.0.1".into(),
+                port: 1,
+                path: String::new(),
+            },
             url_text: url.into(),
             name: String::new(),
             remote_timeout: config::DEFAULT_REMOTE_TIMEOUT,
@@ -87,18 +97,35 @@ pub(crate) mod tests {
     }
 
     fn upload(n: usize) -> Rc<Upload> {
-        Rc::new(Upload { headers: vec![], ticket: Ticket::new(n), received_at: Instant::now(), reservation: None })
+        Rc::new(Upload {
+            headers: vec![],
+            ticket: Ticket::new(n),
+            received_at: Instant::now(),
+            reservation: None,
+        })
     }
 
     #[monoio::test_all(timer_enabled = true)]
     async fn every_destination_gets_the_same_body_allocation() {
         let dests: Vec<Rc<Destination>> = (0..8)
-            .map(|i| Rc::new(Destination::new(&endpoint(&format!("http://d{i}"), 4), 0, vec![]).unwrap()))
+            .map(|i| {
+                Rc::new(Destination::new(&endpoint(&format!("http://d{i}"), 4), 0, vec![]).unwrap())
+            })
             .collect();
         let body = Bytes::from(vec![7u8; 4096]);
         let up = upload(8);
         let items = (0..8)
-            .map(|i| (i, Outbound::new(up.clone(), "/ingest".into(), Payload::Whole(body.clone()), 1)))
+            .map(|i| {
+                (
+                    i,
+                    Outbound::new(
+                        up.clone(),
+                        "/ingest".into(),
+                        Payload::Whole(body.clone()),
+                        1,
+                    ),
+                )
+            })
             .collect();
         assert_eq!(dispatch(&dests, items, Instant::now()).await, 8);
         for d in &dests {
@@ -114,12 +141,35 @@ pub(crate) mod tests {
         let healthy = Rc::new(Destination::new(&endpoint("http://ok", 4), 0, vec![]).unwrap());
         let dests = vec![full.clone(), healthy.clone()];
         let blocker = upload(1);
-        full.queue.try_push(Outbound::new(blocker, "/x".into(), Payload::Whole(Bytes::new()), 1)).unwrap();
+        full.queue
+            .try_push(Outbound::new(
+                blocker,
+                "/x".into(),
+                Payload::Whole(Bytes::new()),
+                1,
+            ))
+            .unwrap();
         let up = upload(2);
         let body = Bytes::from_static(b"profile");
         let items = vec![
-            (0, Outbound::new(up.clone(), "/ingest".into(), Payload::Whole(body.clone()), 1)),
-            (1, Outbound::new(up.clone(), "/ingest".into(), Payload::Whole(body.clone()), 1)),
+            (
+                0,
+                Outbound::new(
+                    up.clone(),
+                    "/ingest".into(),
+                    Payload::Whole(body.clone()),
+                    1,
+                ),
+            ),
+            (
+                1,
+                Outbound::new(
+                    up.clone(),
+                    "/ingest".into(),
+                    Payload::Whole(body.clone()),
+                    1,
+                ),
+            ),
         ];
         let accepted = dispatch(&dests, items, Instant::now() + Duration::from_millis(20)).await;
         assert_eq!(accepted, 1);

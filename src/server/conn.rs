@@ -42,7 +42,12 @@ pub struct Reply {
 
 impl Reply {
     pub fn empty(status: u16) -> Self {
-        Reply { status, body: Bytes::new(), content_type: None, retry_after: false }
+        Reply {
+            status,
+            body: Bytes::new(),
+            content_type: None,
+            retry_after: false,
+        }
     }
 
     /// Go's `http.Error`: status text plus newline, text/plain.
@@ -56,7 +61,10 @@ impl Reply {
     }
 
     pub fn overloaded() -> Self {
-        Reply { retry_after: true, ..Reply::text(503, h1::reason_phrase(503)) }
+        Reply {
+            retry_after: true,
+            ..Reply::text(503, h1::reason_phrase(503))
+        }
     }
 }
 
@@ -95,7 +103,12 @@ struct Conn<'a> {
 /// Serves one connection until it closes, times out, errs, or the core shuts down.
 pub async fn serve(core: &Core, rx: &ReceiverRt, stream: TcpStream, _peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    let mut c = Conn { core, rx, stream, buf: BytesMut::with_capacity(READ_BUFFER_BYTES) };
+    let mut c = Conn {
+        core,
+        rx,
+        stream,
+        buf: BytesMut::with_capacity(READ_BUFFER_BYTES),
+    };
     loop {
         match c.one_request().await {
             Next::KeepAlive if !core.shutdown.is_triggered() => {}
@@ -111,7 +124,12 @@ impl Conn<'_> {
             return None;
         }
         let buf = std::mem::take(&mut self.buf);
-        match monoio::time::timeout(deadline - now, read_more(&mut self.stream, buf, READ_BUFFER_BYTES)).await {
+        match monoio::time::timeout(
+            deadline - now,
+            read_more(&mut self.stream, buf, READ_BUFFER_BYTES),
+        )
+        .await
+        {
             Ok((Ok(n), buf)) => {
                 self.buf = buf;
                 (n > 0).then_some(n)
@@ -190,9 +208,13 @@ impl Conn<'_> {
         match route {
             Route::NotFound => {
                 let reply = Reply::text(404, "404 page not found");
-                self.respond(&reply, has_body || !head.keep_alive, route_name).await
+                self.respond(&reply, has_body || !head.keep_alive, route_name)
+                    .await
             }
-            Route::MethodNotAllowed => self.respond(&Reply::empty(405), has_body || !head.keep_alive, route_name).await,
+            Route::MethodNotAllowed => {
+                self.respond(&Reply::empty(405), has_body || !head.keep_alive, route_name)
+                    .await
+            }
             Route::Ingest => self.ingest(head, head_bytes, deadline).await,
         }
     }
@@ -204,7 +226,9 @@ impl Conn<'_> {
         let (body, reservation) = match head.body {
             BodyFraming::Empty => (Bytes::new(), None),
             BodyFraming::Length(n) if n > http.max_body_bytes => {
-                return self.respond(&Reply::text(413, h1::reason_phrase(413)), true, "ingest").await;
+                return self
+                    .respond(&Reply::text(413, h1::reason_phrase(413)), true, "ingest")
+                    .await;
             }
             BodyFraming::Length(n) => {
                 let Some(res) = self.core.budget.reserve_until(n, wait_until).await else {
@@ -220,7 +244,12 @@ impl Conn<'_> {
                 }
             }
             BodyFraming::Chunked => {
-                let Some(res) = self.core.budget.reserve_until(CHUNKED_RESERVE_STEP.min(http.max_body_bytes), wait_until).await else {
+                let Some(res) = self
+                    .core
+                    .budget
+                    .reserve_until(CHUNKED_RESERVE_STEP.min(http.max_body_bytes), wait_until)
+                    .await
+                else {
                     self.rx.metrics.record_refused(RefuseReason::Budget);
                     return self.respond(&Reply::overloaded(), true, "ingest").await;
                 };
@@ -237,7 +266,16 @@ impl Conn<'_> {
                 }
             }
         };
-        let reply = ingest::handle(self.core, self.rx, &head, &head_bytes, body, reservation, wait_until).await;
+        let reply = ingest::handle(
+            self.core,
+            self.rx,
+            &head,
+            &head_bytes,
+            body,
+            reservation,
+            wait_until,
+        )
+        .await;
         let close = !keep_alive || self.core.shutdown.is_triggered();
         self.respond(&reply, close, "ingest").await
     }
@@ -266,7 +304,12 @@ impl Conn<'_> {
                 return None;
             }
             let spare = n - body.len();
-            let (res, b) = match monoio::time::timeout(deadline - now, read_exact_room(&mut self.stream, body, spare)).await {
+            let (res, b) = match monoio::time::timeout(
+                deadline - now,
+                read_exact_room(&mut self.stream, body, spare),
+            )
+            .await
+            {
                 Ok(r) => r,
                 Err(_) => return None,
             };
@@ -314,7 +357,11 @@ impl Conn<'_> {
 }
 
 /// Reads into the spare room of `body` (at most `room` bytes).
-async fn read_exact_room(stream: &mut TcpStream, body: BytesMut, room: usize) -> (std::io::Result<usize>, BytesMut) {
+async fn read_exact_room(
+    stream: &mut TcpStream,
+    body: BytesMut,
+    room: usize,
+) -> (std::io::Result<usize>, BytesMut) {
     use monoio::buf::IoBufMut;
     use monoio::io::AsyncReadRent;
     let len = body.len();

@@ -41,17 +41,34 @@ pub async fn handle(
     for h in &head.headers {
         let name = &head_bytes[h.name.clone()];
         let wanted = name.eq_ignore_ascii_case(b"content-type")
-            || rx.config.forward_headers.iter().any(|f| name.eq_ignore_ascii_case(f.as_bytes()));
+            || rx
+                .config
+                .forward_headers
+                .iter()
+                .any(|f| name.eq_ignore_ascii_case(f.as_bytes()));
         if wanted {
-            headers.push((head_bytes.slice(h.name.clone()), head_bytes.slice(h.value.clone())));
+            headers.push((
+                head_bytes.slice(h.name.clone()),
+                head_bytes.slice(h.value.clone()),
+            ));
         }
     }
 
-    let total: usize = rx.config.forward_to.iter().map(|&w| core.writer_dests[w].len()).sum();
+    let total: usize = rx
+        .config
+        .forward_to
+        .iter()
+        .map(|&w| core.writer_dests[w].len())
+        .sum();
     if total == 0 {
         return Reply::empty(200);
     }
-    let upload = Rc::new(Upload { headers, ticket: Ticket::new(total), received_at: Instant::now(), reservation });
+    let upload = Rc::new(Upload {
+        headers,
+        ticket: Ticket::new(total),
+        received_at: Instant::now(),
+        reservation,
+    });
     let mut items = Vec::with_capacity(total);
     for &w in &rx.config.forward_to {
         let writer = &core.config.writers[w];
@@ -61,13 +78,20 @@ pub async fn handle(
                 for &d in &core.writer_dests[w] {
                     let path = labels::join_path(core.destinations[d].base_path(), &request_path);
                     let target = format!("{path}?{query}");
-                    items.push((d, Outbound::new(upload.clone(), target, Payload::Whole(body.clone()), 1)));
+                    items.push((
+                        d,
+                        Outbound::new(upload.clone(), target, Payload::Whole(body.clone()), 1),
+                    ));
                 }
             }
             Err(e) => {
                 for &d in &core.writer_dests[w] {
                     let dest = &core.destinations[d];
-                    dest.metrics.record_dropped(body.len() as u64, 1, crate::metrics::DropReason::Rejected);
+                    dest.metrics.record_dropped(
+                        body.len() as u64,
+                        1,
+                        crate::metrics::DropReason::Rejected,
+                    );
                     dest.warn(format_args!("{e}"));
                     upload.ticket.complete(Err(Failure::Error));
                 }
@@ -82,7 +106,13 @@ pub async fn handle(
     match rx.config.acknowledge {
         AckMode::Enqueued => {
             drop(upload);
-            if offered > 0 && accepted == 0 { Reply::overloaded() } else if offered == 0 { failed() } else { Reply::empty(200) }
+            if offered > 0 && accepted == 0 {
+                Reply::overloaded()
+            } else if offered == 0 {
+                failed()
+            } else {
+                Reply::empty(200)
+            }
         }
         AckMode::Delivered => match upload.ticket.wait().await {
             Verdict::Delivered => Reply::empty(200),

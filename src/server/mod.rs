@@ -40,10 +40,17 @@ impl ReceiverRt {
         let limit = config.http.conn_limit;
         ReceiverRt {
             index,
-            limits: h1::Limits { max_head_bytes: config.http.max_head_bytes, max_headers: config.http.max_headers },
+            limits: h1::Limits {
+                max_head_bytes: config.http.max_head_bytes,
+                max_headers: config.http.max_headers,
+            },
             config: config.clone(),
             metrics: ReceiverMetrics::default(),
-            conn_limit: if limit == 0 { 0 } else { limit.div_ceil(cores.max(1)) },
+            conn_limit: if limit == 0 {
+                0
+            } else {
+                limit.div_ceil(cores.max(1))
+            },
             active: Cell::new(0),
             conn_closed: Notify::new(),
         }

@@ -75,10 +75,23 @@ impl Destination {
     /// Builds the destination for `core`. `addrs` is the start-up resolution.
     pub fn new(endpoint: &Endpoint, core: usize, addrs: Vec<SocketAddr>) -> std::io::Result<Self> {
         let target = match &endpoint.url {
-            EndpointUrl::Http { host, port, path, tls } => {
+            EndpointUrl::Http {
+                host,
+                port,
+                path,
+                tls,
+            } => {
                 let default_port = if *tls { 443 } else { 80 };
-                let host_literal = if host.contains(':') { format!("[{host}]") } else { host.clone() };
-                let host_header = if *port == default_port { host_literal } else { format!("{host_literal}:{port}") };
+                let host_literal = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.clone()
+                };
+                let host_header = if *port == default_port {
+                    host_literal
+                } else {
+                    format!("{host_literal}:{port}")
+                };
                 Target::Http(HttpTarget {
                     host: host.clone(),
                     port: *port,
@@ -89,7 +102,9 @@ impl Destination {
                     idle: RefCell::new(Vec::new()),
                 })
             }
-            EndpointUrl::Capture { dir } => Target::Capture(Arc::new(CaptureSink::new(dir.clone(), core))),
+            EndpointUrl::Capture { dir } => {
+                Target::Capture(Arc::new(CaptureSink::new(dir.clone(), core)))
+            }
         };
         let (static_headers, fallback_content_type) = static_headers(endpoint)?;
         Ok(Destination {
@@ -125,8 +140,13 @@ impl Destination {
     /// Logs a degraded-state warning at most once per [`WARN_INTERVAL`].
     pub fn warn(&self, message: std::fmt::Arguments<'_>) {
         let now = Instant::now();
-        if self.last_warn.get().is_some_and(|t| now.duration_since(t) < WARN_INTERVAL) {
-            self.suppressed_warnings.set(self.suppressed_warnings.get() + 1);
+        if self
+            .last_warn
+            .get()
+            .is_some_and(|t| now.duration_since(t) < WARN_INTERVAL)
+        {
+            self.suppressed_warnings
+                .set(self.suppressed_warnings.get() + 1);
             return;
         }
         let suppressed = self.suppressed_warnings.replace(0);
@@ -148,7 +168,11 @@ fn base64(input: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -161,9 +185,12 @@ fn base64(input: &[u8]) -> String {
     out
 }
 
+/// Headers every request carries, and the endpoint's fallback `Content-Type`.
+type StaticHeaders = (Vec<(Bytes, Bytes)>, Option<Bytes>);
+
 /// Renders the headers every request of this endpoint carries. Secret files are read here, at
 /// start-up on the main thread.
-fn static_headers(e: &Endpoint) -> std::io::Result<(Vec<(Bytes, Bytes)>, Option<Bytes>)> {
+fn static_headers(e: &Endpoint) -> std::io::Result<StaticHeaders> {
     let mut out: Vec<(Bytes, Bytes)> = Vec::new();
     let mut content_type = None;
     let mut has_auth = false;
@@ -186,20 +213,36 @@ fn static_headers(e: &Endpoint) -> std::io::Result<(Vec<(Bytes, Bytes)>, Option<
     if !has_auth {
         match &e.auth {
             Some(Auth::Basic { username, password }) => {
-                let pw = password.as_ref().map(secret_value).transpose()?.unwrap_or_default();
+                let pw = password
+                    .as_ref()
+                    .map(secret_value)
+                    .transpose()?
+                    .unwrap_or_default();
                 let token = base64(format!("{username}:{pw}").as_bytes());
-                out.push((Bytes::from_static(b"Authorization"), Bytes::from(format!("Basic {token}"))));
+                out.push((
+                    Bytes::from_static(b"Authorization"),
+                    Bytes::from(format!("Basic {token}")),
+                ));
             }
-            Some(Auth::Authorization { scheme, credentials }) => {
+            Some(Auth::Authorization {
+                scheme,
+                credentials,
+            }) => {
                 let c = secret_value(credentials)?;
-                out.push((Bytes::from_static(b"Authorization"), Bytes::from(format!("{scheme} {c}"))));
+                out.push((
+                    Bytes::from_static(b"Authorization"),
+                    Bytes::from(format!("{scheme} {c}")),
+                ));
             }
             // OAuth2 tokens are fetched at run time (issue: secure transport).
             Some(Auth::OAuth2(_)) | None => {}
         }
     }
     if !has_ua {
-        out.push((Bytes::from_static(b"User-Agent"), Bytes::from_static(USER_AGENT.as_bytes())));
+        out.push((
+            Bytes::from_static(b"User-Agent"),
+            Bytes::from_static(USER_AGENT.as_bytes()),
+        ));
     }
     Ok((out, content_type))
 }
@@ -211,8 +254,14 @@ pub fn resolve(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
 
 /// Re-resolves an HTTP destination's host every `interval` on the blocking pool, so a
 /// changed address (a Kubernetes Service, a cloud endpoint) is followed without blocking.
-pub async fn refresh_dns(dest: Rc<Destination>, interval: Duration, shutdown: Rc<crate::worker::Shutdown>) {
-    let Target::Http(http) = &dest.target else { return };
+pub async fn refresh_dns(
+    dest: Rc<Destination>,
+    interval: Duration,
+    shutdown: Rc<crate::worker::Shutdown>,
+) {
+    let Target::Http(http) = &dest.target else {
+        return;
+    };
     if http.host.parse::<std::net::IpAddr>().is_ok() {
         return;
     }
@@ -229,8 +278,12 @@ pub async fn refresh_dns(dest: Rc<Destination>, interval: Duration, shutdown: Rc
                     http.idle.borrow_mut().clear();
                 }
             }
-            Ok(Ok(_)) => dest.warn(format_args!("DNS resolution returned no address; keeping the previous ones")),
-            Ok(Err(e)) => dest.warn(format_args!("DNS resolution failed: {e}; keeping the previous addresses")),
+            Ok(Ok(_)) => dest.warn(format_args!(
+                "DNS resolution returned no address; keeping the previous ones"
+            )),
+            Ok(Err(e)) => dest.warn(format_args!(
+                "DNS resolution failed: {e}; keeping the previous addresses"
+            )),
             Err(_) => {}
         }
     }
@@ -242,7 +295,15 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
     }

@@ -28,7 +28,8 @@ pub async fn run(dest: Rc<Destination>) {
         let bytes = item.payload.len();
         match result {
             Ok(()) => {
-                dest.metrics.record_sent(bytes, item.profiles, item.upload.received_at.elapsed());
+                dest.metrics
+                    .record_sent(bytes, item.profiles, item.upload.received_at.elapsed());
                 item.finish(Ok(()));
             }
             Err((failure, reason)) => {
@@ -40,15 +41,18 @@ pub async fn run(dest: Rc<Destination>) {
 }
 
 fn headers_of<'a>(dest: &'a Destination, item: &'a Outbound) -> Vec<(&'a [u8], &'a [u8])> {
-    let mut h: Vec<(&[u8], &[u8])> = Vec::with_capacity(dest.static_headers.len() + item.upload.headers.len() + 1);
-    let client_has_ct = item.upload.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"content-type"));
+    let mut h: Vec<(&[u8], &[u8])> =
+        Vec::with_capacity(dest.static_headers.len() + item.upload.headers.len() + 1);
+    let client_has_ct = item
+        .upload
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case(b"content-type"));
     for (n, v) in &item.upload.headers {
         h.push((n, v));
     }
-    if !client_has_ct {
-        if let Some(ct) = &dest.fallback_content_type {
-            h.push((b"Content-Type", ct));
-        }
+    if let (false, Some(ct)) = (client_has_ct, &dest.fallback_content_type) {
+        h.push((b"Content-Type", ct));
     }
     for (n, v) in &dest.static_headers {
         h.push((n, v));
@@ -60,8 +64,17 @@ async fn deliver(dest: &Destination, item: &Outbound) -> Result<(), (Failure, Dr
     match &dest.target {
         Target::Capture(sink) => {
             let mut head = BytesMut::new();
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-            capture::encode_record_head(&mut head, &item.target, &headers_of(dest, item), now, item.payload.len());
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            capture::encode_record_head(
+                &mut head,
+                &item.target,
+                &headers_of(dest, item),
+                now,
+                item.payload.len(),
+            );
             let parts: Vec<Bytes> = item.payload.parts().to_vec();
             let sink = sink.clone();
             match monoio::spawn_blocking(move || sink.append(&head, &parts)).await {
@@ -77,13 +90,30 @@ async fn deliver(dest: &Destination, item: &Outbound) -> Result<(), (Failure, Dr
     }
 }
 
-async fn deliver_http(dest: &Destination, http: &HttpTarget, item: &Outbound) -> Result<(), (Failure, DropReason)> {
+async fn deliver_http(
+    dest: &Destination,
+    http: &HttpTarget,
+    item: &Outbound,
+) -> Result<(), (Failure, DropReason)> {
     let ep = &dest.endpoint;
-    let mut backoff = Backoff::new(ep.min_backoff_period, ep.max_backoff_period, ep.max_backoff_retries);
+    let mut backoff = Backoff::new(
+        ep.min_backoff_period,
+        ep.max_backoff_period,
+        ep.max_backoff_retries,
+    );
     loop {
-        let (err, retry_after, excerpt) = match monoio::time::timeout(ep.remote_timeout, attempt(dest, http, item)).await {
+        let (err, retry_after, excerpt) = match monoio::time::timeout(
+            ep.remote_timeout,
+            attempt(dest, http, item),
+        )
+        .await
+        {
             Ok(Ok(resp)) if resp.status == 200 => return Ok(()),
-            Ok(Ok(resp)) => (AttemptError::Status(resp.status), resp.retry_after, resp.body_excerpt),
+            Ok(Ok(resp)) => (
+                AttemptError::Status(resp.status),
+                resp.retry_after,
+                resp.body_excerpt,
+            ),
             Ok(Err(e)) => {
                 tracing::debug!(endpoint = %ep.url_text, error = %e, "failed to ingest to endpoint");
                 (AttemptError::Transport, None, Bytes::new())
@@ -100,7 +130,10 @@ async fn deliver_http(dest: &Destination, http: &HttpTarget, item: &Outbound) ->
         };
         if !should_retry(err, ep.retry_on_http_429) {
             let body = String::from_utf8_lossy(&excerpt);
-            dest.warn(format_args!("failed to ingest to endpoint {} (0 retries): status={failure:?} msg={body}", ep.url_text));
+            dest.warn(format_args!(
+                "failed to ingest to endpoint {} (0 retries): status={failure:?} msg={body}",
+                ep.url_text
+            ));
             return Err((failure, DropReason::Rejected));
         }
         if !more {
@@ -119,13 +152,25 @@ async fn deliver_http(dest: &Destination, http: &HttpTarget, item: &Outbound) ->
 
 /// One attempt: a pooled connection if there is one (falling back to a fresh connection when
 /// the pooled one turns out stale), else a new one.
-async fn attempt(dest: &Destination, http: &HttpTarget, item: &Outbound) -> Result<Response, ExchangeError> {
+async fn attempt(
+    dest: &Destination,
+    http: &HttpTarget,
+    item: &Outbound,
+) -> Result<Response, ExchangeError> {
     let mut head = BytesMut::new();
     let (path, query) = match item.target.split_once('?') {
         Some((p, q)) => (p, Some(q.as_bytes())),
         None => (item.target.as_str(), None),
     };
-    h1::encode_request_head(&mut head, "POST", path.as_bytes(), query, &http.host_header, &headers_of(dest, item), item.payload.len());
+    h1::encode_request_head(
+        &mut head,
+        "POST",
+        path.as_bytes(),
+        query,
+        &http.host_header,
+        &headers_of(dest, item),
+        item.payload.len(),
+    );
     let pooled = http.idle.borrow_mut().pop();
     if let Some(mut conn) = pooled {
         match conn.exchange(head.clone(), &item.payload).await {
@@ -135,7 +180,10 @@ async fn attempt(dest: &Destination, http: &HttpTarget, item: &Outbound) -> Resu
                 }
                 return Ok(resp);
             }
-            Err(ExchangeError::Closed { response_started: false }) | Err(ExchangeError::Io(_)) => {
+            Err(ExchangeError::Closed {
+                response_started: false,
+            })
+            | Err(ExchangeError::Io(_)) => {
                 // A keep-alive connection the upstream closed while idle: not an attempt.
             }
             Err(e) => return Err(e),
@@ -160,14 +208,19 @@ async fn connect(dest: &Destination, http: &HttpTarget) -> Result<Connection, Ex
     }
     let addrs = http.addrs.borrow().clone();
     if addrs.is_empty() {
-        return Err(ExchangeError::Io(std::io::Error::other(format!("{} resolves to no address", http.host))));
+        return Err(ExchangeError::Io(std::io::Error::other(format!(
+            "{} resolves to no address",
+            http.host
+        ))));
     }
     let start = http.next_addr.get();
     http.next_addr.set(start.wrapping_add(1));
     let mut last = None;
     for i in 0..addrs.len() {
         let addr = addrs[(start + i) % addrs.len()];
-        match monoio::time::timeout(dest.endpoint.connect_timeout, TcpStream::connect_addr(addr)).await {
+        match monoio::time::timeout(dest.endpoint.connect_timeout, TcpStream::connect_addr(addr))
+            .await
+        {
             Ok(Ok(s)) => {
                 // Head and body go out as separate writes; without NODELAY, Nagle would hold
                 // the body behind the head's ACK.
@@ -175,18 +228,25 @@ async fn connect(dest: &Destination, http: &HttpTarget) -> Result<Connection, Ex
                 return Ok(Connection::new(s));
             }
             Ok(Err(e)) => last = Some(e),
-            Err(_) => last = Some(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("connect to {addr} timed out"))),
+            Err(_) => {
+                last = Some(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("connect to {addr} timed out"),
+                ))
+            }
         }
     }
-    Err(ExchangeError::Io(last.unwrap_or_else(|| std::io::Error::other("no address"))))
+    Err(ExchangeError::Io(
+        last.unwrap_or_else(|| std::io::Error::other("no address")),
+    ))
 }
-
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config;
     use crate::upload::{Payload, Ticket, Upload, Verdict};
+    use crate::upstream::client::WRITTEN_PAYLOAD_PTRS;
     use std::io::{Read, Write};
     use std::net::TcpListener;
     use std::time::Instant;
@@ -197,7 +257,8 @@ mod tests {
         let addr = l.local_addr().unwrap();
         let t = std::thread::spawn(move || {
             let (mut s, _) = l.accept().unwrap();
-            s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
             let mut got = Vec::new();
             let mut buf = [0u8; 4096];
             loop {
@@ -227,7 +288,12 @@ mod tests {
 
     fn endpoint_for(addr: std::net::SocketAddr) -> config::Endpoint {
         let mut e = crate::fanout::tests::endpoint(&format!("http://{addr}"), 4);
-        e.url = config::EndpointUrl::Http { tls: false, host: addr.ip().to_string(), port: addr.port(), path: String::new() };
+        e.url = config::EndpointUrl::Http {
+            tls: false,
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            path: String::new(),
+        };
         e
     }
 
@@ -235,12 +301,26 @@ mod tests {
     async fn the_same_body_allocation_is_written_to_every_destination() {
         WRITTEN_PAYLOAD_PTRS.with(|p| p.borrow_mut().clear());
         let ups: Vec<_> = (0..3).map(|_| upstream(200)).collect();
-        let dests: Vec<Rc<Destination>> =
-            ups.iter().map(|(a, _)| Rc::new(Destination::new(&endpoint_for(*a), 0, vec![*a]).unwrap())).collect();
+        let dests: Vec<Rc<Destination>> = ups
+            .iter()
+            .map(|(a, _)| Rc::new(Destination::new(&endpoint_for(*a), 0, vec![*a]).unwrap()))
+            .collect();
         let body = Bytes::from(vec![0xA5u8; 64 * 1024]);
-        let up = Rc::new(Upload { headers: vec![], ticket: Ticket::new(3), received_at: Instant::now(), reservation: None });
+        let up = Rc::new(Upload {
+            headers: vec![],
+            ticket: Ticket::new(3),
+            received_at: Instant::now(),
+            reservation: None,
+        });
         for d in &dests {
-            d.queue.try_push(Outbound::new(up.clone(), "/ingest?name=a".into(), Payload::Whole(body.clone()), 1)).unwrap();
+            d.queue
+                .try_push(Outbound::new(
+                    up.clone(),
+                    "/ingest?name=a".into(),
+                    Payload::Whole(body.clone()),
+                    1,
+                ))
+                .unwrap();
             d.queue.close();
         }
         for d in &dests {
@@ -251,7 +331,10 @@ mod tests {
         assert_eq!(ptrs, vec![body.as_ptr() as usize; 3]);
         for (_, t) in ups {
             let got = t.join().unwrap();
-            assert!(got.ends_with(&body), "upstream received the body byte for byte");
+            assert!(
+                got.ends_with(&body),
+                "upstream received the body byte for byte"
+            );
         }
     }
 
@@ -259,8 +342,20 @@ mod tests {
     async fn a_400_is_final_and_reported_with_its_status() {
         let (addr, t) = upstream(400);
         let d = Rc::new(Destination::new(&endpoint_for(addr), 0, vec![addr]).unwrap());
-        let up = Rc::new(Upload { headers: vec![], ticket: Ticket::new(1), received_at: Instant::now(), reservation: None });
-        d.queue.try_push(Outbound::new(up.clone(), "/ingest".into(), Payload::Whole(Bytes::from_static(b"p")), 1)).unwrap();
+        let up = Rc::new(Upload {
+            headers: vec![],
+            ticket: Ticket::new(1),
+            received_at: Instant::now(),
+            reservation: None,
+        });
+        d.queue
+            .try_push(Outbound::new(
+                up.clone(),
+                "/ingest".into(),
+                Payload::Whole(Bytes::from_static(b"p")),
+                1,
+            ))
+            .unwrap();
         d.queue.close();
         run(d.clone()).await;
         t.join().unwrap();

@@ -7,6 +7,9 @@
 
 use std::time::Duration;
 
+/// Longest `Retry-After` honoured; a larger value (or a far-future date) waits this long.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
 /// What one attempt produced, as far as retrying is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptError {
@@ -61,8 +64,9 @@ impl Backoff {
     }
 
     /// The wait before the next attempt. `rand01` is a uniform sample in `[0, 1)`;
-    /// `retry_after` (from the upstream) lengthens the wait but never shortens it, capped at
-    /// `max_backoff_period`.
+    /// `retry_after` (from the upstream) lengthens the wait but never shortens it. It is honoured
+    /// even beyond `max_backoff_period` (that bounds pyrogate's own exponential growth, not
+    /// what the server asked for), up to [`MAX_RETRY_AFTER`].
     pub fn next_delay(&mut self, rand01: f64, retry_after: Option<Duration>) -> Duration {
         let jittered = if self.min == self.max {
             self.min
@@ -77,7 +81,7 @@ impl Backoff {
             self.next_min + span.mul_f64(rand01.clamp(0.0, 1.0))
         };
         match retry_after {
-            Some(ra) => jittered.max(ra.min(self.max)),
+            Some(ra) => jittered.max(ra.min(MAX_RETRY_AFTER)),
             None => jittered,
         }
     }
@@ -132,9 +136,9 @@ mod tests {
     #[test]
     fn retry_after_lengthens_but_is_capped() {
         let ms = Duration::from_millis;
-        let mut b = Backoff::new(ms(10), ms(5000), 0);
+        let mut b = Backoff::new(ms(10), ms(50), 0);
         assert_eq!(b.next_delay(0.0, Some(ms(1000))), ms(1000));
-        assert_eq!(b.next_delay(0.0, Some(ms(60_000))), ms(5000));
+        assert_eq!(b.next_delay(0.0, Some(ms(3_600_000))), MAX_RETRY_AFTER);
         assert_eq!(b.next_delay(0.0, Some(ms(1))), ms(40));
     }
 }

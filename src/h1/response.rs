@@ -136,7 +136,7 @@ fn interpret(
     request_was_head: bool,
 ) -> Result<ResponseHead, ResponseError> {
     // httparse fills all three on Complete; the fallback keeps this panic-free regardless.
-    let (Some(minor), Some(status), Some(reason)) = (res.version, res.code, res.reason) else {
+    let (Some(minor), Some(status)) = (res.version, res.code) else {
         return Err(ResponseError::Malformed(httparse::Error::Status));
     };
     let version = match minor {
@@ -205,12 +205,32 @@ fn interpret(
         head_len,
         status,
         version,
-        reason: range_in(buf, reason.as_bytes()),
+        reason: reason_range(buf, head_len),
         body,
         keep_alive,
         retry_after,
         content_type,
     })
+}
+
+/// The reason-phrase of the status line at the start of `buf[..head_len]`, located by hand:
+/// httparse hands back a `&'static ""` rather than a slice of the buffer when the reason is
+/// absent or holds obs-text (bytes ≥ 0x80), so its pointer cannot be turned into an offset.
+fn reason_range(buf: &[u8], head_len: usize) -> Range<usize> {
+    let head = buf.get(..head_len).unwrap_or(buf);
+    // Empty lines before the status line are skipped, as httparse does.
+    let line_start = head
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(head.len());
+    let rest = head.get(line_start..).unwrap_or_default();
+    let mut line_end = memchr::memchr(b'\n', rest).map_or(head.len(), |lf| line_start + lf);
+    if line_end > line_start && head.get(line_end - 1) == Some(&b'\r') {
+        line_end -= 1;
+    }
+    // RFC 9112 §4: `HTTP/1.x SSS` is 12 bytes, then SP and the (possibly empty) reason.
+    let start = (line_start + 13).min(line_end);
+    start..line_end
 }
 
 /// `Retry-After = HTTP-date / delay-seconds` (RFC 9110 §10.2.3). `None` when unparsable.
@@ -462,11 +482,31 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_reason_phrase_is_accepted() {
-        let buf = b"HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n";
-        let h = head(buf);
-        assert_eq!(h.status, 200);
-        assert_eq!(&buf[h.reason.clone()], b"");
+    fn reason_phrases_are_located_in_the_buffer_whatever_they_hold() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n", b""),
+            (b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", b""),
+            (b"HTTP/1.1 200\nContent-Length: 0\n\n", b""),
+            (
+                b"HTTP/1.1 200 Okay then\nContent-Length: 0\n\n",
+                b"Okay then",
+            ),
+            (b"\r\nHTTP/1.1 404 Not Found\r\n\r\n", b"Not Found"),
+            // obs-text (RFC 9112 §4) is allowed in a reason-phrase.
+            (
+                b"HTTP/1.1 200 \xadOK\xff\r\nContent-Length: 0\r\n\r\n",
+                b"\xadOK\xff",
+            ),
+        ];
+        for &(buf, reason) in cases {
+            let h = head(buf);
+            assert_eq!(
+                &buf[h.reason.clone()],
+                reason,
+                "{:?}",
+                String::from_utf8_lossy(buf)
+            );
+        }
     }
 
     #[test]

@@ -181,9 +181,17 @@ impl Conn<'_> {
         // `server_read_timeout` bounds the whole request from its first byte.
         let deadline = Instant::now() + self.rx.config.http.server_read_timeout;
         let mut scanned = 0;
-        let head_end = loop {
-            if let Some(end) = h1::find_head_end(&self.buf, scanned) {
-                break end;
+        let head = loop {
+            if h1::find_head_end(&self.buf, scanned).is_some() {
+                match h1::parse_request(&self.buf, &self.rx.limits) {
+                    Ok(Some(head)) => break head,
+                    // Leading empty lines (RFC 9112 §2.2) end a "head" that is not one yet.
+                    Ok(None) => {}
+                    Err(e) => {
+                        let reply = Reply::text(e.status(), &e.to_string());
+                        return self.respond(&reply, true, "unknown").await;
+                    }
+                }
             }
             scanned = self.buf.len();
             if self.buf.len() > self.rx.limits.max_head_bytes {
@@ -192,14 +200,6 @@ impl Conn<'_> {
             }
             if self.read(deadline).await.is_none() {
                 return Next::Close;
-            }
-        };
-        let head = match h1::parse_request(&self.buf[..head_end], &self.rx.limits) {
-            Ok(Some(head)) => head,
-            Ok(None) => return Next::Close,
-            Err(e) => {
-                let reply = Reply::text(e.status(), &e.to_string());
-                return self.respond(&reply, true, "unknown").await;
             }
         };
         let head_bytes = self.buf.split_to(head.head_len).freeze();

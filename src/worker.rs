@@ -267,6 +267,7 @@ async fn core_main(
         )));
     }
     monoio::spawn(control_task(core.clone(), control, wake));
+    tracing::info!(core = index, driver = driver.name(), "core started");
     let _ = ready.send(Ok(()));
 
     core.shutdown.wait().await;

@@ -201,8 +201,10 @@ async fn core_main(
         listeners,
         addrs,
         ready,
+        driver,
         ..
     } = setup;
+    let driver = driver.resolve();
     let mut destinations = Vec::new();
     let mut writer_dests = Vec::new();
     for w in &config.writers {

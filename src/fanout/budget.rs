@@ -6,7 +6,10 @@
 //! `server::conn`). Hot path: yes; `Cell` arithmetic only.
 //!
 //! The configured `max_inflight_bytes` is split evenly between cores: SO_REUSEPORT spreads
-//! connections evenly, and an even split keeps every check core-local (no atomics).
+//! connections evenly, and an even split keeps every check core-local (no atomics). A single
+//! body larger than a core's whole share is admitted only while nothing else is held on that
+//! core, so the worst case per core is `max(share, max_request_body_bytes)` and a large upload
+//! is slowed by the budget, never refused outright because of it.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -39,10 +42,16 @@ impl Budget {
         self.used.get()
     }
 
+    /// Whether `more` bytes may be added to `used` bytes held, of which `own` are held by the
+    /// asking reservation itself (a sole holder may exceed the limit).
+    fn fits(&self, used: u64, own: u64, more: u64) -> bool {
+        used == own || used.saturating_add(more) <= self.limit
+    }
+
     /// Reserves `bytes` now if they fit.
     pub fn try_reserve(self: &Rc<Self>, bytes: u64) -> Option<Reservation> {
         let used = self.used.get();
-        if used.saturating_add(bytes) > self.limit {
+        if !self.fits(used, 0, bytes) {
             return None;
         }
         self.used.set(used + bytes);
@@ -98,7 +107,7 @@ impl Reservation {
     /// Grows the reservation by `more` bytes if they fit now.
     pub fn try_grow(&self, more: u64) -> bool {
         let used = self.budget.used.get();
-        if used.saturating_add(more) > self.budget.limit {
+        if !self.budget.fits(used, self.bytes.get(), more) {
             return false;
         }
         self.budget.used.set(used + more);
@@ -157,15 +166,30 @@ mod tests {
     }
 
     #[test]
+    fn a_body_larger_than_the_share_waits_for_an_empty_budget() {
+        let b = Budget::new(100);
+        let small = b.try_reserve(10).unwrap();
+        assert!(b.try_reserve(150).is_none());
+        drop(small);
+        let big = b.try_reserve(150).unwrap();
+        assert!(b.try_reserve(1).is_none());
+        assert!(big.try_grow(50), "a sole holder may keep growing");
+        drop(big);
+        assert_eq!(b.used(), 0);
+    }
+
+    #[test]
     fn growth_and_shrink_are_accounted() {
         let b = Budget::new(100);
+        let other = b.try_reserve(5).unwrap();
         let r = b.try_reserve(10).unwrap();
         assert!(r.try_grow(80));
         assert!(!r.try_grow(20));
-        assert_eq!(b.used(), 90);
+        assert_eq!(b.used(), 95);
         r.shrink_to(30);
-        assert_eq!(b.used(), 30);
+        assert_eq!(b.used(), 35);
         drop(r);
+        drop(other);
         assert_eq!(b.used(), 0);
     }
 

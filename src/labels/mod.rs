@@ -51,4 +51,4 @@ pub use ingest::{
 };
 pub use labelset::{LabelSet, LabelValidationError, LabelsetError, parse, parse_bytes};
 pub use push::{PushLabelError, push_series_labels};
-pub use query::{QueryValues, parse_query, query_escape};
+pub use query::{QueryValues, parse_query, path_escape, query_escape};

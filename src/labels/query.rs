@@ -170,6 +170,26 @@ pub fn query_escape(src: &[u8], out: &mut String) {
     }
 }
 
+/// Go's `url.URL.EscapedPath` for a path without a raw form (`escape(path, encodePath)`):
+/// unreserved bytes and `$&+,/:;=@` are kept, every other byte becomes `%XX` (upper-case).
+/// Plain paths such as `/prefix/ingest` come out unchanged.
+pub fn path_escape(src: &str, out: &mut String) {
+    for &b in src.as_bytes() {
+        let keep = is_unreserved(b)
+            || matches!(
+                b,
+                b'$' | b'&' | b'+' | b',' | b'/' | b':' | b';' | b'=' | b'@'
+            );
+        if keep {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(UPPER_HEX[usize::from(b >> 4)]));
+            out.push(char::from(UPPER_HEX[usize::from(b & 0x0f)]));
+        }
+    }
+}
+
 impl QueryValues {
     fn bytes(&self, span: Span) -> &[u8] {
         self.buf.get(span.start..span.end).unwrap_or_default()
@@ -278,6 +298,13 @@ impl QueryValues {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn path_escape_matches_go_escaped_path() {
+        let mut out = String::new();
+        super::path_escape("/a b/c!(x)/é;v=1@h/ingest", &mut out);
+        assert_eq!(out, "/a%20b/c%21%28x%29/%C3%A9;v=1@h/ingest");
+    }
+
     use super::*;
 
     fn pairs(q: &QueryValues) -> Vec<(Vec<u8>, Vec<u8>)> {

@@ -77,7 +77,10 @@ pub async fn handle(
                 let query = labels::upstream_query(&query, &name);
                 for &d in &core.writer_dests[w] {
                     let path = labels::join_path(core.destinations[d].base_path(), &request_path);
-                    let target = format!("{path}?{query}");
+                    let mut target = String::with_capacity(path.len() + query.len() + 1);
+                    labels::path_escape(&path, &mut target);
+                    target.push('?');
+                    target.push_str(&query);
                     items.push((
                         d,
                         Outbound::new(upload.clone(), target, Payload::Whole(body.clone()), 1),

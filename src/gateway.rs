@@ -34,16 +34,16 @@ pub struct RunOptions {
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("receiver {receiver:?}: cannot listen on {addr}: {source}")]
+    #[error("receiver {receiver:?}: cannot listen on {addr}: {error}")]
     Bind {
         receiver: String,
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("admin listener {addr}: {source}")]
+    #[error("admin listener {addr}: {error}")]
     Admin {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("core {core}: {message}")]
     Core { core: usize, message: String },
@@ -60,6 +60,18 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(s.into())
 }
 
+/// Fails when another process already listens on `addr`. SO_REUSEPORT would otherwise let a
+/// second gateway (or anything else of the same user) share the port silently and take part of
+/// the traffic; a probe bound without SO_REUSEPORT gets EADDRINUSE in that case.
+fn ensure_port_free(addr: SocketAddr) -> std::io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    probe.bind(&addr.into())
+}
+
 /// Binds `cores` sockets for each receiver; returns them per core, plus the bound addresses.
 fn bind_all(
     config: &Config,
@@ -69,11 +81,16 @@ fn bind_all(
     let mut bound = Vec::new();
     for r in &config.receivers {
         let mut addr = r.http.listen;
+        ensure_port_free(addr).map_err(|error| StartError::Bind {
+            receiver: r.label.clone(),
+            addr,
+            error,
+        })?;
         for slot in per_core.iter_mut() {
-            let l = reuseport_listener(addr).map_err(|source| StartError::Bind {
+            let l = reuseport_listener(addr).map_err(|error| StartError::Bind {
                 receiver: r.label.clone(),
                 addr,
-                source,
+                error,
             })?;
             addr = l.local_addr()?;
             slot.push(l);
@@ -163,9 +180,9 @@ pub fn run(config: Config, opts: RunOptions) -> Result<CoreSnapshot, StartError>
         }
     }
 
-    let admin = TcpListener::bind(opts.admin_addr).map_err(|source| StartError::Admin {
+    let admin = TcpListener::bind(opts.admin_addr).map_err(|error| StartError::Admin {
         addr: opts.admin_addr,
-        source,
+        error,
     })?;
     tracing::info!(addr = %admin.local_addr()?, "admin listening");
     {

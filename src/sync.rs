@@ -33,7 +33,22 @@ impl Notify {
         }
     }
 
-    /// Completes at the next [`Notify::notify_all`] after this call.
+    /// Wakes one waiting task (the longest waiting). Use where any single waiter can do the
+    /// work (an item for one of several idle senders), so a push does not wake every sender.
+    /// The woken task must pass the signal on if it leaves work behind (see `Queue::pop`).
+    pub fn notify_one(&self) {
+        self.generation.set(self.generation.get().wrapping_add(1));
+        let waker = {
+            let mut waiters = self.waiters.borrow_mut();
+            (!waiters.is_empty()).then(|| waiters.remove(0))
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Completes at the next [`Notify::notify_all`] or [`Notify::notify_one`] after this call
+    /// (for `notify_one`, only the woken task is sure to be polled).
     pub fn notified(&self) -> Notified<'_> {
         Notified {
             notify: self,

@@ -54,7 +54,8 @@ impl<T> Queue<T> {
             }
             items.push_back(item);
         }
-        self.readable.notify_all();
+        // One item needs one sender: waking them all would poll every idle sender per upload.
+        self.readable.notify_one();
         Ok(())
     }
 
@@ -74,8 +75,17 @@ impl<T> Queue<T> {
     /// Takes the oldest item, waiting for one. `None` once the queue is closed and empty.
     pub async fn pop(&self) -> Option<T> {
         loop {
-            let item = self.items.borrow_mut().pop_front();
+            let (item, more) = {
+                let mut items = self.items.borrow_mut();
+                let item = items.pop_front();
+                (item, !items.is_empty())
+            };
             if let Some(item) = item {
+                if more {
+                    // Pass the wake-up on, so items pushed while this sender was busy are
+                    // picked up by another idle sender.
+                    self.readable.notify_one();
+                }
                 self.writable.notify_all();
                 return Some(item);
             }
@@ -124,6 +134,25 @@ mod tests {
         assert_eq!(q.pop().await, Some("a"));
         assert_eq!(q.pop().await, Some("b"));
         assert_eq!(q.pop().await, None);
+    }
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn two_pushes_wake_two_waiting_consumers() {
+        let q = std::rc::Rc::new(Queue::new(4));
+        let a = monoio::spawn({
+            let q = q.clone();
+            async move { q.pop().await }
+        });
+        let b = monoio::spawn({
+            let q = q.clone();
+            async move { q.pop().await }
+        });
+        monoio::time::sleep(std::time::Duration::from_millis(5)).await;
+        q.try_push(1).unwrap();
+        q.try_push(2).unwrap();
+        let mut got = vec![a.await.unwrap(), b.await.unwrap()];
+        got.sort();
+        assert_eq!(got, vec![1, 2]);
     }
 
     #[monoio::test_all(timer_enabled = true)]

@@ -9,6 +9,22 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+/// Headers `forward_headers` may not name: hop-by-hop headers (RFC 9110 §7.6.1) and the ones
+/// pyrogate sets per upstream request (framing, `Host`).
+const NOT_FORWARDABLE: [&str; 11] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "host",
+];
+
 use super::Environment;
 use super::ast::{Block, Body, ExprKind, Stmt};
 use super::diag::{Pos, Sink};
@@ -268,6 +284,16 @@ impl Cx<'_, '_, '_> {
                 continue;
             }
             let lc = h.to_ascii_lowercase();
+            if NOT_FORWARDABLE.contains(&lc.as_str()) {
+                self.sink.error(
+                    at,
+                    format!(
+                        "forward_headers: {h:?} cannot be forwarded: hop-by-hop and framing headers \
+                         are set by pyrogate for each upstream connection"
+                    ),
+                );
+                continue;
+            }
             if !forward_headers.contains(&lc) {
                 forward_headers.push(lc);
             }

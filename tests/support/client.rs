@@ -278,6 +278,12 @@ impl Client {
         );
     }
 
+    /// A second handle on the same socket, e.g. for a thread that keeps writing while this
+    /// one waits for the peer to close.
+    pub fn stream_clone(&self) -> TcpStream {
+        self.stream.try_clone().expect("clone client socket")
+    }
+
     /// Bytes received but not yet consumed as a response.
     pub fn buffered(&self) -> &[u8] {
         &self.buf

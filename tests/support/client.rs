@@ -62,6 +62,18 @@ impl Client {
         }
     }
 
+    /// Connects to `addr` (bounded), reporting failure instead of panicking: for tests where
+    /// a refused connection is an acceptable outcome.
+    pub fn try_connect(addr: SocketAddr) -> std::io::Result<Client> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        let _ = stream.set_nodelay(true);
+        Ok(Client {
+            stream,
+            buf: Vec::new(),
+            timeout: DEFAULT_READ_TIMEOUT,
+        })
+    }
+
     /// Changes the bound on each response read.
     pub fn with_timeout(mut self, timeout: Duration) -> Client {
         self.timeout = timeout;

@@ -157,6 +157,25 @@ fn read_timeout_bounds_the_whole_request_for_a_dripping_client(driver: Driver) {
     assert_forwarded_exactly(&gw, &mock, 1);
 }
 
+/// Go's server sets the `ReadTimeout` deadline as soon as it starts reading a request, and on
+/// a new connection that is right after accept: a client that connects and sends nothing is
+/// cut off after `server_read_timeout` (the idle timeout only applies between requests).
+fn read_timeout_cuts_off_a_new_connection_that_sends_nothing(driver: Driver) {
+    let mock = MockPyroscope::start();
+    let gw = timeout_gateway(
+        &mock,
+        &format!(
+            "    server_read_timeout = \"{SHORT_TIMEOUT}\"\n    server_idle_timeout = \"120s\""
+        ),
+        driver,
+    );
+    let connected = Instant::now();
+    let client = Client::connect(gw.addr());
+    let took = closed_after(client, connected);
+    assert!(took >= NOT_BEFORE, "closed after {took:?}");
+    assert_forwarded_exactly(&gw, &mock, 1);
+}
+
 fn idle_timeout_closes_an_idle_keep_alive_connection(driver: Driver) {
     let mock = MockPyroscope::start();
     let gw = timeout_gateway(
@@ -398,6 +417,7 @@ both_drivers!(
     read_timeout_cuts_off_a_client_stalled_inside_the_head,
     read_timeout_cuts_off_a_client_stalled_inside_the_body,
     read_timeout_bounds_the_whole_request_for_a_dripping_client,
+    read_timeout_cuts_off_a_new_connection_that_sends_nothing,
     idle_timeout_closes_an_idle_keep_alive_connection,
     conn_limit_makes_an_extra_connection_wait_until_a_slot_frees,
     head_at_max_request_head_bytes_is_served_and_one_byte_more_is_431,

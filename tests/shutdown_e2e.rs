@@ -8,6 +8,11 @@
 //!   `graceful_shutdown_timeout = "1s"`: the process still exits 0 within 15 s, after waiting
 //!   the grace period, and `dropped=` counts every undelivered upload (one being sent, two still
 //!   queued behind it with `max_connections_per_core = 1`);
+//! - SIGTERM while a client is half-way through sending an upload: the rest is still read,
+//!   the upload delivered and answered 200, then the connection closed;
+//! - SIGTERM with `acknowledge = "enqueued"` and uploads still queued behind one slow sender:
+//!   every queued upload is delivered, in order, before the exit (`delivered=4 dropped=0`);
+//! - SIGINT does the same as SIGTERM (two cores: both drain and the totals are merged);
 //! - after SIGTERM the receiver no longer takes new connections: once an idle keep-alive
 //!   connection has been closed by the shutdown (proof that the core saw it), a new connection
 //!   is refused or closed without a response and its upload is not forwarded, while the
@@ -124,6 +129,70 @@ fn sigterm_with_a_hanging_upstream_exits_after_the_grace_period_counting_drops(d
     );
 }
 
+fn sigterm_drains_queued_uploads_before_exiting(driver: Driver) {
+    // One sender and 300 ms per delivery: after the last 200 most uploads are still queued.
+    let mock = MockPyroscope::builder()
+        .default_action(Action::ok().delayed(Duration::from_millis(300)))
+        .start();
+    let cfg = config::single(
+        &mock.url(),
+        "    max_connections_per_core = 1",
+        "",
+        "  acknowledge = \"enqueued\"",
+    );
+    let gw = Gateway::start(&cfg, driver, 1);
+    let uploads: Vec<bodies::Upload> = (0..4).map(|i| bodies::folded(300 + i)).collect();
+    let mut client = Client::connect(gw.addr());
+    for upload in &uploads {
+        client.send(&upload.request(&[]));
+        assert_eq!(client.read_response().status, 200);
+    }
+    gw.terminate();
+    let stopped = exited(gw, EXIT_BOUND);
+    assert_clean_exit(&stopped, uploads.len() as u64, 0);
+    let recorded = mock.requests();
+    let bodies: Vec<&[u8]> = recorded.iter().map(|r| r.body.as_slice()).collect();
+    let sent: Vec<&[u8]> = uploads.iter().map(|u| u.body.as_slice()).collect();
+    assert_eq!(bodies, sent, "every queued upload delivered once, in order");
+}
+
+fn sigint_shuts_down_like_sigterm(driver: Driver) {
+    let mock = MockPyroscope::start();
+    let gw = Gateway::start(&config::single(&mock.url(), "", "", ""), driver, 2);
+    let mut client = Client::connect(gw.addr());
+    client.send(&bodies::node_pprof(400).request(&[]));
+    assert_eq!(client.read_response().status, 200);
+    gw.signal("INT");
+    let stopped = exited(gw, EXIT_BOUND);
+    assert_clean_exit(&stopped, 1, 0);
+}
+
+fn sigterm_during_an_upload_still_reads_delivers_and_answers_it(driver: Driver) {
+    let mock = MockPyroscope::start();
+    let gw = Gateway::start(&config::single(&mock.url(), "", "", ""), driver, 1);
+    let mut idle = Client::connect(gw.addr());
+    idle.send(&bodies::folded(500).request(&[]));
+    assert_eq!(idle.read_response().status, 200);
+
+    let upload = bodies::java_jfr(501);
+    let request = upload.request(&[]);
+    let half = request.len() - upload.body.len() / 2;
+    let mut uploading = Client::connect(gw.addr());
+    uploading.send(&request[..half]);
+    gw.terminate();
+    // The core has seen the shutdown once it closes the idle keep-alive connection.
+    idle.expect_closed();
+    uploading.send(&request[half..]);
+    let response = uploading.read_response();
+    assert_eq!(response.status, 200, "{response:?}");
+    uploading.expect_closed();
+    let stopped = exited(gw, EXIT_BOUND);
+    assert_clean_exit(&stopped, 2, 0);
+    let recorded = mock.requests();
+    assert_eq!(recorded.len(), 2);
+    assert_eq!(recorded[1].body, upload.body);
+}
+
 fn after_sigterm_new_connections_are_not_served(driver: Driver) {
     // The first upload is answered at once; later ones take 3 s, which keeps the gateway
     // draining (and alive) while the test knocks on the listener.
@@ -175,5 +244,8 @@ fn after_sigterm_new_connections_are_not_served(driver: Driver) {
 both_drivers!(
     sigterm_during_a_slow_delivery_still_delivers_and_answers,
     sigterm_with_a_hanging_upstream_exits_after_the_grace_period_counting_drops,
+    sigterm_drains_queued_uploads_before_exiting,
+    sigint_shuts_down_like_sigterm,
+    sigterm_during_an_upload_still_reads_delivers_and_answers_it,
     after_sigterm_new_connections_are_not_served,
 );

@@ -337,16 +337,21 @@ impl Gateway {
 
     /// Sends SIGTERM without waiting: the gateway keeps draining while the test goes on.
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends signal `name` (`"TERM"`, `"INT"`, ...) without waiting.
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{name}"))
             .arg(self.pid.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
-            .expect("run kill -TERM");
+            .expect("run kill");
         assert!(
             status.success(),
-            "kill -TERM {} failed: {status:?}",
+            "kill -{name} {} failed: {status:?}",
             self.pid
         );
     }

@@ -10,6 +10,8 @@
 //!   and every other reason 0; `pyrogate_requests_total{receiver,route="ingest",status="400"}
 //!   = n` and no other ingest status; `pyrogate_upstream_latency_seconds_count{endpoint=A} = n`
 //!   (and its `+Inf` bucket), 0 for B; empty queues, no bytes in flight, nothing refused;
+//! - `pyrogate_connections{receiver}` counts the connections held open across two cores, and
+//!   falls back to 0 once the clients close;
 //! - `/-/ready` and `/-/healthy` answer 200 with their one-word bodies, `/metrics` is served
 //!   as Prometheus text.
 //!
@@ -146,6 +148,39 @@ fn fan_out_counters_are_exact_and_merged_across_two_cores(driver: Driver) {
     assert_eq!(value(&text, "pyrogate_inflight_bytes", &[]), 0.0);
 }
 
+fn connections_gauge_counts_open_connections_on_every_core(driver: Driver) {
+    let mock = MockPyroscope::start();
+    let gw = Gateway::start(&config::single(&mock.url(), "", "", ""), driver, 2);
+    let receiver = [("receiver", "default")];
+    // Each connection is proven accepted by one answered upload, then left open.
+    let clients: Vec<Client> = (0..6)
+        .map(|i| {
+            let mut c = Client::connect(gw.addr());
+            c.send(&bodies::folded(600 + i).request(&[]));
+            assert_eq!(c.read_response().status, 200);
+            c
+        })
+        .collect();
+    assert_eq!(
+        metric_sum(&gw.metrics(), "pyrogate_connections", &receiver),
+        Some(6.0)
+    );
+    drop(clients);
+    // The gateway notices the closes asynchronously: a bounded poll, not a timing assertion.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let open = metric_sum(&gw.metrics(), "pyrogate_connections", &receiver);
+        if open == Some(0.0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pyrogate_connections still {open:?} after every client closed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn ready_and_healthy_answer_200(driver: Driver) {
     let mock = MockPyroscope::start();
     let gw = Gateway::start(&config::single(&mock.url(), "", "", ""), driver, 1);
@@ -186,5 +221,6 @@ fn ready_and_healthy_answer_200(driver: Driver) {
 
 both_drivers!(
     fan_out_counters_are_exact_and_merged_across_two_cores,
+    connections_gauge_counts_open_connections_on_every_core,
     ready_and_healthy_answer_200,
 );

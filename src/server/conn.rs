@@ -109,8 +109,12 @@ pub async fn serve(core: &Core, rx: &ReceiverRt, stream: TcpStream, _peer: Socke
         stream,
         buf: BytesMut::with_capacity(READ_BUFFER_BYTES),
     };
+    // Go's server starts the first request's `ReadTimeout` when it starts reading, right after
+    // accept: a connection that never sends a byte is cut off then, not at the idle timeout
+    // (which only applies between requests; net/http `conn.serve` / `readRequest`).
+    let mut first = Some(Instant::now() + rx.config.http.server_read_timeout);
     loop {
-        match c.one_request().await {
+        match c.one_request(first.take()).await {
             Next::KeepAlive if !core.shutdown.is_triggered() => {}
             _ => return,
         }
@@ -142,12 +146,14 @@ impl Conn<'_> {
         }
     }
 
-    /// Waits for the first byte of the next request: idle timeout, or shutdown.
-    async fn await_request(&mut self) -> bool {
+    /// Waits for the first byte of the next request: until `first` (the first request's read
+    /// deadline) or the idle timeout, or shutdown.
+    async fn await_request(&mut self, first: Option<Instant>) -> bool {
         if !self.buf.is_empty() {
             return true;
         }
-        let idle = Instant::now() + self.rx.config.http.server_idle_timeout;
+        let idle =
+            first.unwrap_or_else(|| Instant::now() + self.rx.config.http.server_idle_timeout);
         let shutdown = self.core.shutdown.clone();
         monoio::select! {
             n = self.read(idle) => n.is_some(),
@@ -174,12 +180,14 @@ impl Conn<'_> {
         }
     }
 
-    async fn one_request(&mut self) -> Next {
-        if !self.await_request().await {
+    async fn one_request(&mut self, first: Option<Instant>) -> Next {
+        if !self.await_request(first).await {
             return Next::Close;
         }
-        // `server_read_timeout` bounds the whole request from its first byte.
-        let deadline = Instant::now() + self.rx.config.http.server_read_timeout;
+        // `server_read_timeout` bounds the whole request: from accept for the first request,
+        // from its first byte for the later ones.
+        let deadline =
+            first.unwrap_or_else(|| Instant::now() + self.rx.config.http.server_read_timeout);
         let mut scanned = 0;
         let head = loop {
             if h1::find_head_end(&self.buf, scanned).is_some() {

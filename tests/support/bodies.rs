@@ -238,6 +238,17 @@ pub fn folded(seed: u64) -> Upload {
     }
 }
 
+/// A raw-pprof upload (Node SDK shape, no gzip) whose body is exactly `len` bytes, for tests
+/// of size limits.
+pub fn pprof_of_len(seed: u64, len: usize) -> Upload {
+    Upload {
+        shape: "pprof-of-len",
+        query: format!("format=pprof&from=1700000000&name={NAME_RAW}&until=1700000060"),
+        content_type: Some("application/octet-stream".into()),
+        body: fake_pprof(seed, len),
+    }
+}
+
 /// One body of each SDK shape, distinct from each other.
 pub fn all_shapes(seed: u64) -> Vec<Upload> {
     vec![

@@ -62,6 +62,18 @@ impl Client {
         }
     }
 
+    /// Connects to `addr` (bounded), reporting failure instead of panicking: for tests where
+    /// a refused connection is an acceptable outcome.
+    pub fn try_connect(addr: SocketAddr) -> std::io::Result<Client> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        let _ = stream.set_nodelay(true);
+        Ok(Client {
+            stream,
+            buf: Vec::new(),
+            timeout: DEFAULT_READ_TIMEOUT,
+        })
+    }
+
     /// Changes the bound on each response read.
     pub fn with_timeout(mut self, timeout: Duration) -> Client {
         self.timeout = timeout;
@@ -276,6 +288,12 @@ impl Client {
             "expected no more bytes before close, got {:?}",
             String::from_utf8_lossy(&self.buf)
         );
+    }
+
+    /// A second handle on the same socket, e.g. for a thread that keeps writing while this
+    /// one waits for the peer to close.
+    pub fn stream_clone(&self) -> TcpStream {
+        self.stream.try_clone().expect("clone client socket")
     }
 
     /// Bytes received but not yet consumed as a response.

@@ -171,6 +171,21 @@ impl Gateway {
     }
 
     pub fn try_start(config: &str, driver: Driver, cores: usize) -> Result<Gateway, String> {
+        Self::try_start_with_args(config, driver, cores, &[])
+    }
+
+    /// [`Gateway::start`] with `extra` flags of `run` placed before the config path (e.g.
+    /// `--stability.level=public-preview`).
+    pub fn start_with_args(config: &str, driver: Driver, cores: usize, extra: &[&str]) -> Gateway {
+        Self::try_start_with_args(config, driver, cores, extra).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn try_start_with_args(
+        config: &str,
+        driver: Driver,
+        cores: usize,
+        extra: &[&str],
+    ) -> Result<Gateway, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
         let config_path = dir.path().join("config.alloy");
         std::fs::write(&config_path, config).map_err(|e| format!("write config: {e}"))?;
@@ -179,6 +194,7 @@ impl Gateway {
             .arg(format!("--driver={}", driver.flag()))
             .arg(format!("--cores={cores}"))
             .arg("--server.http.listen-addr=127.0.0.1:0")
+            .args(extra)
             .arg(&config_path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -317,6 +333,54 @@ impl Gateway {
         let response = super::client::get(self.admin, "/metrics");
         assert_eq!(response.status, 200, "GET /metrics: {response:?}");
         response.body_str()
+    }
+
+    /// Sends SIGTERM without waiting: the gateway keeps draining while the test goes on.
+    pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends signal `name` (`"TERM"`, `"INT"`, ...) without waiting.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run kill");
+        assert!(
+            status.success(),
+            "kill -{name} {} failed: {status:?}",
+            self.pid
+        );
+    }
+
+    /// Waits up to `bound` for the process to end by itself (after [`Gateway::terminate`]).
+    /// `Err` when it did not: it was then killed with SIGKILL, and the error holds that outcome.
+    pub fn wait_exit(mut self, bound: Duration) -> Result<Stopped, Stopped> {
+        let mut child = self.child.take().expect("gateway already stopped");
+        let deadline = Instant::now() + bound;
+        let (status, on_time) = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break (status, true),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    let _ = child.kill();
+                    break (child.wait().expect("wait for killed pyrogate"), false);
+                }
+            }
+        };
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        let stopped = Stopped {
+            status,
+            stderr: self.stderr_text(),
+        };
+        if on_time { Ok(stopped) } else { Err(stopped) }
     }
 
     /// Sends SIGTERM and waits (bounded, then SIGKILL) for the process to end.

@@ -1,0 +1,226 @@
+//! End-to-end: the admin listener's `/metrics`, `/-/ready` and `/-/healthy`.
+//!
+//! Covers, under both drivers (runtime contract, "Admin listener"; README, "Metrics"):
+//! - a fan-out to two destinations where A answers 200 and B answers 400, run on two cores with
+//!   one connection per upload (so that SO_REUSEPORT spreads them over both cores): after `n`
+//!   uploads of every SDK shape, one scrape shows exact, merged values — Alloy's
+//!   `pyroscope_write_sent_profiles_total{endpoint=A} = n`,
+//!   `pyroscope_write_dropped_profiles_total{endpoint=B} = n`, sent/dropped bytes = the sum of
+//!   the body lengths, no retries; `pyrogate_dropped_total{endpoint=B,reason="rejected"} = n`
+//!   and every other reason 0; `pyrogate_requests_total{receiver,route="ingest",status="400"}
+//!   = n` and no other ingest status; `pyrogate_upstream_latency_seconds_count{endpoint=A} = n`
+//!   (and its `+Inf` bucket), 0 for B; empty queues, no bytes in flight, nothing refused;
+//! - `pyrogate_connections{receiver}` counts the connections held open across two cores, and
+//!   falls back to 0 once the clients close;
+//! - `/-/ready` and `/-/healthy` answer 200 with their one-word bodies, `/metrics` is served
+//!   as Prometheus text.
+//!
+//! Counters are final once a client has its answer (acknowledge = delivered waits for both
+//! destinations), so one scrape after the last response is exact; nothing here polls.
+
+mod support;
+
+use std::time::Duration;
+
+use support::bodies;
+use support::client::{Client, get};
+use support::config;
+use support::gateway::{metric_samples, metric_sum};
+use support::{Action, Driver, Gateway, MockPyroscope, both_drivers};
+
+const WAIT: Duration = Duration::from_secs(20);
+/// Uploads in the fan-out scenario: each SDK shape several times, one connection each.
+const UPLOADS: usize = 24;
+
+/// Receiver `default` → writes `a` and `b`, one endpoint each.
+fn fan_out_config(a: &str, b: &str) -> String {
+    format!(
+        "{}{}{}",
+        config::receiver("default", &["a", "b"], "", ""),
+        config::write("a", &[config::endpoint(a, "")], ""),
+        config::write("b", &[config::endpoint(b, "")], ""),
+    )
+}
+
+/// The value of the one sample of `name` with exactly `labels`; panics if there is none.
+fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let matching: Vec<f64> = metric_samples(text)
+        .into_iter()
+        .filter(|(n, ls, _)| {
+            n == name
+                && ls.len() == labels.len()
+                && labels
+                    .iter()
+                    .all(|(k, v)| ls.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+        .map(|(_, _, v)| v)
+        .collect();
+    assert_eq!(matching.len(), 1, "samples of {name}{labels:?} in:\n{text}");
+    matching[0]
+}
+
+fn fan_out_counters_are_exact_and_merged_across_two_cores(driver: Driver) {
+    let a = MockPyroscope::start();
+    let b = MockPyroscope::builder()
+        .default_action(Action::status(400))
+        .start();
+    let (url_a, url_b) = (a.url(), b.url());
+    let gw = Gateway::start(&fan_out_config(&url_a, &url_b), driver, 2);
+    let uploads: Vec<bodies::Upload> = (0..UPLOADS / 4)
+        .flat_map(|i| bodies::all_shapes(1000 + 10 * i as u64))
+        .collect();
+    assert_eq!(uploads.len(), UPLOADS);
+    let total_bytes: usize = uploads.iter().map(|u| u.body.len()).sum();
+    for upload in &uploads {
+        let mut client = Client::connect(gw.addr());
+        client.send(&upload.request(&[("Connection", "close")]));
+        let response = client.read_response();
+        assert_eq!(response.status, 400, "{}: {response:?}", upload.shape);
+        assert_eq!(response.body_str(), "Bad Request\n");
+    }
+    assert_eq!(a.request_count(), UPLOADS);
+    assert_eq!(b.request_count(), UPLOADS);
+
+    let text = gw.metrics();
+    let n = UPLOADS as f64;
+    let bytes = total_bytes as f64;
+    let ep_a = [("endpoint", url_a.as_str())];
+    let ep_b = [("endpoint", url_b.as_str())];
+    for (name, want_a, want_b) in [
+        ("pyroscope_write_sent_profiles_total", n, 0.0),
+        ("pyroscope_write_dropped_profiles_total", 0.0, n),
+        ("pyroscope_write_sent_bytes_total", bytes, 0.0),
+        ("pyroscope_write_dropped_bytes_total", 0.0, bytes),
+        ("pyroscope_write_retries_total", 0.0, 0.0),
+        ("pyrogate_upstream_latency_seconds_count", n, 0.0),
+        ("pyrogate_queue_depth", 0.0, 0.0),
+    ] {
+        assert_eq!(value(&text, name, &ep_a), want_a, "{name} for A\n{text}");
+        assert_eq!(value(&text, name, &ep_b), want_b, "{name} for B\n{text}");
+    }
+    assert_eq!(
+        value(
+            &text,
+            "pyrogate_upstream_latency_seconds_bucket",
+            &[("endpoint", url_a.as_str()), ("le", "+Inf")]
+        ),
+        n
+    );
+    for reason in ["queue_full", "retries_exhausted", "rejected", "shutdown"] {
+        let want_b = if reason == "rejected" { n } else { 0.0 };
+        for (url, want) in [(&url_a, 0.0), (&url_b, want_b)] {
+            assert_eq!(
+                value(
+                    &text,
+                    "pyrogate_dropped_total",
+                    &[("endpoint", url.as_str()), ("reason", reason)]
+                ),
+                want,
+                "pyrogate_dropped_total{{endpoint={url},reason={reason}}}\n{text}"
+            );
+        }
+    }
+    assert_eq!(
+        value(
+            &text,
+            "pyrogate_requests_total",
+            &[
+                ("receiver", "default"),
+                ("route", "ingest"),
+                ("status", "400")
+            ]
+        ),
+        n
+    );
+    assert_eq!(
+        metric_sum(
+            &text,
+            "pyrogate_requests_total",
+            &[("receiver", "default"), ("route", "ingest")]
+        ),
+        Some(n),
+        "no ingest request was answered with another status\n{text}"
+    );
+    assert_eq!(
+        metric_sum(&text, "pyrogate_refused_total", &[("receiver", "default")]),
+        Some(0.0)
+    );
+    assert_eq!(value(&text, "pyrogate_inflight_bytes", &[]), 0.0);
+}
+
+fn connections_gauge_counts_open_connections_on_every_core(driver: Driver) {
+    let mock = MockPyroscope::start();
+    let gw = Gateway::start(&config::single(&mock.url(), "", "", ""), driver, 2);
+    let receiver = [("receiver", "default")];
+    // Each connection is proven accepted by one answered upload, then left open.
+    let clients: Vec<Client> = (0..6)
+        .map(|i| {
+            let mut c = Client::connect(gw.addr());
+            c.send(&bodies::folded(600 + i).request(&[]));
+            assert_eq!(c.read_response().status, 200);
+            c
+        })
+        .collect();
+    assert_eq!(
+        metric_sum(&gw.metrics(), "pyrogate_connections", &receiver),
+        Some(6.0)
+    );
+    drop(clients);
+    // The gateway notices the closes asynchronously: a bounded poll, not a timing assertion.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let open = metric_sum(&gw.metrics(), "pyrogate_connections", &receiver);
+        if open == Some(0.0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pyrogate_connections still {open:?} after every client closed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn ready_and_healthy_answer_200(driver: Driver) {
+    let mock = MockPyroscope::start();
+    let gw = Gateway::start(&config::single(&mock.url(), "", "", ""), driver, 1);
+    let ready = get(gw.admin(), "/-/ready");
+    assert_eq!(ready.status, 200, "{ready:?}");
+    assert_eq!(ready.body_str(), "ready\n");
+    let healthy = get(gw.admin(), "/-/healthy");
+    assert_eq!(healthy.status, 200, "{healthy:?}");
+    assert_eq!(healthy.body_str(), "healthy\n");
+    let metrics = get(gw.admin(), "/metrics");
+    assert_eq!(metrics.status, 200, "{metrics:?}");
+    assert_eq!(
+        metrics.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert!(
+        metrics
+            .body_str()
+            .contains("# TYPE pyroscope_write_sent_profiles_total counter\n"),
+        "{}",
+        metrics.body_str()
+    );
+    let unknown = get(gw.admin(), "/nope");
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+    // Scrapes stay bounded even while the receiver is in use.
+    let mut client = Client::connect(gw.addr()).with_timeout(WAIT);
+    client.send(&bodies::folded(7).request(&[]));
+    assert_eq!(client.read_response().status, 200);
+    assert_eq!(
+        metric_sum(
+            &gw.metrics(),
+            "pyroscope_write_sent_profiles_total",
+            &[("endpoint", mock.url().as_str())]
+        ),
+        Some(1.0)
+    );
+}
+
+both_drivers!(
+    fan_out_counters_are_exact_and_merged_across_two_cores,
+    connections_gauge_counts_open_connections_on_every_core,
+    ready_and_healthy_answer_200,
+);

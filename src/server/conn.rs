@@ -203,7 +203,10 @@ impl Conn<'_> {
             }
             scanned = self.buf.len();
             if self.buf.len() > self.rx.limits.max_head_bytes {
-                let reply = Reply::text(431, h1::reason_phrase(431));
+                let e = h1::RequestError::HeadTooLarge {
+                    limit: self.rx.limits.max_head_bytes,
+                };
+                let reply = Reply::text(e.status(), &e.to_string());
                 return self.respond(&reply, true, "unknown").await;
             }
             if self.read(deadline).await.is_none() {

@@ -5,7 +5,7 @@
 use super::super::ast::{Comment, Element, Expr, ExprKind, Field, Literal};
 use super::super::diag::Span;
 use super::super::lexer::TokKind;
-use super::{MAX_CONCAT_TERMS, MAX_NESTING, Parser, describe};
+use super::{MAX_CONCAT_TERMS, MAX_NESTING, Parser};
 
 impl Parser<'_, '_, '_> {
     pub(super) fn parse_expr(&mut self) -> Expr {
@@ -122,15 +122,8 @@ impl Parser<'_, '_, '_> {
                                 span,
                             };
                         }
-                        other => {
-                            let span = self.span();
-                            self.error(
-                                span,
-                                format!(
-                                    "expected an identifier after \".\", got {}",
-                                    describe(&other)
-                                ),
-                            );
+                        _ => {
+                            self.expected("an identifier after \".\"");
                             return e;
                         }
                     }
@@ -155,13 +148,8 @@ impl Parser<'_, '_, '_> {
                         match self.kind() {
                             TokKind::Comma => self.advance(),
                             TokKind::RParen => break,
-                            other => {
-                                let msg = format!(
-                                    "expected \",\" or \")\" in the argument list, got {}",
-                                    describe(other)
-                                );
-                                let span = self.span();
-                                self.error(span, msg);
+                            _ => {
+                                self.expected("\",\" or \")\" in the argument list");
                                 return e;
                             }
                         }
@@ -245,9 +233,7 @@ impl Parser<'_, '_, '_> {
                 self.stray.extend(t.same_line);
                 self.stray.extend(t.later);
                 if !matches!(self.kind(), TokKind::RParen) {
-                    let msg = format!("expected \")\", got {}", describe(self.kind()));
-                    let s = self.span();
-                    self.error(s, msg);
+                    self.expected("\")\"");
                     return inner;
                 }
                 let end = self.span();
@@ -264,8 +250,8 @@ impl Parser<'_, '_, '_> {
                 self.bad = true;
                 null_expr(span)
             }
-            other => {
-                self.error(span, format!("expected a value, got {}", describe(&other)));
+            _ => {
+                self.expected("a value");
                 null_expr(span)
             }
         }
@@ -319,25 +305,14 @@ impl Parser<'_, '_, '_> {
         let (key, key_text) = match self.kind().clone() {
             TokKind::Ident(k) => (k.clone(), k),
             TokKind::Str(k) => (k, self.source_text(key_span)),
-            other => {
-                self.error(
-                    key_span,
-                    format!(
-                        "expected a field name (identifier or string) in the object, got {}",
-                        describe(&other)
-                    ),
-                );
+            _ => {
+                self.expected("a field name (identifier or string) in the object");
                 return None;
             }
         };
         self.advance();
         if !matches!(self.kind(), TokKind::Assign) {
-            let msg = format!(
-                "expected \"=\" after field {key_text} in the object, got {}",
-                describe(self.kind())
-            );
-            let span = self.span();
-            self.error(span, msg);
+            self.expected(&format!("\"=\" after field {key_text} in the object"));
             return None;
         }
         self.advance();
@@ -397,10 +372,8 @@ impl Parser<'_, '_, '_> {
                 }
                 k if k == close => {}
                 _ if after.newline => {}
-                other => {
-                    let msg = format!("expected \",\" or {expected}, got {}", describe(other));
-                    let span = self.span();
-                    self.error(span, msg);
+                _ => {
+                    self.expected(&format!("\",\" or {expected}"));
                     return None;
                 }
             }

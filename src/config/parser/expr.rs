@@ -39,9 +39,7 @@ impl Parser<'_, '_, '_> {
                         return lhs;
                     }
                     self.advance();
-                    let t = self.collect_trivia();
-                    self.stray.extend(t.same_line);
-                    self.stray.extend(t.later);
+                    self.skip_trivia_to_stray();
                     let rhs = self.parse_unary();
                     let span = lhs.span.to(rhs.span);
                     lhs = Expr {
@@ -132,9 +130,7 @@ impl Parser<'_, '_, '_> {
                     self.advance();
                     let mut args = Vec::new();
                     loop {
-                        let t = self.collect_trivia();
-                        self.stray.extend(t.same_line);
-                        self.stray.extend(t.later);
+                        self.skip_trivia_to_stray();
                         if matches!(self.kind(), TokKind::RParen) {
                             break;
                         }
@@ -142,9 +138,7 @@ impl Parser<'_, '_, '_> {
                         if self.bad {
                             return e;
                         }
-                        let t = self.collect_trivia();
-                        self.stray.extend(t.same_line);
-                        self.stray.extend(t.later);
+                        self.skip_trivia_to_stray();
                         match self.kind() {
                             TokKind::Comma => self.advance(),
                             TokKind::RParen => break,
@@ -222,16 +216,12 @@ impl Parser<'_, '_, '_> {
             }
             TokKind::LParen => {
                 self.advance();
-                let t = self.collect_trivia();
-                self.stray.extend(t.same_line);
-                self.stray.extend(t.later);
+                self.skip_trivia_to_stray();
                 let inner = self.parse_expr();
                 if self.bad {
                     return inner;
                 }
-                let t = self.collect_trivia();
-                self.stray.extend(t.same_line);
-                self.stray.extend(t.later);
+                self.skip_trivia_to_stray();
                 if !matches!(self.kind(), TokKind::RParen) {
                     self.expected("\")\"");
                     return inner;
@@ -255,6 +245,14 @@ impl Parser<'_, '_, '_> {
                 null_expr(span)
             }
         }
+    }
+
+    /// Skips newlines and comments where no element can own the comments (after `+`, inside
+    /// `( )` and argument lists): they become the statement's trailing comments.
+    fn skip_trivia_to_stray(&mut self) {
+        let t = self.collect_trivia();
+        self.stray.extend(t.same_line);
+        self.stray.extend(t.later);
     }
 
     /// The source text of a token, as written.

@@ -128,6 +128,51 @@ fn with_header_slots<'b, T>(
     }
 }
 
+/// The part of `buf` handed to httparse, and whether `buf` already holds more than the head limit.
+/// Never hand httparse more than the limit: a complete head inside the window is within the limit
+/// by construction, and an incomplete window that is already full can never fit.
+fn head_window<'b>(buf: &'b [u8], limits: &Limits) -> (&'b [u8], bool) {
+    let window = buf.get(..limits.max_head_bytes).unwrap_or(buf);
+    (window, buf.len() > limits.max_head_bytes)
+}
+
+/// Why a head is rejected, in the terms requests and responses share; each direction turns it
+/// into its own error type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeadFailure {
+    /// Over `Limits::max_head_bytes`.
+    TooLarge,
+    /// Over `Limits::max_headers`.
+    TooManyHeaders,
+    /// A well-formed HTTP-version other than 1.0 and 1.1.
+    UnsupportedVersion,
+    Malformed(httparse::Error),
+}
+
+/// Reads httparse's verdict on `window` (from [`head_window`]): `Ok(Some(head_len))` for a
+/// complete head, `Ok(None)` to wait for more bytes, or why the head is rejected. `at` says where
+/// the start line carries its version, to tell an unsupported version from a malformed line.
+fn head_status(
+    parsed: Result<httparse::Status<usize>, httparse::Error>,
+    window: &[u8],
+    window_full: bool,
+    at: VersionAt,
+) -> Result<Option<usize>, HeadFailure> {
+    match parsed {
+        Ok(httparse::Status::Complete(head_len)) => Ok(Some(head_len)),
+        Ok(httparse::Status::Partial) if window_full => Err(HeadFailure::TooLarge),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HeadFailure::TooManyHeaders),
+        Err(httparse::Error::Version) => match classify_version(window, at) {
+            VersionLine::Incomplete if window_full => Err(HeadFailure::TooLarge),
+            VersionLine::Incomplete => Ok(None),
+            VersionLine::WellFormed => Err(HeadFailure::UnsupportedVersion),
+            VersionLine::Malformed => Err(HeadFailure::Malformed(httparse::Error::Version)),
+        },
+        Err(e) => Err(HeadFailure::Malformed(e)),
+    }
+}
+
 /// Offsets of `part` inside `buf`. `part` must borrow from `buf` (httparse's output always does),
 /// which keeps the subtraction in range; wrapping arithmetic keeps it panic-free regardless.
 fn range_in(buf: &[u8], part: &[u8]) -> Range<usize> {

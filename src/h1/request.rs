@@ -10,9 +10,9 @@
 use std::ops::Range;
 
 use super::{
-    BodyFraming, ConnectionOptions, ContentLength, ContentLengthError, HeaderRange, Limits, Method,
-    TransferEncoding, Version, VersionAt, VersionLine, classify_version, range_in, trim_ows,
-    with_header_slots,
+    BodyFraming, ConnectionOptions, ContentLength, ContentLengthError, HeadFailure, HeaderRange,
+    Limits, Method, TransferEncoding, Version, VersionAt, head_status, head_window, range_in,
+    trim_ows, with_header_slots,
 };
 
 /// A parsed request head. Every range indexes the buffer given to [`parse_request`], so after
@@ -108,6 +108,19 @@ impl RequestError {
         }
     }
 
+    fn from_head(failure: HeadFailure, limits: &Limits) -> Self {
+        match failure {
+            HeadFailure::TooLarge => Self::HeadTooLarge {
+                limit: limits.max_head_bytes,
+            },
+            HeadFailure::TooManyHeaders => Self::TooManyHeaders {
+                limit: limits.max_headers,
+            },
+            HeadFailure::UnsupportedVersion => Self::UnsupportedVersion,
+            HeadFailure::Malformed(e) => Self::Malformed(e),
+        }
+    }
+
     /// A stable, low-cardinality name for metrics and logs.
     pub fn label(&self) -> &'static str {
         match self {
@@ -157,31 +170,15 @@ pub fn find_head_end(buf: &[u8], scanned: usize) -> Option<usize> {
 /// [`RequestError`] when the head is too large, has too many fields, is malformed, or its framing
 /// is ambiguous or unsupported; see each variant and [`RequestError::status`].
 pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, RequestError> {
-    // Never hand httparse more than the limit: a complete head inside the window is within the
-    // limit by construction, and an incomplete window that is already full can never fit.
-    let window = buf.get(..limits.max_head_bytes).unwrap_or(buf);
-    let window_full = buf.len() > limits.max_head_bytes;
-    let too_large = RequestError::HeadTooLarge {
-        limit: limits.max_head_bytes,
-    };
+    let (window, window_full) = head_window(buf, limits);
     with_header_slots(limits.max_headers, |slots| {
         let mut req = httparse::Request::new(&mut []);
         let parsed = httparse::ParserConfig::default()
             .parse_request_with_uninit_headers(&mut req, window, slots);
-        match parsed {
-            Ok(httparse::Status::Complete(head_len)) => interpret(window, head_len, &req).map(Some),
-            Ok(httparse::Status::Partial) if window_full => Err(too_large),
-            Ok(httparse::Status::Partial) => Ok(None),
-            Err(httparse::Error::TooManyHeaders) => Err(RequestError::TooManyHeaders {
-                limit: limits.max_headers,
-            }),
-            Err(httparse::Error::Version) => match classify_version(window, VersionAt::End) {
-                VersionLine::Incomplete if window_full => Err(too_large),
-                VersionLine::Incomplete => Ok(None),
-                VersionLine::WellFormed => Err(RequestError::UnsupportedVersion),
-                VersionLine::Malformed => Err(RequestError::Malformed(httparse::Error::Version)),
-            },
-            Err(e) => Err(RequestError::Malformed(e)),
+        match head_status(parsed, window, window_full, VersionAt::End) {
+            Ok(Some(head_len)) => interpret(window, head_len, &req).map(Some),
+            Ok(None) => Ok(None),
+            Err(failure) => Err(RequestError::from_head(failure, limits)),
         }
     })
 }

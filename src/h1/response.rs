@@ -10,8 +10,9 @@ use std::ops::Range;
 use std::time::{Duration, SystemTime};
 
 use super::{
-    ConnectionOptions, ContentLength, ContentLengthError, Limits, TransferEncoding, Version,
-    VersionAt, VersionLine, classify_version, parse_digits, range_in, trim_ows, with_header_slots,
+    ConnectionOptions, ContentLength, ContentLengthError, HeadFailure, Limits, TransferEncoding,
+    Version, VersionAt, head_status, head_window, parse_digits, range_in, trim_ows,
+    with_header_slots,
 };
 
 /// A parsed response head. Ranges index the buffer given to [`parse_response`].
@@ -73,6 +74,19 @@ pub enum ResponseError {
 }
 
 impl ResponseError {
+    fn from_head(failure: HeadFailure, limits: &Limits) -> Self {
+        match failure {
+            HeadFailure::TooLarge => Self::HeadTooLarge {
+                limit: limits.max_head_bytes,
+            },
+            HeadFailure::TooManyHeaders => Self::TooManyHeaders {
+                limit: limits.max_headers,
+            },
+            HeadFailure::UnsupportedVersion => Self::UnsupportedVersion,
+            HeadFailure::Malformed(e) => Self::Malformed(e),
+        }
+    }
+
     /// A stable, low-cardinality name for metrics and logs.
     pub fn label(&self) -> &'static str {
         match self {
@@ -100,31 +114,15 @@ pub fn parse_response(
     limits: &Limits,
     request_was_head: bool,
 ) -> Result<Option<ResponseHead>, ResponseError> {
-    let window = buf.get(..limits.max_head_bytes).unwrap_or(buf);
-    let window_full = buf.len() > limits.max_head_bytes;
-    let too_large = ResponseError::HeadTooLarge {
-        limit: limits.max_head_bytes,
-    };
+    let (window, window_full) = head_window(buf, limits);
     with_header_slots(limits.max_headers, |slots| {
         let mut res = httparse::Response::new(&mut []);
         let parsed = httparse::ParserConfig::default()
             .parse_response_with_uninit_headers(&mut res, window, slots);
-        match parsed {
-            Ok(httparse::Status::Complete(head_len)) => {
-                interpret(window, head_len, &res, request_was_head).map(Some)
-            }
-            Ok(httparse::Status::Partial) if window_full => Err(too_large),
-            Ok(httparse::Status::Partial) => Ok(None),
-            Err(httparse::Error::TooManyHeaders) => Err(ResponseError::TooManyHeaders {
-                limit: limits.max_headers,
-            }),
-            Err(httparse::Error::Version) => match classify_version(window, VersionAt::Start) {
-                VersionLine::Incomplete if window_full => Err(too_large),
-                VersionLine::Incomplete => Ok(None),
-                VersionLine::WellFormed => Err(ResponseError::UnsupportedVersion),
-                VersionLine::Malformed => Err(ResponseError::Malformed(httparse::Error::Version)),
-            },
-            Err(e) => Err(ResponseError::Malformed(e)),
+        match head_status(parsed, window, window_full, VersionAt::Start) {
+            Ok(Some(head_len)) => interpret(window, head_len, &res, request_was_head).map(Some),
+            Ok(None) => Ok(None),
+            Err(failure) => Err(ResponseError::from_head(failure, limits)),
         }
     })
 }

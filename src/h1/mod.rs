@@ -44,6 +44,17 @@ pub enum Version {
     Http11,
 }
 
+impl Version {
+    /// `HTTP/1.minor` as httparse reports it; `None` for a version pyrogate does not speak.
+    fn from_minor(minor: u8) -> Option<Self> {
+        match minor {
+            0 => Some(Self::Http10),
+            1 => Some(Self::Http11),
+            _ => None,
+        }
+    }
+}
+
 /// Request method (RFC 9110 §9). Methods are case-sensitive, so `get` is [`Method::Other`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -231,6 +242,11 @@ impl ContentLength {
         }
     }
 
+    /// At least one Content-Length field line was seen, valid or not.
+    fn is_present(&self) -> bool {
+        self.value.is_some() || self.error.is_some()
+    }
+
     fn finish(self) -> Result<Option<u64>, ContentLengthError> {
         match self.error {
             Some(e) => Err(e),
@@ -305,6 +321,31 @@ impl ConnectionOptions {
     /// and HTTP/1.0 only when the peer sent `keep-alive`.
     fn persists(&self, version: Version) -> bool {
         !self.close && (version == Version::Http11 || self.keep_alive)
+    }
+}
+
+/// The field lines that decide framing and reuse in both directions (RFC 9112 §6.3, §9.3):
+/// Content-Length, Transfer-Encoding and Connection, each accumulated over all its lines.
+#[derive(Debug, Clone, Copy, Default)]
+struct FramingFields {
+    content_length: ContentLength,
+    transfer_encoding: TransferEncoding,
+    connection: ConnectionOptions,
+}
+
+impl FramingFields {
+    /// Takes in one field line if it is one of the three; returns whether it was.
+    fn add(&mut self, name: &[u8], value: &[u8]) -> bool {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            self.content_length.add_field(value);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            self.transfer_encoding.add_field(value);
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            self.connection.add_field(value);
+        } else {
+            return false;
+        }
+        true
     }
 }
 

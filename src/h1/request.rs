@@ -10,9 +10,8 @@
 use std::ops::Range;
 
 use super::{
-    BodyFraming, ConnectionOptions, ContentLength, ContentLengthError, HeadFailure, HeaderRange,
-    Limits, Method, TransferEncoding, Version, VersionAt, head_status, head_window, range_in,
-    trim_ows, with_header_slots,
+    BodyFraming, ContentLengthError, FramingFields, HeadFailure, HeaderRange, Limits, Method,
+    Version, VersionAt, head_status, head_window, range_in, trim_ows, with_header_slots,
 };
 
 /// A parsed request head. Every range indexes the buffer given to [`parse_request`], so after
@@ -193,17 +192,13 @@ fn interpret(
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(RequestError::Malformed(httparse::Error::Token));
     };
-    let version = match minor {
-        0 => Version::Http10,
-        1 => Version::Http11,
-        _ => return Err(RequestError::UnsupportedVersion),
+    let Some(version) = Version::from_minor(minor) else {
+        return Err(RequestError::UnsupportedVersion);
     };
 
     let mut headers = Vec::with_capacity(req.headers.len());
     let mut hosts = 0usize;
-    let mut content_length = ContentLength::default();
-    let mut transfer_encoding = TransferEncoding::default();
-    let mut connection = ConnectionOptions::default();
+    let mut framing = FramingFields::default();
     let mut expect_continue = false;
     for field in req.headers.iter() {
         headers.push(HeaderRange {
@@ -211,20 +206,17 @@ fn interpret(
             value: range_in(buf, field.value),
         });
         let name = field.name.as_bytes();
+        if framing.add(name, field.value) {
+            continue;
+        }
         if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            content_length.add_field(field.value);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            transfer_encoding.add_field(field.value);
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            connection.add_field(field.value);
         } else if name.eq_ignore_ascii_case(b"expect") {
             expect_continue |= trim_ows(field.value).eq_ignore_ascii_case(b"100-continue");
         }
     }
 
-    let body = body_framing(version, content_length, transfer_encoding)?;
+    let body = body_framing(version, &framing)?;
 
     // RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host, and for any request with more
     // than one Host field line.
@@ -252,7 +244,7 @@ fn interpret(
         query,
         headers,
         body,
-        keep_alive: connection.persists(version),
+        keep_alive: framing.connection.persists(version),
         // RFC 9110 §10.1.1: "A server that receives a 100-continue expectation in an HTTP/1.0
         // request MUST ignore that expectation."
         expect_continue: expect_continue && version == Version::Http11,
@@ -260,12 +252,12 @@ fn interpret(
 }
 
 /// RFC 9112 §6.1 and §6.3 for requests, in the order the RFC gives them.
-fn body_framing(
-    version: Version,
-    content_length: ContentLength,
-    transfer_encoding: TransferEncoding,
-) -> Result<BodyFraming, RequestError> {
-    let has_content_length = content_length.value.is_some() || content_length.error.is_some();
+fn body_framing(version: Version, framing: &FramingFields) -> Result<BodyFraming, RequestError> {
+    let FramingFields {
+        content_length,
+        transfer_encoding,
+        ..
+    } = framing;
     if transfer_encoding.present {
         // §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing (1.0 has no
         // transfer codings), even if Content-Length is present.
@@ -274,7 +266,7 @@ fn body_framing(
         }
         // §6.1: "A server MAY reject a request that contains both Content-Length and
         // Transfer-Encoding"; this is the classic smuggling vector, so we do.
-        if has_content_length {
+        if content_length.is_present() {
             return Err(RequestError::ContentLengthWithTransferEncoding);
         }
         // §6.1: a transfer coding the server does not understand SHOULD get 501. Only a single

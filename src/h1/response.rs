@@ -10,9 +10,8 @@ use std::ops::Range;
 use std::time::{Duration, SystemTime};
 
 use super::{
-    ConnectionOptions, ContentLength, ContentLengthError, HeadFailure, Limits, TransferEncoding,
-    Version, VersionAt, head_status, head_window, parse_digits, range_in, trim_ows,
-    with_header_slots,
+    ContentLengthError, FramingFields, HeadFailure, Limits, Version, VersionAt, head_status,
+    head_window, parse_digits, range_in, trim_ows, with_header_slots,
 };
 
 /// A parsed response head. Ranges index the buffer given to [`parse_response`].
@@ -137,27 +136,20 @@ fn interpret(
     let (Some(minor), Some(status)) = (res.version, res.code) else {
         return Err(ResponseError::Malformed(httparse::Error::Status));
     };
-    let version = match minor {
-        0 => Version::Http10,
-        1 => Version::Http11,
-        _ => return Err(ResponseError::UnsupportedVersion),
+    let Some(version) = Version::from_minor(minor) else {
+        return Err(ResponseError::UnsupportedVersion);
     };
 
-    let mut content_length = ContentLength::default();
-    let mut transfer_encoding = TransferEncoding::default();
-    let mut connection = ConnectionOptions::default();
+    let mut framing = FramingFields::default();
     let mut retry_after = None;
     let mut retry_after_seen = false;
     let mut content_type = None;
     for field in res.headers.iter() {
         let name = field.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"content-length") {
-            content_length.add_field(field.value);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            transfer_encoding.add_field(field.value);
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            connection.add_field(field.value);
-        } else if name.eq_ignore_ascii_case(b"retry-after") && !retry_after_seen {
+        if framing.add(name, field.value) {
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"retry-after") && !retry_after_seen {
             retry_after_seen = true;
             retry_after = parse_retry_after(field.value);
         } else if name.eq_ignore_ascii_case(b"content-type") && content_type.is_none() {
@@ -165,7 +157,11 @@ fn interpret(
         }
     }
 
-    let has_content_length = content_length.value.is_some() || content_length.error.is_some();
+    let FramingFields {
+        content_length,
+        transfer_encoding,
+        connection,
+    } = framing;
     // RFC 9112 §6.3, in order.
     let body = if request_was_head || matches!(status, 100..=199 | 204 | 304) {
         // Item 1: no body, whatever the header fields say.
@@ -195,7 +191,7 @@ fn interpret(
 
     // Item 3 says both headers together "ought to be handled as an error"; the body is still
     // readable as chunked, so the response is used but the connection is not reused.
-    let suspicious = transfer_encoding.present && has_content_length;
+    let suspicious = transfer_encoding.present && content_length.is_present();
     let keep_alive =
         connection.persists(version) && body != ResponseBody::UntilClose && !suspicious;
 

@@ -9,18 +9,25 @@ use super::{MAX_CONCAT_TERMS, MAX_NESTING, Parser};
 
 impl Parser<'_, '_, '_> {
     pub(super) fn parse_expr(&mut self) -> Expr {
+        let span = self.span();
+        self.nested(span, Self::parse_add)
+            .unwrap_or_else(|| null_expr(span))
+    }
+
+    /// Runs `parse` one expression nesting level deeper; `None`, reported at `at`, when that
+    /// would pass [`MAX_NESTING`].
+    fn nested(&mut self, at: Span, parse: impl FnOnce(&mut Self) -> Expr) -> Option<Expr> {
         if self.depth >= MAX_NESTING {
-            let span = self.span();
             self.error(
-                span,
+                at,
                 format!("expressions are nested deeper than {MAX_NESTING} levels"),
             );
-            return null_expr(span);
+            return None;
         }
         self.depth += 1;
-        let e = self.parse_add();
+        let e = parse(self);
         self.depth -= 1;
-        e
+        Some(e)
     }
 
     fn parse_add(&mut self) -> Expr {
@@ -73,16 +80,9 @@ impl Parser<'_, '_, '_> {
             TokKind::Minus => {
                 let start = self.span();
                 self.advance();
-                if self.depth >= MAX_NESTING {
-                    self.error(
-                        start,
-                        format!("expressions are nested deeper than {MAX_NESTING} levels"),
-                    );
+                let Some(inner) = self.nested(start, Self::parse_unary) else {
                     return null_expr(start);
-                }
-                self.depth += 1;
-                let inner = self.parse_unary();
-                self.depth -= 1;
+                };
                 let span = start.to(inner.span);
                 Expr {
                     kind: ExprKind::Neg(Box::new(inner)),

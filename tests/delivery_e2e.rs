@@ -42,11 +42,26 @@ fn upload_once(gw: &Gateway, upload: &bodies::Upload) -> support::Response {
     client.read_response()
 }
 
+/// A gateway whose single write sends to `mock` with `endpoint` settings, and the mock's url.
+fn gateway_for(mock: &MockPyroscope, endpoint: &str, driver: Driver) -> (Gateway, String) {
+    let url = mock.url();
+    let gw = Gateway::start(&config::single(&url, endpoint, "", ""), driver, 1);
+    (gw, url)
+}
+
+/// Asserts the per-endpoint counters of `url`, all read from one scrape of `gw`'s metrics.
+fn assert_endpoint_counters(gw: &Gateway, url: &str, expected: &[(&str, Option<f64>)]) {
+    let metrics = gw.metrics();
+    let ep = [("endpoint", url)];
+    for &(name, value) in expected {
+        assert_eq!(metric_sum(&metrics, name, &ep), value, "{name} of {url}");
+    }
+}
+
 fn retry_then_success(driver: Driver) {
     let mock = MockPyroscope::start();
     mock.script([Action::status(503), Action::status(503)]);
-    let url = mock.url();
-    let gw = Gateway::start(&config::single(&url, FAST_BACKOFF, "", ""), driver, 1);
+    let (gw, url) = gateway_for(&mock, FAST_BACKOFF, driver);
     let upload = bodies::node_pprof(10);
     let response = upload_once(&gw, &upload);
     assert_eq!(response.status, 200, "{response:?}");
@@ -58,27 +73,24 @@ fn retry_then_success(driver: Driver) {
         assert_eq!(r.body, upload.body, "every attempt re-sends the same bytes");
         assert_eq!(r.query, NODE_QUERY_PLAIN);
     }
-    let metrics = gw.metrics();
-    let ep = [("endpoint", url.as_str())];
-    assert_eq!(
-        metric_sum(&metrics, "pyroscope_write_retries_total", &ep),
-        Some(2.0)
-    );
-    assert_eq!(
-        metric_sum(&metrics, "pyroscope_write_sent_profiles_total", &ep),
-        Some(1.0)
-    );
-    assert_eq!(
-        metric_sum(&metrics, "pyroscope_write_sent_bytes_total", &ep),
-        Some(upload.body.len() as f64)
+    assert_endpoint_counters(
+        &gw,
+        &url,
+        &[
+            ("pyroscope_write_retries_total", Some(2.0)),
+            ("pyroscope_write_sent_profiles_total", Some(1.0)),
+            (
+                "pyroscope_write_sent_bytes_total",
+                Some(upload.body.len() as f64),
+            ),
+        ],
     );
 }
 
 fn no_retry_on_400(driver: Driver) {
     let mock = MockPyroscope::start();
     mock.script([Action::status(400)]);
-    let url = mock.url();
-    let gw = Gateway::start(&config::single(&url, FAST_BACKOFF, "", ""), driver, 1);
+    let (gw, url) = gateway_for(&mock, FAST_BACKOFF, driver);
     let upload = bodies::node_pprof(11);
     let response = upload_once(&gw, &upload);
     assert_eq!(response.status, 400, "{response:?}");
@@ -104,11 +116,7 @@ fn no_retry_on_400(driver: Driver) {
 fn retry_after_on_429_is_honoured(driver: Driver) {
     let mock = MockPyroscope::start();
     mock.script([Action::status(429).with_retry_after("1")]);
-    let gw = Gateway::start(
-        &config::single(&mock.url(), FAST_BACKOFF, "", ""),
-        driver,
-        1,
-    );
+    let (gw, _) = gateway_for(&mock, FAST_BACKOFF, driver);
     let upload = bodies::node_pprof(12);
     let response = upload_once(&gw, &upload);
     assert_eq!(response.status, 200, "{response:?}");
@@ -129,27 +137,24 @@ fn max_backoff_retries_bounds_the_attempts(driver: Driver) {
     let mock = MockPyroscope::builder()
         .default_action(Action::status(500))
         .start();
-    let url = mock.url();
     let endpoint = format!("{FAST_BACKOFF}\n    max_backoff_retries = 3");
-    let gw = Gateway::start(&config::single(&url, &endpoint, "", ""), driver, 1);
+    let (gw, url) = gateway_for(&mock, &endpoint, driver);
     let upload = bodies::folded(13);
     let response = upload_once(&gw, &upload);
     assert_eq!(response.status, 500, "{response:?}");
     assert_eq!(response.body_str(), "Internal Server Error\n");
     assert_eq!(mock.request_count(), 3);
-    let metrics = gw.metrics();
-    let ep = [("endpoint", url.as_str())];
-    assert_eq!(
-        metric_sum(&metrics, "pyroscope_write_retries_total", &ep),
-        Some(2.0)
-    );
-    assert_eq!(
-        metric_sum(&metrics, "pyroscope_write_dropped_profiles_total", &ep),
-        Some(1.0)
-    );
-    assert_eq!(
-        metric_sum(&metrics, "pyroscope_write_dropped_bytes_total", &ep),
-        Some(upload.body.len() as f64)
+    assert_endpoint_counters(
+        &gw,
+        &url,
+        &[
+            ("pyroscope_write_retries_total", Some(2.0)),
+            ("pyroscope_write_dropped_profiles_total", Some(1.0)),
+            (
+                "pyroscope_write_dropped_bytes_total",
+                Some(upload.body.len() as f64),
+            ),
+        ],
     );
 }
 

@@ -108,6 +108,13 @@ impl Parser<'_, '_, '_> {
         self.bad = true;
     }
 
+    /// Reports "expected {what}, got {the current token}" at the current token.
+    fn expected(&mut self, what: &str) {
+        let msg = format!("expected {what}, got {}", describe(self.kind()));
+        let span = self.span();
+        self.error(span, msg);
+    }
+
     fn comment_here(&self) -> Option<Comment> {
         match self.kind() {
             TokKind::Comment(t) => Some(Comment {
@@ -211,13 +218,9 @@ impl Parser<'_, '_, '_> {
                     self.recover();
                     newlines = 0;
                 }
-                other => {
+                _ => {
                     self.bad = false;
-                    let span = self.span();
-                    self.error(
-                        span,
-                        format!("expected an attribute or a block, got {}", describe(&other)),
-                    );
+                    self.expected("an attribute or a block");
                     self.advance();
                     self.recover();
                     newlines = 0;
@@ -238,13 +241,8 @@ impl Parser<'_, '_, '_> {
             TokKind::Newline | TokKind::RBrace | TokKind::Eof => {}
             // The lexer already reported the character.
             TokKind::Invalid => self.recover(),
-            other => {
-                let msg = format!(
-                    "expected a newline after the statement, got {}",
-                    describe(other)
-                );
-                let span = self.span();
-                self.error(span, msg);
+            _ => {
+                self.expected("a newline after the statement");
                 self.recover();
             }
         }
@@ -274,15 +272,8 @@ impl Parser<'_, '_, '_> {
                     name_span = name_span.to(self.span());
                     self.advance();
                 }
-                other => {
-                    let span = self.span();
-                    self.error(
-                        span,
-                        format!(
-                            "expected an identifier after \".\", got {}",
-                            describe(&other)
-                        ),
-                    );
+                _ => {
+                    self.expected("an identifier after \".\"");
                     self.recover();
                     return None;
                 }
@@ -315,27 +306,15 @@ impl Parser<'_, '_, '_> {
                 let label_span = self.span();
                 self.advance();
                 if !matches!(self.kind(), TokKind::LBrace) {
-                    let msg = format!(
-                        "expected \"{{\" after the label of block {name}, got {}",
-                        describe(self.kind())
-                    );
-                    let span = self.span();
-                    self.error(span, msg);
+                    self.expected(&format!("\"{{\" after the label of block {name}"));
                     self.recover();
                     return None;
                 }
                 self.parse_block(name, name_span, Some((label, label_span)))
             }
             TokKind::LBrace => self.parse_block(name, name_span, None),
-            other => {
-                let span = self.span();
-                self.error(
-                    span,
-                    format!(
-                        "expected \"=\" or a block after {name}, got {}",
-                        describe(&other)
-                    ),
-                );
+            _ => {
+                self.expected(&format!("\"=\" or a block after {name}"));
                 self.recover();
                 None
             }

@@ -325,18 +325,30 @@ impl Cx<'_, '_, '_> {
         Some(out)
     }
 
+    /// The fields of the object attribute `name`, in the order written; a type error naming
+    /// `want` when the value is not an object.
+    fn object_fields(
+        &mut self,
+        r: &mut Reader<'_>,
+        name: &str,
+        want: &str,
+    ) -> Option<Vec<(String, Val)>> {
+        let a = r.attr(name)?;
+        let v = self.eval(a)?;
+        let V::Object(fields) = v.kind else {
+            self.type_error(name, want, &v);
+            return None;
+        };
+        Some(fields)
+    }
+
     /// An object whose values are strings (Alloy's `map(string)`), in the order written.
     pub fn string_map(
         &mut self,
         r: &mut Reader<'_>,
         name: &str,
     ) -> Option<Vec<(String, String, Pos)>> {
-        let a = r.attr(name)?;
-        let v = self.eval(a)?;
-        let V::Object(fields) = v.kind else {
-            self.type_error(name, "map(string)", &v);
-            return None;
-        };
+        let fields = self.object_fields(r, name, "map(string)")?;
         let mut out = Vec::new();
         let mut ok = true;
         for (k, fv) in fields {
@@ -355,12 +367,7 @@ impl Cx<'_, '_, '_> {
         r: &mut Reader<'_>,
         name: &str,
     ) -> Option<Vec<(String, Vec<String>, Pos)>> {
-        let a = r.attr(name)?;
-        let v = self.eval(a)?;
-        let V::Object(fields) = v.kind else {
-            self.type_error(name, "map(list(secret))", &v);
-            return None;
-        };
+        let fields = self.object_fields(r, name, "map(list(secret))")?;
         let mut out = Vec::new();
         let mut ok = true;
         for (k, fv) in fields {

@@ -44,6 +44,17 @@ pub enum Version {
     Http11,
 }
 
+impl Version {
+    /// `HTTP/1.minor` as httparse reports it; `None` for a version pyrogate does not speak.
+    fn from_minor(minor: u8) -> Option<Self> {
+        match minor {
+            0 => Some(Self::Http10),
+            1 => Some(Self::Http11),
+            _ => None,
+        }
+    }
+}
+
 /// Request method (RFC 9110 §9). Methods are case-sensitive, so `get` is [`Method::Other`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -128,6 +139,51 @@ fn with_header_slots<'b, T>(
     }
 }
 
+/// The part of `buf` handed to httparse, and whether `buf` already holds more than the head limit.
+/// Never hand httparse more than the limit: a complete head inside the window is within the limit
+/// by construction, and an incomplete window that is already full can never fit.
+fn head_window<'b>(buf: &'b [u8], limits: &Limits) -> (&'b [u8], bool) {
+    let window = buf.get(..limits.max_head_bytes).unwrap_or(buf);
+    (window, buf.len() > limits.max_head_bytes)
+}
+
+/// Why a head is rejected, in the terms requests and responses share; each direction turns it
+/// into its own error type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeadFailure {
+    /// Over `Limits::max_head_bytes`.
+    TooLarge,
+    /// Over `Limits::max_headers`.
+    TooManyHeaders,
+    /// A well-formed HTTP-version other than 1.0 and 1.1.
+    UnsupportedVersion,
+    Malformed(httparse::Error),
+}
+
+/// Reads httparse's verdict on `window` (from [`head_window`]): `Ok(Some(head_len))` for a
+/// complete head, `Ok(None)` to wait for more bytes, or why the head is rejected. `at` says where
+/// the start line carries its version, to tell an unsupported version from a malformed line.
+fn head_status(
+    parsed: Result<httparse::Status<usize>, httparse::Error>,
+    window: &[u8],
+    window_full: bool,
+    at: VersionAt,
+) -> Result<Option<usize>, HeadFailure> {
+    match parsed {
+        Ok(httparse::Status::Complete(head_len)) => Ok(Some(head_len)),
+        Ok(httparse::Status::Partial) if window_full => Err(HeadFailure::TooLarge),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HeadFailure::TooManyHeaders),
+        Err(httparse::Error::Version) => match classify_version(window, at) {
+            VersionLine::Incomplete if window_full => Err(HeadFailure::TooLarge),
+            VersionLine::Incomplete => Ok(None),
+            VersionLine::WellFormed => Err(HeadFailure::UnsupportedVersion),
+            VersionLine::Malformed => Err(HeadFailure::Malformed(httparse::Error::Version)),
+        },
+        Err(e) => Err(HeadFailure::Malformed(e)),
+    }
+}
+
 /// Offsets of `part` inside `buf`. `part` must borrow from `buf` (httparse's output always does),
 /// which keeps the subtraction in range; wrapping arithmetic keeps it panic-free regardless.
 fn range_in(buf: &[u8], part: &[u8]) -> Range<usize> {
@@ -184,6 +240,11 @@ impl ContentLength {
                 _ => self.value = Some(n),
             }
         }
+    }
+
+    /// At least one Content-Length field line was seen, valid or not.
+    fn is_present(&self) -> bool {
+        self.value.is_some() || self.error.is_some()
     }
 
     fn finish(self) -> Result<Option<u64>, ContentLengthError> {
@@ -260,6 +321,31 @@ impl ConnectionOptions {
     /// and HTTP/1.0 only when the peer sent `keep-alive`.
     fn persists(&self, version: Version) -> bool {
         !self.close && (version == Version::Http11 || self.keep_alive)
+    }
+}
+
+/// The field lines that decide framing and reuse in both directions (RFC 9112 §6.3, §9.3):
+/// Content-Length, Transfer-Encoding and Connection, each accumulated over all its lines.
+#[derive(Debug, Clone, Copy, Default)]
+struct FramingFields {
+    content_length: ContentLength,
+    transfer_encoding: TransferEncoding,
+    connection: ConnectionOptions,
+}
+
+impl FramingFields {
+    /// Takes in one field line if it is one of the three; returns whether it was.
+    fn add(&mut self, name: &[u8], value: &[u8]) -> bool {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            self.content_length.add_field(value);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            self.transfer_encoding.add_field(value);
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            self.connection.add_field(value);
+        } else {
+            return false;
+        }
+        true
     }
 }
 

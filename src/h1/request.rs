@@ -10,9 +10,8 @@
 use std::ops::Range;
 
 use super::{
-    BodyFraming, ConnectionOptions, ContentLength, ContentLengthError, HeaderRange, Limits, Method,
-    TransferEncoding, Version, VersionAt, VersionLine, classify_version, range_in, trim_ows,
-    with_header_slots,
+    BodyFraming, ContentLengthError, FramingFields, HeadFailure, HeaderRange, Limits, Method,
+    Version, VersionAt, head_status, head_window, range_in, trim_ows, with_header_slots,
 };
 
 /// A parsed request head. Every range indexes the buffer given to [`parse_request`], so after
@@ -108,6 +107,19 @@ impl RequestError {
         }
     }
 
+    fn from_head(failure: HeadFailure, limits: &Limits) -> Self {
+        match failure {
+            HeadFailure::TooLarge => Self::HeadTooLarge {
+                limit: limits.max_head_bytes,
+            },
+            HeadFailure::TooManyHeaders => Self::TooManyHeaders {
+                limit: limits.max_headers,
+            },
+            HeadFailure::UnsupportedVersion => Self::UnsupportedVersion,
+            HeadFailure::Malformed(e) => Self::Malformed(e),
+        }
+    }
+
     /// A stable, low-cardinality name for metrics and logs.
     pub fn label(&self) -> &'static str {
         match self {
@@ -157,31 +169,15 @@ pub fn find_head_end(buf: &[u8], scanned: usize) -> Option<usize> {
 /// [`RequestError`] when the head is too large, has too many fields, is malformed, or its framing
 /// is ambiguous or unsupported; see each variant and [`RequestError::status`].
 pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, RequestError> {
-    // Never hand httparse more than the limit: a complete head inside the window is within the
-    // limit by construction, and an incomplete window that is already full can never fit.
-    let window = buf.get(..limits.max_head_bytes).unwrap_or(buf);
-    let window_full = buf.len() > limits.max_head_bytes;
-    let too_large = RequestError::HeadTooLarge {
-        limit: limits.max_head_bytes,
-    };
+    let (window, window_full) = head_window(buf, limits);
     with_header_slots(limits.max_headers, |slots| {
         let mut req = httparse::Request::new(&mut []);
         let parsed = httparse::ParserConfig::default()
             .parse_request_with_uninit_headers(&mut req, window, slots);
-        match parsed {
-            Ok(httparse::Status::Complete(head_len)) => interpret(window, head_len, &req).map(Some),
-            Ok(httparse::Status::Partial) if window_full => Err(too_large),
-            Ok(httparse::Status::Partial) => Ok(None),
-            Err(httparse::Error::TooManyHeaders) => Err(RequestError::TooManyHeaders {
-                limit: limits.max_headers,
-            }),
-            Err(httparse::Error::Version) => match classify_version(window, VersionAt::End) {
-                VersionLine::Incomplete if window_full => Err(too_large),
-                VersionLine::Incomplete => Ok(None),
-                VersionLine::WellFormed => Err(RequestError::UnsupportedVersion),
-                VersionLine::Malformed => Err(RequestError::Malformed(httparse::Error::Version)),
-            },
-            Err(e) => Err(RequestError::Malformed(e)),
+        match head_status(parsed, window, window_full, VersionAt::End) {
+            Ok(Some(head_len)) => interpret(window, head_len, &req).map(Some),
+            Ok(None) => Ok(None),
+            Err(failure) => Err(RequestError::from_head(failure, limits)),
         }
     })
 }
@@ -196,17 +192,13 @@ fn interpret(
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(RequestError::Malformed(httparse::Error::Token));
     };
-    let version = match minor {
-        0 => Version::Http10,
-        1 => Version::Http11,
-        _ => return Err(RequestError::UnsupportedVersion),
+    let Some(version) = Version::from_minor(minor) else {
+        return Err(RequestError::UnsupportedVersion);
     };
 
     let mut headers = Vec::with_capacity(req.headers.len());
     let mut hosts = 0usize;
-    let mut content_length = ContentLength::default();
-    let mut transfer_encoding = TransferEncoding::default();
-    let mut connection = ConnectionOptions::default();
+    let mut framing = FramingFields::default();
     let mut expect_continue = false;
     for field in req.headers.iter() {
         headers.push(HeaderRange {
@@ -214,20 +206,17 @@ fn interpret(
             value: range_in(buf, field.value),
         });
         let name = field.name.as_bytes();
+        if framing.add(name, field.value) {
+            continue;
+        }
         if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            content_length.add_field(field.value);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            transfer_encoding.add_field(field.value);
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            connection.add_field(field.value);
         } else if name.eq_ignore_ascii_case(b"expect") {
             expect_continue |= trim_ows(field.value).eq_ignore_ascii_case(b"100-continue");
         }
     }
 
-    let body = body_framing(version, content_length, transfer_encoding)?;
+    let body = body_framing(version, &framing)?;
 
     // RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host, and for any request with more
     // than one Host field line.
@@ -255,7 +244,7 @@ fn interpret(
         query,
         headers,
         body,
-        keep_alive: connection.persists(version),
+        keep_alive: framing.connection.persists(version),
         // RFC 9110 §10.1.1: "A server that receives a 100-continue expectation in an HTTP/1.0
         // request MUST ignore that expectation."
         expect_continue: expect_continue && version == Version::Http11,
@@ -263,12 +252,12 @@ fn interpret(
 }
 
 /// RFC 9112 §6.1 and §6.3 for requests, in the order the RFC gives them.
-fn body_framing(
-    version: Version,
-    content_length: ContentLength,
-    transfer_encoding: TransferEncoding,
-) -> Result<BodyFraming, RequestError> {
-    let has_content_length = content_length.value.is_some() || content_length.error.is_some();
+fn body_framing(version: Version, framing: &FramingFields) -> Result<BodyFraming, RequestError> {
+    let FramingFields {
+        content_length,
+        transfer_encoding,
+        ..
+    } = framing;
     if transfer_encoding.present {
         // §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing (1.0 has no
         // transfer codings), even if Content-Length is present.
@@ -277,7 +266,7 @@ fn body_framing(
         }
         // §6.1: "A server MAY reject a request that contains both Content-Length and
         // Transfer-Encoding"; this is the classic smuggling vector, so we do.
-        if has_content_length {
+        if content_length.is_present() {
             return Err(RequestError::ContentLengthWithTransferEncoding);
         }
         // §6.1: a transfer coding the server does not understand SHOULD get 501. Only a single

@@ -10,8 +10,8 @@ use std::ops::Range;
 use std::time::{Duration, SystemTime};
 
 use super::{
-    ConnectionOptions, ContentLength, ContentLengthError, Limits, TransferEncoding, Version,
-    VersionAt, VersionLine, classify_version, parse_digits, range_in, trim_ows, with_header_slots,
+    ContentLengthError, FramingFields, HeadFailure, Limits, Version, VersionAt, head_status,
+    head_window, parse_digits, range_in, trim_ows, with_header_slots,
 };
 
 /// A parsed response head. Ranges index the buffer given to [`parse_response`].
@@ -73,6 +73,19 @@ pub enum ResponseError {
 }
 
 impl ResponseError {
+    fn from_head(failure: HeadFailure, limits: &Limits) -> Self {
+        match failure {
+            HeadFailure::TooLarge => Self::HeadTooLarge {
+                limit: limits.max_head_bytes,
+            },
+            HeadFailure::TooManyHeaders => Self::TooManyHeaders {
+                limit: limits.max_headers,
+            },
+            HeadFailure::UnsupportedVersion => Self::UnsupportedVersion,
+            HeadFailure::Malformed(e) => Self::Malformed(e),
+        }
+    }
+
     /// A stable, low-cardinality name for metrics and logs.
     pub fn label(&self) -> &'static str {
         match self {
@@ -100,31 +113,15 @@ pub fn parse_response(
     limits: &Limits,
     request_was_head: bool,
 ) -> Result<Option<ResponseHead>, ResponseError> {
-    let window = buf.get(..limits.max_head_bytes).unwrap_or(buf);
-    let window_full = buf.len() > limits.max_head_bytes;
-    let too_large = ResponseError::HeadTooLarge {
-        limit: limits.max_head_bytes,
-    };
+    let (window, window_full) = head_window(buf, limits);
     with_header_slots(limits.max_headers, |slots| {
         let mut res = httparse::Response::new(&mut []);
         let parsed = httparse::ParserConfig::default()
             .parse_response_with_uninit_headers(&mut res, window, slots);
-        match parsed {
-            Ok(httparse::Status::Complete(head_len)) => {
-                interpret(window, head_len, &res, request_was_head).map(Some)
-            }
-            Ok(httparse::Status::Partial) if window_full => Err(too_large),
-            Ok(httparse::Status::Partial) => Ok(None),
-            Err(httparse::Error::TooManyHeaders) => Err(ResponseError::TooManyHeaders {
-                limit: limits.max_headers,
-            }),
-            Err(httparse::Error::Version) => match classify_version(window, VersionAt::Start) {
-                VersionLine::Incomplete if window_full => Err(too_large),
-                VersionLine::Incomplete => Ok(None),
-                VersionLine::WellFormed => Err(ResponseError::UnsupportedVersion),
-                VersionLine::Malformed => Err(ResponseError::Malformed(httparse::Error::Version)),
-            },
-            Err(e) => Err(ResponseError::Malformed(e)),
+        match head_status(parsed, window, window_full, VersionAt::Start) {
+            Ok(Some(head_len)) => interpret(window, head_len, &res, request_was_head).map(Some),
+            Ok(None) => Ok(None),
+            Err(failure) => Err(ResponseError::from_head(failure, limits)),
         }
     })
 }
@@ -139,27 +136,20 @@ fn interpret(
     let (Some(minor), Some(status)) = (res.version, res.code) else {
         return Err(ResponseError::Malformed(httparse::Error::Status));
     };
-    let version = match minor {
-        0 => Version::Http10,
-        1 => Version::Http11,
-        _ => return Err(ResponseError::UnsupportedVersion),
+    let Some(version) = Version::from_minor(minor) else {
+        return Err(ResponseError::UnsupportedVersion);
     };
 
-    let mut content_length = ContentLength::default();
-    let mut transfer_encoding = TransferEncoding::default();
-    let mut connection = ConnectionOptions::default();
+    let mut framing = FramingFields::default();
     let mut retry_after = None;
     let mut retry_after_seen = false;
     let mut content_type = None;
     for field in res.headers.iter() {
         let name = field.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"content-length") {
-            content_length.add_field(field.value);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            transfer_encoding.add_field(field.value);
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            connection.add_field(field.value);
-        } else if name.eq_ignore_ascii_case(b"retry-after") && !retry_after_seen {
+        if framing.add(name, field.value) {
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"retry-after") && !retry_after_seen {
             retry_after_seen = true;
             retry_after = parse_retry_after(field.value);
         } else if name.eq_ignore_ascii_case(b"content-type") && content_type.is_none() {
@@ -167,7 +157,11 @@ fn interpret(
         }
     }
 
-    let has_content_length = content_length.value.is_some() || content_length.error.is_some();
+    let FramingFields {
+        content_length,
+        transfer_encoding,
+        connection,
+    } = framing;
     // RFC 9112 §6.3, in order.
     let body = if request_was_head || matches!(status, 100..=199 | 204 | 304) {
         // Item 1: no body, whatever the header fields say.
@@ -197,7 +191,7 @@ fn interpret(
 
     // Item 3 says both headers together "ought to be handled as an error"; the body is still
     // readable as chunked, so the response is used but the connection is not reused.
-    let suspicious = transfer_encoding.present && has_content_length;
+    let suspicious = transfer_encoding.present && content_length.is_present();
     let keep_alive =
         connection.persists(version) && body != ResponseBody::UntilClose && !suspicious;
 

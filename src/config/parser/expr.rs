@@ -5,22 +5,29 @@
 use super::super::ast::{Comment, Element, Expr, ExprKind, Field, Literal};
 use super::super::diag::Span;
 use super::super::lexer::TokKind;
-use super::{MAX_CONCAT_TERMS, MAX_NESTING, Parser, describe};
+use super::{MAX_CONCAT_TERMS, MAX_NESTING, Parser};
 
 impl Parser<'_, '_, '_> {
     pub(super) fn parse_expr(&mut self) -> Expr {
+        let span = self.span();
+        self.nested(span, Self::parse_add)
+            .unwrap_or_else(|| null_expr(span))
+    }
+
+    /// Runs `parse` one expression nesting level deeper; `None`, reported at `at`, when that
+    /// would pass [`MAX_NESTING`].
+    fn nested(&mut self, at: Span, parse: impl FnOnce(&mut Self) -> Expr) -> Option<Expr> {
         if self.depth >= MAX_NESTING {
-            let span = self.span();
             self.error(
-                span,
+                at,
                 format!("expressions are nested deeper than {MAX_NESTING} levels"),
             );
-            return null_expr(span);
+            return None;
         }
         self.depth += 1;
-        let e = self.parse_add();
+        let e = parse(self);
         self.depth -= 1;
-        e
+        Some(e)
     }
 
     fn parse_add(&mut self) -> Expr {
@@ -39,9 +46,7 @@ impl Parser<'_, '_, '_> {
                         return lhs;
                     }
                     self.advance();
-                    let t = self.collect_trivia();
-                    self.stray.extend(t.same_line);
-                    self.stray.extend(t.later);
+                    self.skip_trivia_to_stray();
                     let rhs = self.parse_unary();
                     let span = lhs.span.to(rhs.span);
                     lhs = Expr {
@@ -75,16 +80,9 @@ impl Parser<'_, '_, '_> {
             TokKind::Minus => {
                 let start = self.span();
                 self.advance();
-                if self.depth >= MAX_NESTING {
-                    self.error(
-                        start,
-                        format!("expressions are nested deeper than {MAX_NESTING} levels"),
-                    );
+                let Some(inner) = self.nested(start, Self::parse_unary) else {
                     return null_expr(start);
-                }
-                self.depth += 1;
-                let inner = self.parse_unary();
-                self.depth -= 1;
+                };
                 let span = start.to(inner.span);
                 Expr {
                     kind: ExprKind::Neg(Box::new(inner)),
@@ -122,15 +120,8 @@ impl Parser<'_, '_, '_> {
                                 span,
                             };
                         }
-                        other => {
-                            let span = self.span();
-                            self.error(
-                                span,
-                                format!(
-                                    "expected an identifier after \".\", got {}",
-                                    describe(&other)
-                                ),
-                            );
+                        _ => {
+                            self.expected("an identifier after \".\"");
                             return e;
                         }
                     }
@@ -139,9 +130,7 @@ impl Parser<'_, '_, '_> {
                     self.advance();
                     let mut args = Vec::new();
                     loop {
-                        let t = self.collect_trivia();
-                        self.stray.extend(t.same_line);
-                        self.stray.extend(t.later);
+                        self.skip_trivia_to_stray();
                         if matches!(self.kind(), TokKind::RParen) {
                             break;
                         }
@@ -149,19 +138,12 @@ impl Parser<'_, '_, '_> {
                         if self.bad {
                             return e;
                         }
-                        let t = self.collect_trivia();
-                        self.stray.extend(t.same_line);
-                        self.stray.extend(t.later);
+                        self.skip_trivia_to_stray();
                         match self.kind() {
                             TokKind::Comma => self.advance(),
                             TokKind::RParen => break,
-                            other => {
-                                let msg = format!(
-                                    "expected \",\" or \")\" in the argument list, got {}",
-                                    describe(other)
-                                );
-                                let span = self.span();
-                                self.error(span, msg);
+                            _ => {
+                                self.expected("\",\" or \")\" in the argument list");
                                 return e;
                             }
                         }
@@ -234,20 +216,14 @@ impl Parser<'_, '_, '_> {
             }
             TokKind::LParen => {
                 self.advance();
-                let t = self.collect_trivia();
-                self.stray.extend(t.same_line);
-                self.stray.extend(t.later);
+                self.skip_trivia_to_stray();
                 let inner = self.parse_expr();
                 if self.bad {
                     return inner;
                 }
-                let t = self.collect_trivia();
-                self.stray.extend(t.same_line);
-                self.stray.extend(t.later);
+                self.skip_trivia_to_stray();
                 if !matches!(self.kind(), TokKind::RParen) {
-                    let msg = format!("expected \")\", got {}", describe(self.kind()));
-                    let s = self.span();
-                    self.error(s, msg);
+                    self.expected("\")\"");
                     return inner;
                 }
                 let end = self.span();
@@ -264,11 +240,19 @@ impl Parser<'_, '_, '_> {
                 self.bad = true;
                 null_expr(span)
             }
-            other => {
-                self.error(span, format!("expected a value, got {}", describe(&other)));
+            _ => {
+                self.expected("a value");
                 null_expr(span)
             }
         }
+    }
+
+    /// Skips newlines and comments where no element can own the comments (after `+`, inside
+    /// `( )` and argument lists): they become the statement's trailing comments.
+    fn skip_trivia_to_stray(&mut self) {
+        let t = self.collect_trivia();
+        self.stray.extend(t.same_line);
+        self.stray.extend(t.later);
     }
 
     /// The source text of a token, as written.
@@ -282,6 +266,77 @@ impl Parser<'_, '_, '_> {
 
     fn parse_list(&mut self) -> Expr {
         let open = self.span();
+        match self.parse_elements(&TokKind::RBrack, "\"]\" in the list", |p| {
+            let value = p.parse_expr();
+            (!p.bad).then_some(value)
+        }) {
+            Some(list) => Expr {
+                kind: ExprKind::List {
+                    elems: list.elems,
+                    multiline: list.multiline,
+                    end_comments: list.end_comments,
+                },
+                span: open.to(list.close),
+            },
+            None => null_expr(open),
+        }
+    }
+
+    fn parse_object(&mut self) -> Expr {
+        let open = self.span();
+        match self.parse_elements(&TokKind::RBrace, "\"}\" in the object", Self::parse_field) {
+            Some(object) => Expr {
+                kind: ExprKind::Object {
+                    fields: object.elems,
+                    multiline: object.multiline,
+                    end_comments: object.end_comments,
+                },
+                span: open.to(object.close),
+            },
+            None => null_expr(open),
+        }
+    }
+
+    /// One `key = value` of an object; `None` once an error has been reported.
+    fn parse_field(&mut self) -> Option<Field> {
+        let key_span = self.span();
+        let (key, key_text) = match self.kind().clone() {
+            TokKind::Ident(k) => (k.clone(), k),
+            TokKind::Str(k) => (k, self.source_text(key_span)),
+            _ => {
+                self.expected("a field name (identifier or string) in the object");
+                return None;
+            }
+        };
+        self.advance();
+        if !matches!(self.kind(), TokKind::Assign) {
+            self.expected(&format!("\"=\" after field {key_text} in the object"));
+            return None;
+        }
+        self.advance();
+        let value = self.parse_expr();
+        if self.bad {
+            return None;
+        }
+        Some(Field {
+            key,
+            key_text,
+            key_span,
+            value,
+        })
+    }
+
+    /// The elements of a list or object, from its opening bracket (the current token) through
+    /// `close`, with the comments around each element. Elements are separated by commas or
+    /// newlines; `parse_one` reads one element. `expected` finishes the message for a token
+    /// after an element that is neither (e.g. `"]" in the list`). `None` once an error has been
+    /// reported.
+    fn parse_elements<T>(
+        &mut self,
+        close: &TokKind,
+        expected: &str,
+        mut parse_one: impl FnMut(&mut Self) -> Option<T>,
+    ) -> Option<Elements<T>> {
         self.advance();
         let first = self.collect_trivia();
         let mut multiline = first.newline;
@@ -289,13 +344,10 @@ impl Parser<'_, '_, '_> {
         pending.extend(first.later);
         let mut elems = Vec::new();
         loop {
-            if matches!(self.kind(), TokKind::RBrack) {
+            if self.kind() == close {
                 break;
             }
-            let value = self.parse_expr();
-            if self.bad {
-                return null_expr(open);
-            }
+            let value = parse_one(self)?;
             let after = self.collect_trivia();
             let mut el = Element {
                 leading: std::mem::take(&mut pending),
@@ -316,122 +368,35 @@ impl Parser<'_, '_, '_> {
                     pending.extend(t.later);
                     multiline |= t.newline;
                 }
-                TokKind::RBrack => {}
+                k if k == close => {}
                 _ if after.newline => {}
-                other => {
-                    let msg = format!(
-                        "expected \",\" or \"]\" in the list, got {}",
-                        describe(other)
-                    );
-                    let span = self.span();
-                    self.error(span, msg);
-                    return null_expr(open);
+                _ => {
+                    self.expected(&format!("\",\" or {expected}"));
+                    return None;
                 }
             }
             elems.push(el);
         }
         let close = self.span();
         self.advance();
-        Expr {
-            kind: ExprKind::List {
-                elems,
-                multiline,
-                end_comments: pending,
-            },
-            span: open.to(close),
-        }
+        Some(Elements {
+            elems,
+            multiline,
+            end_comments: pending,
+            close,
+        })
     }
+}
 
-    fn parse_object(&mut self) -> Expr {
-        let open = self.span();
-        self.advance();
-        let first = self.collect_trivia();
-        let mut multiline = first.newline;
-        let mut pending: Vec<Comment> = first.same_line;
-        pending.extend(first.later);
-        let mut fields = Vec::new();
-        loop {
-            let key_span = self.span();
-            let (key, key_text) = match self.kind().clone() {
-                TokKind::RBrace => break,
-                TokKind::Ident(k) => (k.clone(), k),
-                TokKind::Str(k) => (k, self.source_text(key_span)),
-                other => {
-                    self.error(
-                        key_span,
-                        format!(
-                            "expected a field name (identifier or string) in the object, got {}",
-                            describe(&other)
-                        ),
-                    );
-                    return null_expr(open);
-                }
-            };
-            self.advance();
-            if !matches!(self.kind(), TokKind::Assign) {
-                let msg = format!(
-                    "expected \"=\" after field {key_text} in the object, got {}",
-                    describe(self.kind())
-                );
-                let span = self.span();
-                self.error(span, msg);
-                return null_expr(open);
-            }
-            self.advance();
-            let value = self.parse_expr();
-            if self.bad {
-                return null_expr(open);
-            }
-            let after = self.collect_trivia();
-            let mut el = Element {
-                leading: std::mem::take(&mut pending),
-                value: Field {
-                    key,
-                    key_text,
-                    key_span,
-                    value,
-                },
-                trailing: after.same_line,
-            };
-            pending = after.later;
-            multiline |= after.newline;
-            match self.kind() {
-                TokKind::Comma => {
-                    self.advance();
-                    let t = self.collect_trivia();
-                    if after.newline {
-                        pending.extend(t.same_line);
-                    } else {
-                        el.trailing.extend(t.same_line);
-                    }
-                    pending.extend(t.later);
-                    multiline |= t.newline;
-                }
-                TokKind::RBrace => {}
-                _ if after.newline => {}
-                other => {
-                    let msg = format!(
-                        "expected \",\" or \"}}\" in the object, got {}",
-                        describe(other)
-                    );
-                    let span = self.span();
-                    self.error(span, msg);
-                    return null_expr(open);
-                }
-            }
-            fields.push(el);
-        }
-        let close = self.span();
-        self.advance();
-        Expr {
-            kind: ExprKind::Object {
-                fields,
-                multiline,
-                end_comments: pending,
-            },
-            span: open.to(close),
-        }
-    }
+/// What [`Parser::parse_elements`] read between the brackets of a list or object.
+struct Elements<T> {
+    elems: Vec<Element<T>>,
+    /// A newline stood somewhere between the brackets.
+    multiline: bool,
+    /// Comments after the last element, before the closing bracket.
+    end_comments: Vec<Comment>,
+    /// The closing bracket.
+    close: Span,
 }
 
 pub(super) fn literal(value: Literal, span: Span, text: String) -> Expr {

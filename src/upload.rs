@@ -10,7 +10,7 @@
 //! request (one upstream request per series) is a [`Payload::Parts`] of re-encoded framing
 //! around slices of the decoded body, so profile bytes are never copied either.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -51,6 +51,33 @@ impl Payload {
     }
 }
 
+/// The upstream requests one destination makes for one upload: one for `/ingest`; one per
+/// series for Push, sent in order (Alloy appends a push's series sequentially).
+#[derive(Debug, Clone)]
+pub enum Requests {
+    One(Payload),
+    Sequence(Vec<Payload>),
+}
+
+impl Requests {
+    pub fn iter(&self) -> std::slice::Iter<'_, Payload> {
+        match self {
+            Requests::One(p) => std::slice::from_ref(p).iter(),
+            Requests::Sequence(v) => v.iter(),
+        }
+    }
+}
+
+/// Which upstream API an [`Outbound`] speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `POST /ingest`: the client's body and `Content-Type`, Alloy's `/ingest` retry rules.
+    Ingest,
+    /// Connect unary `Push`: `application/proto`, `Connect-Protocol-Version: 1`,
+    /// `Connect-Timeout-Ms` from the remaining deadline, Connect's retry rules.
+    Push { deadline: Option<Instant> },
+}
+
 /// Why one destination did not take an upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
@@ -82,6 +109,8 @@ pub struct Ticket {
     first_status: Cell<Option<u16>>,
     overloaded: Cell<bool>,
     failed: Cell<bool>,
+    /// Failure descriptions, one per line (Push answers carry them, as Alloy's do).
+    errors: RefCell<String>,
     done: Notify,
 }
 
@@ -92,6 +121,7 @@ impl Ticket {
             first_status: Cell::new(None),
             overloaded: Cell::new(false),
             failed: Cell::new(false),
+            errors: RefCell::new(String::new()),
             done: Notify::new(),
         }
     }
@@ -113,6 +143,26 @@ impl Ticket {
         if left == 0 {
             self.done.notify_all();
         }
+    }
+
+    /// Records a failure that is not one destination's final result (a push series with
+    /// invalid labels while the other series are still delivered).
+    pub fn mark_failed(&self) {
+        self.failed.set(true);
+    }
+
+    /// Adds a failure description (cold path: only on failures).
+    pub fn note_error(&self, message: &str) {
+        let mut errors = self.errors.borrow_mut();
+        if !errors.is_empty() {
+            errors.push('\n');
+        }
+        errors.push_str(message);
+    }
+
+    /// Every failure description noted so far, one per line.
+    pub fn errors(&self) -> String {
+        self.errors.borrow().clone()
     }
 
     pub fn is_done(&self) -> bool {
@@ -153,25 +203,52 @@ pub struct Upload {
     pub reservation: Option<Reservation>,
 }
 
-/// One queued upstream request for one destination.
+/// One queued upload for one destination.
 #[derive(Debug)]
 pub struct Outbound {
     pub upload: Rc<Upload>,
+    pub protocol: Protocol,
     /// Upstream request-target: path and query, already rewritten.
     pub target: String,
-    pub payload: Payload,
+    pub requests: Requests,
     /// Profiles carried (1 per `/ingest` upload; samples for Push), for metrics.
     pub profiles: u64,
+    /// Profile bytes carried (the body for `/ingest`; Σ `raw_profile` for Push), for metrics.
+    pub bytes: u64,
     finished: bool,
 }
 
 impl Outbound {
-    pub fn new(upload: Rc<Upload>, target: String, payload: Payload, profiles: u64) -> Self {
+    /// An `/ingest` upload: one request whose body is the client's.
+    pub fn ingest(upload: Rc<Upload>, target: String, body: Payload) -> Self {
+        let bytes = body.len();
         Outbound {
             upload,
+            protocol: Protocol::Ingest,
             target,
-            payload,
+            requests: Requests::One(body),
+            profiles: 1,
+            bytes,
+            finished: false,
+        }
+    }
+
+    /// A Push: one request per series, in order.
+    pub fn push(
+        upload: Rc<Upload>,
+        target: String,
+        series: Vec<Payload>,
+        deadline: Option<Instant>,
+        profiles: u64,
+        bytes: u64,
+    ) -> Self {
+        Outbound {
+            upload,
+            protocol: Protocol::Push { deadline },
+            target,
+            requests: Requests::Sequence(series),
             profiles,
+            bytes,
             finished: false,
         }
     }
@@ -217,19 +294,9 @@ mod tests {
             reservation: None,
         });
         let body = Bytes::from_static(b"x");
-        Outbound::new(
-            upload.clone(),
-            "/ingest".into(),
-            Payload::Whole(body.clone()),
-            1,
-        )
+        Outbound::ingest(upload.clone(), "/ingest".into(), Payload::Whole(body.clone()))
         .finish(Ok(()));
-        drop(Outbound::new(
-            upload.clone(),
-            "/ingest".into(),
-            Payload::Whole(body),
-            1,
-        ));
+        drop(Outbound::ingest(upload.clone(), "/ingest".into(), Payload::Whole(body)));
         assert_eq!(upload.ticket.verdict(), Verdict::Failed);
         assert!(upload.ticket.is_done());
     }

@@ -313,7 +313,7 @@ async fn drain(core: &Core) {
         }
         for item in left {
             d.metrics
-                .record_dropped(item.payload.len(), item.profiles, DropReason::Shutdown);
+                .record_dropped(item.bytes, item.profiles, DropReason::Shutdown);
         }
         for _ in 0..in_flight {
             d.metrics.record_dropped(0, 1, DropReason::Shutdown);

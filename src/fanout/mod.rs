@@ -50,7 +50,7 @@ pub async fn dispatch(
     for (i, item) in pending {
         let d = &dests[i];
         d.metrics
-            .record_dropped(item.payload.len(), item.profiles, DropReason::QueueFull);
+            .record_dropped(item.bytes, item.profiles, DropReason::QueueFull);
         d.warn(format_args!(
             "queue full ({} uploads): upload dropped for this endpoint",
             d.queue.capacity()
@@ -118,19 +118,14 @@ pub(crate) mod tests {
             .map(|i| {
                 (
                     i,
-                    Outbound::new(
-                        up.clone(),
-                        "/ingest".into(),
-                        Payload::Whole(body.clone()),
-                        1,
-                    ),
+                    Outbound::ingest(up.clone(), "/ingest".into(), Payload::Whole(body.clone())),
                 )
             })
             .collect();
         assert_eq!(dispatch(&dests, items, Instant::now()).await, 8);
         for d in &dests {
             let item = d.queue.pop().await.unwrap();
-            assert_eq!(item.payload.parts()[0].as_ptr(), body.as_ptr());
+            assert_eq!(item.requests.iter().next().unwrap().parts()[0].as_ptr(), body.as_ptr());
             item.finish(Ok(()));
         }
     }
@@ -142,33 +137,18 @@ pub(crate) mod tests {
         let dests = vec![full.clone(), healthy.clone()];
         let blocker = upload(1);
         full.queue
-            .try_push(Outbound::new(
-                blocker,
-                "/x".into(),
-                Payload::Whole(Bytes::new()),
-                1,
-            ))
+            .try_push(Outbound::ingest(blocker, "/x".into(), Payload::Whole(Bytes::new())))
             .unwrap();
         let up = upload(2);
         let body = Bytes::from_static(b"profile");
         let items = vec![
             (
                 0,
-                Outbound::new(
-                    up.clone(),
-                    "/ingest".into(),
-                    Payload::Whole(body.clone()),
-                    1,
-                ),
+                Outbound::ingest(up.clone(), "/ingest".into(), Payload::Whole(body.clone())),
             ),
             (
                 1,
-                Outbound::new(
-                    up.clone(),
-                    "/ingest".into(),
-                    Payload::Whole(body.clone()),
-                    1,
-                ),
+                Outbound::ingest(up.clone(), "/ingest".into(), Payload::Whole(body.clone())),
             ),
         ];
         let accepted = dispatch(&dests, items, Instant::now() + Duration::from_millis(20)).await;

@@ -19,7 +19,7 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
 use super::ReceiverRt;
-use super::ingest;
+use super::{ingest, push};
 use crate::fanout::budget::Reservation;
 use crate::h1::{self, BodyFraming, Method, RequestHead};
 use crate::io::read_more;
@@ -68,8 +68,52 @@ impl Reply {
     }
 }
 
-enum Route {
+/// The two upload APIs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Api {
     Ingest,
+    Push,
+}
+
+impl Api {
+    fn route_name(self) -> &'static str {
+        match self {
+            Api::Ingest => "ingest",
+            Api::Push => "push_v1_pusherservice",
+        }
+    }
+
+    /// The answer when the body is over `max_request_body_bytes`, before it is read.
+    fn too_large(self, limit: u64) -> Reply {
+        match self {
+            Api::Ingest => Reply::text(413, h1::reason_phrase(413)),
+            Api::Push => push_error(
+                crate::push::connect::Code::ResourceExhausted,
+                &format!("request body is larger than {limit} bytes"),
+            ),
+        }
+    }
+
+    /// The answer when the in-flight budget stays full.
+    fn overloaded(self) -> Reply {
+        match self {
+            Api::Ingest => Reply::overloaded(),
+            Api::Push => push_error(crate::push::connect::Code::Unavailable, "in-flight budget exhausted; retry later"),
+        }
+    }
+}
+
+fn push_error(code: crate::push::connect::Code, message: &str) -> Reply {
+    Reply {
+        status: code.http_status(),
+        body: Bytes::from(crate::push::connect::error_body(code, message)),
+        content_type: Some("application/json"),
+        retry_after: code == crate::push::connect::Code::Unavailable,
+    }
+}
+
+enum Route {
+    Upload(Api),
     MethodNotAllowed,
     NotFound,
 }
@@ -78,9 +122,16 @@ fn route(method: Method, path: &[u8]) -> (Route, &'static str) {
     match path {
         b"/ingest" | b"/pyroscope/ingest" => {
             if method == Method::Post {
-                (Route::Ingest, "ingest")
+                (Route::Upload(Api::Ingest), "ingest")
             } else {
                 (Route::MethodNotAllowed, "ingest")
+            }
+        }
+        b"/push.v1.PusherService/Push" => {
+            if method == Method::Post {
+                (Route::Upload(Api::Push), "push_v1_pusherservice")
+            } else {
+                (Route::MethodNotAllowed, "push_v1_pusherservice")
             }
         }
         _ => (Route::NotFound, "notfound"),
@@ -226,25 +277,25 @@ impl Conn<'_> {
                 self.respond(&Reply::empty(405), has_body || !head.keep_alive, route_name)
                     .await
             }
-            Route::Ingest => self.ingest(head, head_bytes, deadline).await,
+            Route::Upload(api) => self.upload(api, head, head_bytes, deadline).await,
         }
     }
 
-    async fn ingest(&mut self, head: RequestHead, head_bytes: Bytes, deadline: Instant) -> Next {
+    async fn upload(&mut self, api: Api, head: RequestHead, head_bytes: Bytes, deadline: Instant) -> Next {
         let http = &self.rx.config.http;
+        let route = api.route_name();
         let wait_until = Instant::now() + self.core.config.gateway.queue_wait_timeout;
         let keep_alive = head.keep_alive;
         let (body, reservation) = match head.body {
             BodyFraming::Empty => (Bytes::new(), None),
             BodyFraming::Length(n) if n > http.max_body_bytes => {
-                return self
-                    .respond(&Reply::text(413, h1::reason_phrase(413)), true, "ingest")
-                    .await;
+                let reply = api.too_large(http.max_body_bytes);
+                return self.respond(&reply, true, route).await;
             }
             BodyFraming::Length(n) => {
                 let Some(res) = self.core.budget.reserve_until(n, wait_until).await else {
                     self.rx.metrics.record_refused(RefuseReason::Budget);
-                    return self.respond(&Reply::overloaded(), true, "ingest").await;
+                    return self.respond(&api.overloaded(), true, route).await;
                 };
                 if head.expect_continue && self.buf.is_empty() && !self.write_continue().await {
                     return Next::Close;
@@ -262,7 +313,7 @@ impl Conn<'_> {
                     .await
                 else {
                     self.rx.metrics.record_refused(RefuseReason::Budget);
-                    return self.respond(&Reply::overloaded(), true, "ingest").await;
+                    return self.respond(&api.overloaded(), true, route).await;
                 };
                 if head.expect_continue && self.buf.is_empty() && !self.write_continue().await {
                     return Next::Close;
@@ -272,23 +323,21 @@ impl Conn<'_> {
                         res.shrink_to(body.len() as u64);
                         (body, Some(res))
                     }
-                    Err(Some(reply)) => return self.respond(&reply, true, "ingest").await,
+                    Err(Some(reply)) => return self.respond(&reply, true, route).await,
                     Err(None) => return Next::Close,
                 }
             }
         };
-        let reply = ingest::handle(
-            self.core,
-            self.rx,
-            &head,
-            &head_bytes,
-            body,
-            reservation,
-            wait_until,
-        )
-        .await;
+        let reply = match api {
+            Api::Ingest => {
+                ingest::handle(self.core, self.rx, &head, &head_bytes, body, reservation, wait_until).await
+            }
+            Api::Push => {
+                push::handle(self.core, self.rx, &head, &head_bytes, body, reservation, wait_until).await
+            }
+        };
         let close = !keep_alive || self.core.shutdown.is_triggered();
-        self.respond(&reply, close, "ingest").await
+        self.respond(&reply, close, route).await
     }
 
     async fn write_continue(&mut self) -> bool {

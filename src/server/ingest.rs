@@ -83,7 +83,7 @@ pub async fn handle(
                     target.push_str(&query);
                     items.push((
                         d,
-                        Outbound::new(upload.clone(), target, Payload::Whole(body.clone()), 1),
+                        Outbound::ingest(upload.clone(), target, Payload::Whole(body.clone())),
                     ));
                 }
             }

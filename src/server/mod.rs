@@ -9,6 +9,7 @@
 
 pub mod conn;
 pub mod ingest;
+pub mod push;
 
 use std::cell::Cell;
 use std::rc::Rc;

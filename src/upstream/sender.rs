@@ -6,7 +6,7 @@
 //! own: the wire format (`client`, `h1`) or queueing policy (`fanout`). Hot path: yes.
 
 use std::rc::Rc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use monoio::net::TcpStream;
@@ -17,7 +17,8 @@ use super::{Destination, HttpTarget, Target};
 use crate::capture;
 use crate::h1;
 use crate::metrics::DropReason;
-use crate::upload::{Failure, Outbound};
+use crate::push::connect;
+use crate::upload::{Failure, Outbound, Payload, Protocol};
 
 /// Runs one sender until the destination's queue is closed and empty.
 pub async fn run(dest: Rc<Destination>) {
@@ -25,34 +26,56 @@ pub async fn run(dest: Rc<Destination>) {
         dest.in_flight.set(dest.in_flight.get() + 1);
         let result = deliver(&dest, &item).await;
         dest.in_flight.set(dest.in_flight.get() - 1);
-        let bytes = item.payload.len();
         match result {
             Ok(()) => {
-                dest.metrics
-                    .record_sent(bytes, item.profiles, item.upload.received_at.elapsed());
+                dest.metrics.record_sent(item.bytes, item.profiles, item.upload.received_at.elapsed());
                 item.finish(Ok(()));
             }
-            Err((failure, reason)) => {
-                dest.metrics.record_dropped(bytes, item.profiles, reason);
-                item.finish(Err(failure));
+            Err(undelivered) => {
+                dest.metrics.record_dropped(item.bytes, item.profiles, undelivered.reason);
+                if matches!(item.protocol, Protocol::Push { .. }) {
+                    item.upload.ticket.note_error(&undelivered.message);
+                }
+                item.finish(Err(undelivered.failure));
             }
         }
     }
 }
 
-fn headers_of<'a>(dest: &'a Destination, item: &'a Outbound) -> Vec<(&'a [u8], &'a [u8])> {
-    let mut h: Vec<(&[u8], &[u8])> =
-        Vec::with_capacity(dest.static_headers.len() + item.upload.headers.len() + 1);
-    let client_has_ct = item
-        .upload
-        .headers
-        .iter()
-        .any(|(n, _)| n.eq_ignore_ascii_case(b"content-type"));
+/// The final failure of one upload at one destination.
+#[derive(Debug)]
+struct Undelivered {
+    failure: Failure,
+    reason: DropReason,
+    /// Alloy's wording: `failed to push to endpoint <url> (<n> retries): <cause>`.
+    message: String,
+}
+
+/// Headers of one upstream request, in order: the client's forwarded headers, the
+/// protocol's own, the endpoint's.
+fn headers_of<'a>(
+    dest: &'a Destination,
+    item: &'a Outbound,
+    timeout_ms: Option<&'a str>,
+) -> Vec<(&'a [u8], &'a [u8])> {
+    let mut h: Vec<(&[u8], &[u8])> = Vec::with_capacity(dest.static_headers.len() + item.upload.headers.len() + 3);
     for (n, v) in &item.upload.headers {
         h.push((n, v));
     }
-    if let (false, Some(ct)) = (client_has_ct, &dest.fallback_content_type) {
-        h.push((b"Content-Type", ct));
+    match item.protocol {
+        Protocol::Ingest => {
+            let client_has_ct = item.upload.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"content-type"));
+            if let (false, Some(ct)) = (client_has_ct, &dest.fallback_content_type) {
+                h.push((b"Content-Type", ct));
+            }
+        }
+        Protocol::Push { .. } => {
+            h.push((b"Content-Type", b"application/proto"));
+            h.push((b"Connect-Protocol-Version", b"1"));
+            if let Some(ms) = timeout_ms {
+                h.push((b"Connect-Timeout-Ms", ms.as_bytes()));
+            }
+        }
     }
     for (n, v) in &dest.static_headers {
         h.push((n, v));
@@ -60,92 +83,135 @@ fn headers_of<'a>(dest: &'a Destination, item: &'a Outbound) -> Vec<(&'a [u8], &
     h
 }
 
-async fn deliver(dest: &Destination, item: &Outbound) -> Result<(), (Failure, DropReason)> {
-    match &dest.target {
-        Target::Capture(sink) => {
-            let mut head = BytesMut::new();
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            capture::encode_record_head(
-                &mut head,
-                &item.target,
-                &headers_of(dest, item),
-                now,
-                item.payload.len(),
-            );
-            let parts: Vec<Bytes> = item.payload.parts().to_vec();
-            let sink = sink.clone();
-            match monoio::spawn_blocking(move || sink.append(&head, &parts)).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => {
-                    dest.warn(format_args!("capture write failed: {e}"));
-                    Err((Failure::Error, DropReason::Rejected))
-                }
-                Err(_) => Err((Failure::Error, DropReason::Rejected)),
+/// Delivers every request of `item` in order. Like Alloy, a failed series does not stop the
+/// following ones; the item's result is the first failure.
+async fn deliver(dest: &Destination, item: &Outbound) -> Result<(), Undelivered> {
+    let mut first = None;
+    for payload in item.requests.iter() {
+        let result = match &dest.target {
+            Target::Capture(sink) => capture(dest, sink, item, payload).await,
+            Target::Http(http) => deliver_http(dest, http, item, payload).await,
+        };
+        if let Err(e) = result {
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+async fn capture(
+    dest: &Destination,
+    sink: &std::sync::Arc<capture::CaptureSink>,
+    item: &Outbound,
+    payload: &Payload,
+) -> Result<(), Undelivered> {
+    let mut head = BytesMut::new();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    capture::encode_record_head(&mut head, &item.target, &headers_of(dest, item, None), now, payload.len());
+    let parts: Vec<Bytes> = payload.parts().to_vec();
+    let sink = sink.clone();
+    let failed = |cause: String| Undelivered {
+        failure: Failure::Error,
+        reason: DropReason::Rejected,
+        message: format!("failed to write capture {}: {cause}", dest.endpoint.url_text),
+    };
+    match monoio::spawn_blocking(move || sink.append(&head, &parts)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            dest.warn(format_args!("capture write failed: {e}"));
+            Err(failed(e.to_string()))
+        }
+        Err(_) => Err(failed("blocking pool unavailable".into())),
+    }
+}
+
+/// How one attempt ended, classified for retrying.
+struct AttemptFailure {
+    failure: Failure,
+    retryable: bool,
+    retry_after: Option<Duration>,
+    cause: String,
+}
+
+/// Classifies a non-200 response: Alloy's `/ingest` rules on the status, or Connect's rules
+/// on the error code (from the Connect error body, else from the HTTP status as connect-go does).
+fn classify(protocol: Protocol, resp: &Response, retry_on_429: bool) -> AttemptFailure {
+    let body = String::from_utf8_lossy(&resp.body_excerpt).into_owned();
+    match protocol {
+        Protocol::Ingest => AttemptFailure {
+            failure: Failure::Status(resp.status),
+            retryable: should_retry(AttemptError::Status(resp.status), retry_on_429),
+            retry_after: resp.retry_after,
+            cause: format!("remote error: pyroscope write error: status={} msg={body}", resp.status),
+        },
+        Protocol::Push { .. } => {
+            let (code, message) = connect::parse_error_body(&resp.body_excerpt)
+                .unwrap_or_else(|| (connect::Code::from_http_status(resp.status), h1::reason_phrase(resp.status).to_string()));
+            AttemptFailure {
+                failure: Failure::Status(resp.status),
+                retryable: code.is_retryable(retry_on_429),
+                retry_after: resp.retry_after,
+                cause: format!("{}: {message}", code.as_str()),
             }
         }
-        Target::Http(http) => deliver_http(dest, http, item).await,
     }
+}
+
+fn transport_failure(protocol: Protocol, cause: String) -> AttemptFailure {
+    let cause = match protocol {
+        Protocol::Ingest => cause,
+        Protocol::Push { .. } => format!("unavailable: {cause}"),
+    };
+    AttemptFailure { failure: Failure::Error, retryable: true, retry_after: None, cause }
 }
 
 async fn deliver_http(
     dest: &Destination,
     http: &HttpTarget,
     item: &Outbound,
-) -> Result<(), (Failure, DropReason)> {
+    payload: &Payload,
+) -> Result<(), Undelivered> {
     let ep = &dest.endpoint;
-    let mut backoff = Backoff::new(
-        ep.min_backoff_period,
-        ep.max_backoff_period,
-        ep.max_backoff_retries,
-    );
+    let verb = match item.protocol {
+        Protocol::Ingest => "ingest",
+        Protocol::Push { .. } => "push",
+    };
+    let mut backoff = Backoff::new(ep.min_backoff_period, ep.max_backoff_period, ep.max_backoff_retries);
     loop {
-        let (err, retry_after, excerpt) = match monoio::time::timeout(
-            ep.remote_timeout,
-            attempt(dest, http, item),
-        )
-        .await
-        {
-            Ok(Ok(resp)) if resp.status == 200 => return Ok(()),
-            Ok(Ok(resp)) => (
-                AttemptError::Status(resp.status),
-                resp.retry_after,
-                resp.body_excerpt,
-            ),
-            Ok(Err(e)) => {
-                tracing::debug!(endpoint = %ep.url_text, error = %e, "failed to ingest to endpoint");
-                (AttemptError::Transport, None, Bytes::new())
-            }
-            Err(_) => {
-                tracing::debug!(endpoint = %ep.url_text, "attempt timed out");
-                (AttemptError::Transport, None, Bytes::new())
-            }
-        };
-        let more = backoff.record_attempt();
-        let failure = match err {
-            AttemptError::Status(s) => Failure::Status(s),
-            AttemptError::Transport => Failure::Error,
-        };
-        if !should_retry(err, ep.retry_on_http_429) {
-            let body = String::from_utf8_lossy(&excerpt);
-            dest.warn(format_args!(
-                "failed to ingest to endpoint {} (0 retries): status={failure:?} msg={body}",
-                ep.url_text
-            ));
-            return Err((failure, DropReason::Rejected));
+        // Per attempt: `remote_timeout`, capped by the client's deadline (Connect-Timeout-Ms).
+        let mut budget = ep.remote_timeout;
+        if let Protocol::Push { deadline: Some(d) } = item.protocol {
+            budget = budget.min(d.saturating_duration_since(Instant::now()));
         }
-        if !more {
-            dest.warn(format_args!(
-                "failed to ingest to endpoint {} ({} retries): {failure:?}",
-                ep.url_text,
-                backoff.attempts()
-            ));
-            return Err((failure, DropReason::RetriesExhausted));
+        let failed = if budget.is_zero() {
+            AttemptFailure {
+                failure: Failure::Error,
+                retryable: false,
+                retry_after: None,
+                cause: "deadline_exceeded: the client's deadline passed".into(),
+            }
+        } else {
+            match monoio::time::timeout(budget, attempt(dest, http, item, payload, budget)).await {
+                Ok(Ok(resp)) if resp.status == 200 => return Ok(()),
+                Ok(Ok(resp)) => classify(item.protocol, &resp, ep.retry_on_http_429),
+                Ok(Err(e)) => transport_failure(item.protocol, e.to_string()),
+                Err(_) => transport_failure(item.protocol, format!("attempt timed out after {budget:?}")),
+            }
+        };
+        tracing::debug!(endpoint = %ep.url_text, cause = %failed.cause, "failed to {verb} to endpoint");
+        let more = backoff.record_attempt();
+        if !failed.retryable || !more {
+            let (retries, reason) = if failed.retryable {
+                (backoff.attempts(), DropReason::RetriesExhausted)
+            } else {
+                (0, DropReason::Rejected)
+            };
+            let message = format!("failed to {verb} to endpoint {} ({retries} retries): {}", ep.url_text, failed.cause);
+            dest.warn(format_args!("{message}"));
+            return Err(Undelivered { failure: failed.failure, reason, message });
         }
         dest.metrics.record_retry();
-        let delay = backoff.next_delay(fastrand::f64(), retry_after);
+        let delay = backoff.next_delay(fastrand::f64(), failed.retry_after);
         monoio::time::sleep(delay).await;
     }
 }
@@ -156,41 +222,41 @@ async fn attempt(
     dest: &Destination,
     http: &HttpTarget,
     item: &Outbound,
+    payload: &Payload,
+    budget: Duration,
 ) -> Result<Response, ExchangeError> {
     let mut head = BytesMut::new();
     let (path, query) = match item.target.split_once('?') {
         Some((p, q)) => (p, Some(q.as_bytes())),
         None => (item.target.as_str(), None),
     };
+    let timeout_ms = budget.as_millis().max(1).to_string();
     h1::encode_request_head(
         &mut head,
         "POST",
         path.as_bytes(),
         query,
         &http.host_header,
-        &headers_of(dest, item),
-        item.payload.len(),
+        &headers_of(dest, item, Some(&timeout_ms)),
+        payload.len(),
     );
     let pooled = http.idle.borrow_mut().pop();
     if let Some(mut conn) = pooled {
-        match conn.exchange(head.clone(), &item.payload).await {
+        match conn.exchange(head.clone(), payload).await {
             Ok((resp, reusable)) => {
                 if reusable {
                     http.idle.borrow_mut().push(conn);
                 }
                 return Ok(resp);
             }
-            Err(ExchangeError::Closed {
-                response_started: false,
-            })
-            | Err(ExchangeError::Io(_)) => {
+            Err(ExchangeError::Closed { response_started: false }) | Err(ExchangeError::Io(_)) => {
                 // A keep-alive connection the upstream closed while idle: not an attempt.
             }
             Err(e) => return Err(e),
         }
     }
     let mut conn = connect(dest, http).await?;
-    let (resp, reusable) = conn.exchange(head, &item.payload).await?;
+    let (resp, reusable) = conn.exchange(head, payload).await?;
     if reusable {
         http.idle.borrow_mut().push(conn);
     }
@@ -314,12 +380,7 @@ mod tests {
         });
         for d in &dests {
             d.queue
-                .try_push(Outbound::new(
-                    up.clone(),
-                    "/ingest?name=a".into(),
-                    Payload::Whole(body.clone()),
-                    1,
-                ))
+                .try_push(Outbound::ingest(up.clone(), "/ingest?name=a".into(), Payload::Whole(body.clone())))
                 .unwrap();
             d.queue.close();
         }
@@ -349,12 +410,7 @@ mod tests {
             reservation: None,
         });
         d.queue
-            .try_push(Outbound::new(
-                up.clone(),
-                "/ingest".into(),
-                Payload::Whole(Bytes::from_static(b"p")),
-                1,
-            ))
+            .try_push(Outbound::ingest(up.clone(), "/ingest".into(), Payload::Whole(Bytes::from_static(b"p"))))
             .unwrap();
         d.queue.close();
         run(d.clone()).await;

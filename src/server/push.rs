@@ -1,0 +1,250 @@
+//! `POST /push.v1.PusherService/Push`: the Connect Push API (Rust, Python ≥1.0, Ruby ≥1.0 and
+//! .NET ≥1.0 SDKs, Alloy, profilecli).
+//!
+//! Owns: the request protocol (Connect unary proto/JSON, gRPC-Web), content decoding (gzip,
+//! bounded by `max_request_body_bytes` and charged to the in-flight budget), decoding the
+//! `PushRequest` with `raw_profile` kept as slices of the received body, Alloy's push label
+//! rules per `pyroscope.write`, one upstream request per series (encoded as framing around the
+//! untouched `raw_profile` slices), and the answer in the client's protocol. Does not own:
+//! the codec (`push`), label rules (`labels`), queueing or sending. Hot path: yes.
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::ReceiverRt;
+use super::conn::Reply;
+use crate::config::AckMode;
+use crate::fanout::{self, budget::Reservation};
+use crate::h1::RequestHead;
+use crate::labels;
+use crate::metrics::{DropReason, RefuseReason};
+use crate::push::{self, connect::Code, connect::Protocol as Wire};
+use crate::upload::{Failure, Outbound, Payload, Ticket, Upload, Verdict};
+use crate::worker::Core;
+
+/// The route of the Push API, also appended to each endpoint's path upstream.
+pub const PUSH_PATH: &str = "/push.v1.PusherService/Push";
+
+/// An answer in the client's protocol.
+fn answer(wire: Wire, error: Option<(Code, &str)>) -> Reply {
+    match (wire, error) {
+        (Wire::GrpcWeb, e) => Reply {
+            status: 200,
+            body: push::grpcweb::encode_response(e),
+            content_type: Some("application/grpc-web+proto"),
+            retry_after: false,
+        },
+        (Wire::ConnectProto, None) => Reply { content_type: Some("application/proto"), ..Reply::empty(200) },
+        (Wire::ConnectJson, None) => Reply {
+            status: 200,
+            body: Bytes::from_static(b"{}"),
+            content_type: Some("application/json"),
+            retry_after: false,
+        },
+        (_, Some((code, message))) => connect_error(code, code.http_status(), message),
+    }
+}
+
+fn connect_error(code: Code, status: u16, message: &str) -> Reply {
+    Reply {
+        status,
+        body: Bytes::from(push::connect::error_body(code, message)),
+        content_type: Some("application/json"),
+        retry_after: code == Code::Unavailable,
+    }
+}
+
+fn header<'a>(head: &RequestHead, buf: &'a Bytes, name: &str) -> Option<&'a [u8]> {
+    head.header(buf, name)
+}
+
+/// Handles one push whose body has been read; returns the client's answer.
+#[allow(clippy::too_many_arguments)]
+pub async fn handle(
+    core: &Core,
+    rx: &ReceiverRt,
+    head: &RequestHead,
+    head_bytes: &Bytes,
+    body: Bytes,
+    reservation: Option<Reservation>,
+    wait_until: Instant,
+) -> Reply {
+    let received_at = Instant::now();
+    let ct = header(head, head_bytes, "content-type").unwrap_or(b"");
+    let wire = match push::connect::classify(ct) {
+        Ok(w) => w,
+        Err(e) => return connect_error(Code::Unimplemented, 415, &e.to_string()),
+    };
+    if wire != Wire::GrpcWeb {
+        if let Some(v) = header(head, head_bytes, "connect-protocol-version") {
+            if v != b"1" {
+                let msg = format!("connect-protocol-version must be \"1\": got {:?}", String::from_utf8_lossy(v));
+                return answer(wire, Some((Code::InvalidArgument, &msg)));
+            }
+        }
+    }
+    let deadline = header(head, head_bytes, "connect-timeout-ms")
+        .and_then(push::connect::parse_timeout_ms)
+        .map(|d| received_at + d);
+    let max = rx.config.http.max_body_bytes;
+
+    // Unwrap gRPC-Web framing, then undo the content coding.
+    let (message, compressed) = match wire {
+        Wire::GrpcWeb => match push::grpcweb::unwrap_request(&body) {
+            Ok((m, c)) => (m, c),
+            Err(e) => return answer(wire, Some((Code::InvalidArgument, &e.to_string()))),
+        },
+        _ => {
+            let enc = header(head, head_bytes, "content-encoding").unwrap_or(b"identity");
+            match enc {
+                b"identity" | b"" => (body, false),
+                e if e.eq_ignore_ascii_case(b"gzip") => (body, true),
+                other => {
+                    let msg = format!("unknown compression {:?}: supported encodings are gzip, identity", String::from_utf8_lossy(other));
+                    return answer(wire, Some((Code::Unimplemented, &msg)));
+                }
+            }
+        }
+    };
+    if compressed && wire == Wire::GrpcWeb {
+        let enc = header(head, head_bytes, "grpc-encoding").unwrap_or(b"");
+        if !enc.eq_ignore_ascii_case(b"gzip") {
+            return answer(wire, Some((Code::Unimplemented, "compressed gRPC-Web message without grpc-encoding: gzip")));
+        }
+    }
+    let message = if compressed {
+        match push::gunzip_bounded(&message, max) {
+            Ok(m) => {
+                // The inflated copy is memory too: charge it before going on.
+                if let Some(r) = &reservation {
+                    if !r.grow_until(m.len() as u64, wait_until).await {
+                        rx.metrics.record_refused(RefuseReason::Budget);
+                        return answer(wire, Some((Code::Unavailable, "in-flight budget exhausted")));
+                    }
+                }
+                m
+            }
+            Err(push::GzipError::TooLarge { .. }) => {
+                let msg = format!("message after decompression is larger than {max} bytes");
+                return answer(wire, Some((Code::ResourceExhausted, &msg)));
+            }
+            Err(e) => return answer(wire, Some((Code::InvalidArgument, &e.to_string()))),
+        }
+    } else {
+        message
+    };
+    let request = match wire {
+        Wire::ConnectJson => push::decode_json(&message),
+        _ => push::decode_proto(&message),
+    };
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return answer(wire, Some((Code::InvalidArgument, &e.to_string()))),
+    };
+
+    let series_count = request.series.len();
+    let total: usize = rx.config.forward_to.iter().map(|&w| core.writer_dests[w].len()).sum();
+    if total == 0 || series_count == 0 {
+        return answer(wire, None);
+    }
+    let upload = Rc::new(Upload {
+        headers: forwarded_headers(rx, head, head_bytes),
+        ticket: Ticket::new(total),
+        received_at,
+        reservation,
+    });
+    let mut items = Vec::with_capacity(total);
+    for (appendable, &w) in rx.config.forward_to.iter().enumerate() {
+        let writer = &core.config.writers[w];
+        let mut requests = Vec::with_capacity(series_count);
+        let (mut profiles, mut bytes) = (0u64, 0u64);
+        let mut label_errors = Vec::new();
+        for s in &request.series {
+            match labels::push_series_labels(&s.labels, &writer.external_labels) {
+                Ok(lbls) => {
+                    requests.push(Payload::Parts(push::encode_series(&lbls, &s.samples).into()));
+                    profiles += s.samples.len() as u64;
+                    bytes += s.samples.iter().map(|x| x.raw_profile.len() as u64).sum::<u64>();
+                }
+                Err(e) => label_errors.push(e.client_message_for(appendable)),
+            }
+        }
+        for e in &label_errors {
+            upload.ticket.note_error(e);
+        }
+        if !label_errors.is_empty() {
+            // Alloy joins the per-series errors: the valid series are still delivered, but the
+            // client is told about the invalid ones.
+            upload.ticket.mark_failed();
+        }
+        for &d in &core.writer_dests[w] {
+            let dest = &core.destinations[d];
+            if !label_errors.is_empty() {
+                dest.metrics.record_dropped(0, label_errors.len() as u64, DropReason::Rejected);
+            }
+            if requests.is_empty() {
+                upload.ticket.complete(Err(Failure::Error));
+                continue;
+            }
+            let target = join_push_path(dest.base_path());
+            items.push((d, Outbound::push(upload.clone(), target, requests.clone(), deadline, profiles, bytes)));
+        }
+    }
+    let offered = items.len();
+    let accepted = fanout::dispatch(&core.destinations, items, deadline.map_or(wait_until, |d| d.min(wait_until))).await;
+    if offered > 0 && accepted == 0 {
+        rx.metrics.record_refused(RefuseReason::QueueFull);
+    }
+    let verdict = match rx.config.acknowledge {
+        AckMode::Enqueued => {
+            if offered > 0 && accepted == 0 {
+                Verdict::Overloaded
+            } else if upload.ticket.verdict() == Verdict::Failed {
+                Verdict::Failed
+            } else {
+                Verdict::Delivered
+            }
+        }
+        AckMode::Delivered => upload.ticket.wait().await,
+    };
+    match verdict {
+        Verdict::Delivered => answer(wire, None),
+        Verdict::Overloaded => answer(wire, Some((Code::Unavailable, "destination queues are full; retry later"))),
+        Verdict::Upstream(_) | Verdict::Failed => {
+            let errors = upload.ticket.errors();
+            answer(wire, Some((Code::Internal, &errors)))
+        }
+    }
+}
+
+fn join_push_path(base: &str) -> String {
+    let mut out = String::with_capacity(base.len() + PUSH_PATH.len());
+    labels::path_escape(base.trim_end_matches('/'), &mut out);
+    out.push_str(PUSH_PATH);
+    out
+}
+
+fn forwarded_headers(rx: &ReceiverRt, head: &RequestHead, head_bytes: &Bytes) -> Vec<(Bytes, Bytes)> {
+    head.headers
+        .iter()
+        .filter(|h| {
+            let name = &head_bytes[h.name.clone()];
+            rx.config.forward_headers.iter().any(|f| name.eq_ignore_ascii_case(f.as_bytes()))
+        })
+        .map(|h| (head_bytes.slice(h.name.clone()), head_bytes.slice(h.value.clone())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join_push_path;
+
+    #[test]
+    fn the_push_path_is_appended_to_the_endpoint_path() {
+        assert_eq!(join_push_path(""), "/push.v1.PusherService/Push");
+        assert_eq!(join_push_path("/"), "/push.v1.PusherService/Push");
+        assert_eq!(join_push_path("/prefix/"), "/prefix/push.v1.PusherService/Push");
+    }
+}

@@ -714,3 +714,238 @@ impl<'a> Lexer<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owned(labels: &[(&str, &str)]) -> Vec<(String, String)> {
+        labels
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn decode_err(body: &str) -> String {
+        decode_json(body.as_bytes()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn decodes_the_contract_example_with_json_names() {
+        // "H4sI" is base64 of the gzip magic 1f 8b 08.
+        let body = br#"{"series":[{"labels":[{"name":"__name__","value":"process_cpu"},
+            {"name":"service_name","value":"app"}],
+            "samples":[{"rawProfile":"H4sIAA==","ID":"6f1c0c2e-8a4b-4e0f-9d3a-2b7c5e1f0a9d"}]}]}"#;
+        let d = decode_json(body).unwrap();
+        assert_eq!(
+            d,
+            PushRequest {
+                series: vec![Series {
+                    labels: owned(&[("__name__", "process_cpu"), ("service_name", "app")]),
+                    samples: vec![Sample {
+                        raw_profile: Bytes::from_static(b"\x1f\x8b\x08\x00"),
+                        id: "6f1c0c2e-8a4b-4e0f-9d3a-2b7c5e1f0a9d".into(),
+                    }],
+                }],
+            }
+        );
+    }
+
+    #[test]
+    fn accepts_proto_names_nulls_unknown_members_and_whitespace() {
+        let body = " \r\n{ \"unknown\" : {\"deep\":[1,-2.5e+3,true,false,null,\"s\",{},[]]},\n\
+            \"series\" : [ { \"samples\" : [ {\"raw_profile\":\"AAEC\",\"ID\":null,\"x\":0},\
+            {\"rawProfile\":null} ], \"labels\":null, \"annotations\":[{\"key\":\"k\",\"value\":\"v\"}] },\
+            {}, {\"labels\":[{\"name\":\"a\\u00e9\\ud83d\\ude00\\n\\/\",\"value\":null}]} ] } \t";
+        let d = decode_json(body.as_bytes()).unwrap();
+        assert_eq!(d.series.len(), 3);
+        assert_eq!(&d.series[0].samples[0].raw_profile[..], [0, 1, 2]);
+        assert_eq!(d.series[0].samples[0].id, "");
+        assert_eq!(d.series[0].samples[1], Sample::default());
+        assert!(d.series[0].labels.is_empty());
+        assert_eq!(d.series[1], Series::default());
+        assert_eq!(d.series[2].labels, owned(&[("aé😀\n/", "")]));
+        assert_eq!(decode_json(b"{}").unwrap(), PushRequest::default());
+        assert_eq!(
+            decode_json(b"{\"series\":null}").unwrap(),
+            PushRequest::default()
+        );
+    }
+
+    #[test]
+    fn base64_follows_protojson_alphabet_and_padding_rules() {
+        let table: [(&str, Option<&[u8]>); 14] = [
+            ("", Some(b"")),
+            ("QQ==", Some(b"A")),
+            ("QQ", Some(b"A")),
+            ("QUI=", Some(b"AB")),
+            ("QUI", Some(b"AB")),
+            ("QUJD", Some(b"ABC")),
+            ("-_8", Some(b"\xfb\xff")),
+            ("+/8=", Some(b"\xfb\xff")),
+            ("QUJD\r\nREVG", Some(b"ABCDEF")),
+            // Non-zero trailing bits are accepted (Go's non-strict decoder): "QR" = 'A'.
+            ("QR==", Some(b"A")),
+            ("QQ=", None),
+            ("Q===", None),
+            ("+/-_", None),
+            ("QU!D", None),
+        ];
+        for (text, expected) in table {
+            assert_eq!(
+                decode_base64(text.as_bytes()).ok().as_deref(),
+                expected,
+                "{text}"
+            );
+        }
+        assert_eq!(decode_base64(b"QQ=A"), Err(3));
+        assert_eq!(decode_base64(b"Q"), Err(1));
+    }
+
+    #[test]
+    fn malformed_json_fails_with_precise_errors() {
+        let table = [
+            (
+                "",
+                "PushRequest: zero-length payload is not a valid JSON object",
+            ),
+            (
+                "  ",
+                "PushRequest: expected a JSON object, found the end of input",
+            ),
+            ("[]", "PushRequest: expected a JSON object, found an array"),
+            (
+                "{\"series\":[]} x",
+                "PushRequest: unexpected data after the top-level value at byte 14",
+            ),
+            (
+                "{\"series\":[]",
+                "PushRequest: unexpected end of JSON input",
+            ),
+            (
+                "{\"series\":[],}",
+                "PushRequest: syntax error at byte 13: expected a member name",
+            ),
+            (
+                "{\"series\" []}",
+                "PushRequest: syntax error at byte 10: expected ':'",
+            ),
+            (
+                "{\"series\":{}}",
+                "PushRequest: field series: expected an array, found an object",
+            ),
+            (
+                "{\"series\":[],\"series\":[]}",
+                "PushRequest: duplicate field series",
+            ),
+            (
+                "{\"x\":[1,]}",
+                "PushRequest: syntax error at byte 8: expected a value",
+            ),
+            (
+                "{\"x\":01}",
+                "PushRequest: syntax error at byte 6: expected ',' or '}'",
+            ),
+            (
+                "{\"x\":tru}",
+                "PushRequest: syntax error at byte 5: expected true",
+            ),
+            (
+                "{\"x\":\"a\u{1}\"}",
+                "PushRequest: control character in string at byte 7",
+            ),
+            (
+                "{\"x\":\"\\x\"}",
+                "PushRequest: invalid escape in string at byte 6",
+            ),
+            (
+                "{\"x\":\"\\ud800\"}",
+                "PushRequest: invalid escape in string at byte 6",
+            ),
+            (
+                "{\"x\":\"\\udc00\\u0041\"}",
+                "PushRequest: invalid escape in string at byte 6",
+            ),
+            (
+                "{\"x\":\"\\ud800\\u0041\"}",
+                "PushRequest: invalid escape in string at byte 12",
+            ),
+            (
+                "{\"x\":\"\\u12g4\"}",
+                "PushRequest: invalid escape in string at byte 6",
+            ),
+            (
+                "{\"series\":[null]}",
+                "series[0]: field series: expected an object, found null",
+            ),
+            (
+                "{\"series\":[{\"labels\":[{\"name\":1}]}]}",
+                "series[0].labels[0]: field name: expected a string, found a number",
+            ),
+            (
+                "{\"series\":[{\"labels\":[{\"name\":\"a\",\"value\":true}]}]}",
+                "series[0].labels[0]: field value: expected a string, found a boolean",
+            ),
+            (
+                "{\"series\":[{},{\"samples\":[{},{\"rawProfile\":[]}]}]}",
+                "series[1].samples[1]: field rawProfile: expected a base64 string, found an array",
+            ),
+            (
+                "{\"series\":[{\"samples\":[{\"rawProfile\":\"QQ==\",\"raw_profile\":\"QQ==\"}]}]}",
+                "series[0].samples[0]: duplicate field rawProfile",
+            ),
+            (
+                "{\"series\":[{\"samples\":[{\"rawProfile\":\"QU*D\"}]}]}",
+                "series[0].samples[0]: field rawProfile: invalid base64 at character 2",
+            ),
+            (
+                "{\"series\":[{\"samples\":[{\"ID\":5}]}]}",
+                "series[0].samples[0]: field ID: expected a string, found a number",
+            ),
+            (
+                "{\"series\":[{\"labels\":[],\"labels\":[]}]}",
+                "series[0]: duplicate field labels",
+            ),
+            (
+                "{\"series\":[{\"annotations\":[{\"key\":{}}]}]}",
+                "series[0].annotations[0]: field key: expected a string, found an object",
+            ),
+        ];
+        for (body, message) in table {
+            assert_eq!(decode_err(body), message, "{body}");
+        }
+        assert_eq!(
+            decode_json(b"{\"x\":\"\xff\"}").unwrap_err().to_string(),
+            "PushRequest: invalid UTF-8 at byte 6"
+        );
+        assert_eq!(
+            decode_json(b"[]").unwrap_err().code(),
+            crate::push::Code::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn nesting_of_skipped_values_is_bounded() {
+        let deep = |n: usize| format!("{{\"x\":{}{}}}", "[".repeat(n), "]".repeat(n));
+        assert!(decode_json(deep(MAX_DEPTH).as_bytes()).is_ok());
+        assert_eq!(
+            decode_err(&deep(MAX_DEPTH + 1)),
+            format!(
+                "PushRequest: nesting deeper than 10000 at byte {}",
+                5 + MAX_DEPTH
+            )
+        );
+    }
+
+    #[test]
+    fn go_string_escaping_round_trips_through_the_lexer() {
+        let s = "\"\\/\u{0}\u{8}\u{c}\n\r\t\u{1f}<>&\u{2028}\u{2029}é😀\u{7f}";
+        let mut json = String::new();
+        push_go_string(&mut json, s);
+        assert_eq!(
+            json,
+            "\"\\\"\\\\/\\u0000\\b\\f\\n\\r\\t\\u001f\\u003c\\u003e\\u0026\\u2028\\u2029é😀\u{7f}\""
+        );
+        assert_eq!(Lexer::new(&json).string().unwrap(), s);
+    }
+}

@@ -425,3 +425,434 @@ fn put_field(out: &mut Vec<u8>, tag: u8, payload: &[u8]) {
         out.extend_from_slice(payload);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::push::gunzip_bounded;
+
+    /// Hand-assembly helpers, independent of the encoder under test.
+    fn varint(mut v: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(b);
+                return out;
+            }
+            out.push(b | 0x80);
+        }
+    }
+
+    fn len_field(number: u64, payload: &[u8]) -> Vec<u8> {
+        let mut out = varint(number << 3 | 2);
+        out.extend(varint(payload.len() as u64));
+        out.extend_from_slice(payload);
+        out
+    }
+
+    fn label(name: &str, value: &str) -> Vec<u8> {
+        label_bytes(name.as_bytes(), value.as_bytes())
+    }
+
+    fn label_bytes(name: &[u8], value: &[u8]) -> Vec<u8> {
+        let mut pair = len_field(1, name);
+        pair.extend(len_field(2, value));
+        len_field(1, &pair)
+    }
+
+    fn sample(raw: &[u8], id: &str) -> Vec<u8> {
+        let mut s = Vec::new();
+        if !raw.is_empty() {
+            s.extend(len_field(1, raw));
+        }
+        if !id.is_empty() {
+            s.extend(len_field(2, id.as_bytes()));
+        }
+        len_field(2, &s)
+    }
+
+    fn series(labels: &[(&str, &str)], samples: &[(&[u8], &str)]) -> Vec<u8> {
+        let mut s = Vec::new();
+        for (n, v) in labels {
+            s.extend(label(n, v));
+        }
+        for (raw, id) in samples {
+            s.extend(sample(raw, id));
+        }
+        len_field(1, &s)
+    }
+
+    fn owned(labels: &[(&str, &str)]) -> Vec<(String, String)> {
+        labels
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn concat(parts: &[Bytes]) -> Bytes {
+        Bytes::from(parts.concat())
+    }
+
+    /// A stand-in pprof: gzip magic plus enough bytes to be a distinct slice.
+    fn fake_pprof(seed: u8, len: usize) -> Vec<u8> {
+        let mut p = vec![0x1f, 0x8b, 0x08, 0x00];
+        p.extend((0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)));
+        p
+    }
+
+    const RUST_SDK_LABELS: [(&str, &str); 8] = [
+        ("__name__", "process_cpu"),
+        ("env", "staging"),
+        ("service_name", "checkout-rs"),
+        ("otel.scope.name", "com.grafana.pyroscope/rust"),
+        ("otel.scope.version", "2.1.5"),
+        ("process.runtime.name", "rust"),
+        (
+            "process.runtime.version",
+            "rustc 1.95.0 (59807616e 2026-04-14)",
+        ),
+        ("hostname", "pod-7d9f8b6c5-x2k4q"),
+    ];
+    const UUID: &str = "6f1c0c2e-8a4b-4e0f-9d3a-2b7c5e1f0a9d";
+
+    #[test]
+    fn encode_series_writes_exact_bytes_in_pieces() {
+        let samples = [Sample {
+            raw_profile: Bytes::from_static(b"xyz"),
+            id: "1".into(),
+        }];
+        let parts = encode_series(&owned(&[("a", "b")]), &samples);
+        let parts: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
+        assert_eq!(
+            parts,
+            [
+                &b"\x0a\x12\x0a\x06\x0a\x01a\x12\x01b\x12\x08\x0a\x03"[..],
+                b"xyz",
+                b"\x12\x011"
+            ]
+        );
+    }
+
+    #[test]
+    fn encode_series_omits_empty_proto3_fields_like_go() {
+        // An empty value, an empty ID and an empty profile are not written; empty messages are.
+        let samples = [
+            Sample {
+                raw_profile: Bytes::new(),
+                id: String::new(),
+            },
+            Sample {
+                raw_profile: Bytes::from_static(b"p"),
+                id: String::new(),
+            },
+        ];
+        let parts = encode_series(&owned(&[("k", ""), ("", "")]), &samples);
+        assert_eq!(
+            &concat(&parts)[..],
+            b"\x0a\x0e\x0a\x03\x0a\x01k\x0a\x00\x12\x00\x12\x03\x0a\x01p"
+        );
+        assert_eq!(encoded_len(&parts), 16);
+        assert_eq!(
+            encode_series(&[], &[])
+                .iter()
+                .map(|p| p.to_vec())
+                .collect::<Vec<_>>(),
+            [b"\x0a\x00".to_vec()]
+        );
+    }
+
+    #[test]
+    fn encode_series_uses_multi_byte_lengths_for_large_profiles() {
+        let profile = Bytes::from(vec![0xab; 60_000]);
+        let samples = [Sample {
+            raw_profile: profile.clone(),
+            id: UUID.into(),
+        }];
+        let parts = encode_series(&owned(&RUST_SDK_LABELS), &samples);
+        let body = concat(&parts);
+        assert_eq!(encoded_len(&parts), body.len() as u64);
+        // 60 000 = 0xEA60 → varint e0 d4 03.
+        assert!(parts[0].ends_with(b"\x0a\xe0\xd4\x03"));
+        let decoded = decode_proto(&body).unwrap();
+        assert_eq!(decoded.series[0].samples[0].raw_profile, profile);
+    }
+
+    #[test]
+    fn round_trip_keeps_labels_samples_and_profile_allocation() {
+        let body = Bytes::from(
+            [
+                series(
+                    &RUST_SDK_LABELS,
+                    &[(&fake_pprof(1, 300), UUID), (&fake_pprof(2, 5), "")],
+                ),
+                series(&[("service_name", "b")], &[(&fake_pprof(3, 200_000), "x")]),
+            ]
+            .concat(),
+        );
+        let request = decode_proto(&body).unwrap();
+        assert_eq!(request.series.len(), 2);
+        for s in &request.series {
+            let parts = encode_series(&s.labels, &s.samples);
+            // Every profile piece is the decoded slice itself, which is a slice of `body`.
+            for sample in &s.samples {
+                let piece = parts
+                    .iter()
+                    .find(|p| p.as_ptr() == sample.raw_profile.as_ptr())
+                    .expect("profile piece shares the input allocation");
+                assert_eq!(piece.len(), sample.raw_profile.len());
+                let offset = sample.raw_profile.as_ptr() as usize - body.as_ptr() as usize;
+                assert!(offset + piece.len() <= body.len());
+            }
+            let again = decode_proto(&concat(&parts)).unwrap();
+            assert_eq!(again.series, std::slice::from_ref(s));
+        }
+    }
+
+    #[test]
+    fn decodes_the_gzipped_push_of_the_rust_and_python_sdks() {
+        let pprof = fake_pprof(9, 4000);
+        let request = series(&RUST_SDK_LABELS, &[(&pprof, UUID)]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&request).unwrap();
+        let wire = gz.finish().unwrap();
+
+        let body = gunzip_bounded(&wire, 1 << 20).unwrap();
+        let decoded = decode_proto(&body).unwrap();
+        assert_eq!(
+            decoded,
+            PushRequest {
+                series: vec![Series {
+                    labels: owned(&RUST_SDK_LABELS),
+                    samples: vec![Sample {
+                        raw_profile: Bytes::from(pprof),
+                        id: UUID.into(),
+                    }],
+                }],
+            }
+        );
+        let raw = &decoded.series[0].samples[0].raw_profile;
+        let at = raw.as_ptr() as usize - body.as_ptr() as usize;
+        assert_eq!(&body[at..at + raw.len()], &raw[..]);
+    }
+
+    #[test]
+    fn decodes_the_uncompressed_dotnet_push_with_empty_id() {
+        let labels = [
+            ("__name__", "wall"),
+            ("service_name", "Shop.Api"),
+            ("spy_name", "dotnetspy"),
+            ("otel.scope.name", "com.grafana.pyroscope/dotnet"),
+            ("process.runtime.name", ".NET"),
+            ("process.runtime.version", "8.0.11"),
+            ("region", "eu-west-1"),
+        ];
+        let pprof = fake_pprof(4, 54_000);
+        let body = Bytes::from(series(&labels, &[(&pprof, "")]));
+        let decoded = decode_proto(&body).unwrap();
+        assert_eq!(decoded.series.len(), 1);
+        assert_eq!(decoded.series[0].labels, owned(&labels));
+        assert_eq!(decoded.series[0].samples.len(), 1);
+        assert_eq!(decoded.series[0].samples[0].id, "");
+        assert_eq!(&decoded.series[0].samples[0].raw_profile[..], &pprof[..]);
+    }
+
+    #[test]
+    fn decodes_multi_series_with_duplicates_and_empty_values_in_wire_order() {
+        let body = Bytes::from(
+            [
+                series(&[("a", "1"), ("a", "2"), ("b", "")], &[(b"p1", "i1")]),
+                series(&[], &[]),
+                series(&[("c", "3")], &[(b"p2", ""), (b"p3", "i3")]),
+            ]
+            .concat(),
+        );
+        let d = decode_proto(&body).unwrap();
+        assert_eq!(d.series.len(), 3);
+        assert_eq!(
+            d.series[0].labels,
+            owned(&[("a", "1"), ("a", "2"), ("b", "")])
+        );
+        assert_eq!(d.series[1], Series::default());
+        let ids: Vec<&str> = d.series[2].samples.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["", "i3"]);
+        assert_eq!(&d.series[2].samples[1].raw_profile[..], b"p3");
+        assert_eq!(decode_proto(&Bytes::new()).unwrap(), PushRequest::default());
+    }
+
+    #[test]
+    fn unknown_fields_of_every_wire_type_are_skipped_at_every_level() {
+        let unknown = |n: u64| -> Vec<u8> {
+            let mut u = varint(n << 3);
+            u.extend(varint(u64::MAX));
+            u.extend(varint(n << 3 | 1));
+            u.extend([1, 2, 3, 4, 5, 6, 7, 8]);
+            u.extend(len_field(n, b"\xff\xfe not utf-8 is fine here"));
+            u.extend(varint(n << 3 | 5));
+            u.extend([1, 2, 3, 4]);
+            u
+        };
+        let mut pair = unknown(3);
+        pair.extend(len_field(1, b"k"));
+        pair.extend(unknown(536_870_911));
+        pair.extend(len_field(2, b"v"));
+        let mut raw_sample = len_field(1, b"raw");
+        raw_sample.extend(unknown(7));
+        raw_sample.extend(len_field(2, b"id"));
+        // A known field number with an unexpected wire type is an unknown field (protobuf-go).
+        raw_sample.extend(varint(1 << 3));
+        raw_sample.push(5);
+        let mut annotation = len_field(1, b"key");
+        annotation.extend(len_field(2, b"value"));
+        let mut s = unknown(4);
+        s.extend(len_field(1, &pair));
+        s.extend(len_field(3, &annotation));
+        s.extend(len_field(2, &raw_sample));
+        s.extend(unknown(99));
+        let mut body = unknown(2);
+        body.extend(varint(1 << 3 | 5));
+        body.extend([0, 0, 0, 0]);
+        body.extend(len_field(1, &s));
+        body.extend(unknown(1000));
+
+        let d = decode_proto(&Bytes::from(body)).unwrap();
+        assert_eq!(d.series.len(), 1);
+        assert_eq!(d.series[0].labels, owned(&[("k", "v")]));
+        assert_eq!(&d.series[0].samples[0].raw_profile[..], b"raw");
+        assert_eq!(d.series[0].samples[0].id, "id");
+    }
+
+    #[test]
+    fn repeated_scalar_fields_keep_the_last_value() {
+        let mut pair = len_field(1, b"old");
+        pair.extend(len_field(1, b"name"));
+        pair.extend(len_field(2, b"value"));
+        let mut raw_sample = len_field(1, b"first");
+        raw_sample.extend(len_field(2, b"a"));
+        raw_sample.extend(len_field(1, b"second"));
+        let mut s = len_field(1, &pair);
+        s.extend(len_field(2, &raw_sample));
+        let d = decode_proto(&Bytes::from(len_field(1, &s))).unwrap();
+        assert_eq!(d.series[0].labels, owned(&[("name", "value")]));
+        assert_eq!(&d.series[0].samples[0].raw_profile[..], b"second");
+        assert_eq!(d.series[0].samples[0].id, "a");
+    }
+
+    #[test]
+    fn malformed_bodies_fail_with_precise_errors() {
+        let bad_label = {
+            let mut s = label("service_name", "ok");
+            s.extend(label_bytes(b"k", b"a\xc3"));
+            len_field(1, &s)
+        };
+        let truncated_profile = {
+            let mut s = sample(b"ok", "");
+            // Sample 1 declares a 100-byte raw_profile but holds 3 bytes.
+            s.extend(len_field(2, b"\x0a\x64abc"));
+            len_field(1, &s)
+        };
+        let bad_id = [
+            series(&[], &[]),
+            len_field(1, &len_field(2, &len_field(2, b"\xff"))),
+        ]
+        .concat();
+        let bad_annotation = len_field(1, &len_field(3, &len_field(1, b"\xe2\x82")));
+        // The series declares 4 bytes, inside which the label declares 5: bounded by the
+        // series, even though the body goes on.
+        let nested_overrun = b"\x0a\x04\x0a\x05\x0a\x01a\x12\x01b".to_vec();
+        let mut big_length = b"\x0a".to_vec();
+        big_length.extend(varint(u64::MAX));
+        let mut overflow = b"\x08".to_vec();
+        overflow.extend([0xff; 9]);
+        overflow.push(0x02);
+
+        let table: Vec<(Vec<u8>, &str)> = vec![
+            (
+                b"\x80".to_vec(),
+                "PushRequest: truncated varint in field tag",
+            ),
+            (
+                b"\x0a".to_vec(),
+                "PushRequest: truncated varint in field series",
+            ),
+            (
+                b"\x0a\x05\x0a".to_vec(),
+                "PushRequest: truncated length-delimited field series: 5 bytes declared, 1 remain",
+            ),
+            (
+                big_length,
+                "PushRequest: truncated length-delimited field series: 18446744073709551615 \
+                 bytes declared, 0 remain",
+            ),
+            (overflow, "PushRequest: varint in field 1 overflows 64 bits"),
+            (
+                vec![0xff; 11],
+                "PushRequest: varint in field tag overflows 64 bits",
+            ),
+            (
+                b"\x0e".to_vec(),
+                "PushRequest: invalid wire type 6 for field 1",
+            ),
+            (
+                b"\x17".to_vec(),
+                "PushRequest: invalid wire type 7 for field 2",
+            ),
+            (
+                b"\x0b\x0c".to_vec(),
+                "PushRequest: group wire type 3 for field 1 is not supported",
+            ),
+            (
+                b"\x0c".to_vec(),
+                "PushRequest: group wire type 4 for field 1 is not supported",
+            ),
+            (
+                b"\x02\x00".to_vec(),
+                "PushRequest: invalid field number 0 (must be 1 to 536870911)",
+            ),
+            (
+                b"\x80\x80\x80\x80\x10\x00".to_vec(),
+                "PushRequest: invalid field number 536870912 (must be 1 to 536870911)",
+            ),
+            (
+                b"\x09\x01\x02".to_vec(),
+                "PushRequest: truncated fixed64 field 1: 2 bytes remain",
+            ),
+            (
+                b"\x0a\x02\x1d\x01".to_vec(),
+                "series[0]: truncated fixed32 field 3: 1 bytes remain",
+            ),
+            (
+                bad_label,
+                "series[0].labels[1]: string field value is not valid UTF-8 (invalid byte at \
+                 offset 1)",
+            ),
+            (
+                truncated_profile,
+                "series[0].samples[1]: truncated length-delimited field raw_profile: 100 bytes \
+                 declared, 3 remain",
+            ),
+            (
+                bad_id,
+                "series[1].samples[0]: string field ID is not valid UTF-8 (invalid byte at \
+                 offset 0)",
+            ),
+            (
+                bad_annotation,
+                "series[0].annotations[0]: string field key is not valid UTF-8 (invalid byte \
+                 at offset 0)",
+            ),
+            (
+                nested_overrun,
+                "series[0]: truncated length-delimited field labels: 5 bytes declared, 2 remain",
+            ),
+        ];
+        for (body, message) in table {
+            let err = decode_proto(&Bytes::from(body.clone())).unwrap_err();
+            assert_eq!(err.to_string(), message, "{body:02x?}");
+            assert_eq!(err.http_status(), 400);
+        }
+    }
+}

@@ -45,6 +45,7 @@ pub mod io;
 pub mod labels;
 pub mod logging;
 pub mod metrics;
+pub mod push;
 pub mod server;
 pub mod sync;
 pub mod upload;

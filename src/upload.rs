@@ -294,9 +294,17 @@ mod tests {
             reservation: None,
         });
         let body = Bytes::from_static(b"x");
-        Outbound::ingest(upload.clone(), "/ingest".into(), Payload::Whole(body.clone()))
+        Outbound::ingest(
+            upload.clone(),
+            "/ingest".into(),
+            Payload::Whole(body.clone()),
+        )
         .finish(Ok(()));
-        drop(Outbound::ingest(upload.clone(), "/ingest".into(), Payload::Whole(body)));
+        drop(Outbound::ingest(
+            upload.clone(),
+            "/ingest".into(),
+            Payload::Whole(body),
+        ));
         assert_eq!(upload.ticket.verdict(), Verdict::Failed);
         assert!(upload.ticket.is_done());
     }

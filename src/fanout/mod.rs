@@ -125,7 +125,10 @@ pub(crate) mod tests {
         assert_eq!(dispatch(&dests, items, Instant::now()).await, 8);
         for d in &dests {
             let item = d.queue.pop().await.unwrap();
-            assert_eq!(item.requests.iter().next().unwrap().parts()[0].as_ptr(), body.as_ptr());
+            assert_eq!(
+                item.requests.iter().next().unwrap().parts()[0].as_ptr(),
+                body.as_ptr()
+            );
             item.finish(Ok(()));
         }
     }
@@ -137,7 +140,11 @@ pub(crate) mod tests {
         let dests = vec![full.clone(), healthy.clone()];
         let blocker = upload(1);
         full.queue
-            .try_push(Outbound::ingest(blocker, "/x".into(), Payload::Whole(Bytes::new())))
+            .try_push(Outbound::ingest(
+                blocker,
+                "/x".into(),
+                Payload::Whole(Bytes::new()),
+            ))
             .unwrap();
         let up = upload(2);
         let body = Bytes::from_static(b"profile");

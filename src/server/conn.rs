@@ -98,7 +98,10 @@ impl Api {
     fn overloaded(self) -> Reply {
         match self {
             Api::Ingest => Reply::overloaded(),
-            Api::Push => push_error(crate::push::connect::Code::Unavailable, "in-flight budget exhausted; retry later"),
+            Api::Push => push_error(
+                crate::push::connect::Code::Unavailable,
+                "in-flight budget exhausted; retry later",
+            ),
         }
     }
 }
@@ -281,7 +284,13 @@ impl Conn<'_> {
         }
     }
 
-    async fn upload(&mut self, api: Api, head: RequestHead, head_bytes: Bytes, deadline: Instant) -> Next {
+    async fn upload(
+        &mut self,
+        api: Api,
+        head: RequestHead,
+        head_bytes: Bytes,
+        deadline: Instant,
+    ) -> Next {
         let http = &self.rx.config.http;
         let route = api.route_name();
         let wait_until = Instant::now() + self.core.config.gateway.queue_wait_timeout;
@@ -330,10 +339,28 @@ impl Conn<'_> {
         };
         let reply = match api {
             Api::Ingest => {
-                ingest::handle(self.core, self.rx, &head, &head_bytes, body, reservation, wait_until).await
+                ingest::handle(
+                    self.core,
+                    self.rx,
+                    &head,
+                    &head_bytes,
+                    body,
+                    reservation,
+                    wait_until,
+                )
+                .await
             }
             Api::Push => {
-                push::handle(self.core, self.rx, &head, &head_bytes, body, reservation, wait_until).await
+                push::handle(
+                    self.core,
+                    self.rx,
+                    &head,
+                    &head_bytes,
+                    body,
+                    reservation,
+                    wait_until,
+                )
+                .await
             }
         };
         let close = !keep_alive || self.core.shutdown.is_triggered();

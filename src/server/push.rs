@@ -36,7 +36,10 @@ fn answer(wire: Wire, error: Option<(Code, &str)>) -> Reply {
             content_type: Some("application/grpc-web+proto"),
             retry_after: false,
         },
-        (Wire::ConnectProto, None) => Reply { content_type: Some("application/proto"), ..Reply::empty(200) },
+        (Wire::ConnectProto, None) => Reply {
+            content_type: Some("application/proto"),
+            ..Reply::empty(200)
+        },
         (Wire::ConnectJson, None) => Reply {
             status: 200,
             body: Bytes::from_static(b"{}"),
@@ -77,13 +80,15 @@ pub async fn handle(
         Ok(w) => w,
         Err(e) => return connect_error(Code::Unimplemented, 415, &e.to_string()),
     };
-    if wire != Wire::GrpcWeb {
-        if let Some(v) = header(head, head_bytes, "connect-protocol-version") {
-            if v != b"1" {
-                let msg = format!("connect-protocol-version must be \"1\": got {:?}", String::from_utf8_lossy(v));
-                return answer(wire, Some((Code::InvalidArgument, &msg)));
-            }
-        }
+    let version = header(head, head_bytes, "connect-protocol-version");
+    if let (false, Some(v)) = (wire == Wire::GrpcWeb, version)
+        && v != b"1"
+    {
+        let msg = format!(
+            "connect-protocol-version must be \"1\": got {:?}",
+            String::from_utf8_lossy(v)
+        );
+        return answer(wire, Some((Code::InvalidArgument, &msg)));
     }
     let deadline = header(head, head_bytes, "connect-timeout-ms")
         .and_then(push::connect::parse_timeout_ms)
@@ -102,7 +107,10 @@ pub async fn handle(
                 b"identity" | b"" => (body, false),
                 e if e.eq_ignore_ascii_case(b"gzip") => (body, true),
                 other => {
-                    let msg = format!("unknown compression {:?}: supported encodings are gzip, identity", String::from_utf8_lossy(other));
+                    let msg = format!(
+                        "unknown compression {:?}: supported encodings are gzip, identity",
+                        String::from_utf8_lossy(other)
+                    );
                     return answer(wire, Some((Code::Unimplemented, &msg)));
                 }
             }
@@ -111,18 +119,27 @@ pub async fn handle(
     if compressed && wire == Wire::GrpcWeb {
         let enc = header(head, head_bytes, "grpc-encoding").unwrap_or(b"");
         if !enc.eq_ignore_ascii_case(b"gzip") {
-            return answer(wire, Some((Code::Unimplemented, "compressed gRPC-Web message without grpc-encoding: gzip")));
+            return answer(
+                wire,
+                Some((
+                    Code::Unimplemented,
+                    "compressed gRPC-Web message without grpc-encoding: gzip",
+                )),
+            );
         }
     }
     let message = if compressed {
         match push::gunzip_bounded(&message, max) {
             Ok(m) => {
                 // The inflated copy is memory too: charge it before going on.
-                if let Some(r) = &reservation {
-                    if !r.grow_until(m.len() as u64, wait_until).await {
-                        rx.metrics.record_refused(RefuseReason::Budget);
-                        return answer(wire, Some((Code::Unavailable, "in-flight budget exhausted")));
-                    }
+                if let Some(r) = &reservation
+                    && !r.grow_until(m.len() as u64, wait_until).await
+                {
+                    rx.metrics.record_refused(RefuseReason::Budget);
+                    return answer(
+                        wire,
+                        Some((Code::Unavailable, "in-flight budget exhausted")),
+                    );
                 }
                 m
             }
@@ -145,7 +162,12 @@ pub async fn handle(
     };
 
     let series_count = request.series.len();
-    let total: usize = rx.config.forward_to.iter().map(|&w| core.writer_dests[w].len()).sum();
+    let total: usize = rx
+        .config
+        .forward_to
+        .iter()
+        .map(|&w| core.writer_dests[w].len())
+        .sum();
     if total == 0 || series_count == 0 {
         return answer(wire, None);
     }
@@ -164,9 +186,15 @@ pub async fn handle(
         for s in &request.series {
             match labels::push_series_labels(&s.labels, &writer.external_labels) {
                 Ok(lbls) => {
-                    requests.push(Payload::Parts(push::encode_series(&lbls, &s.samples).into()));
+                    requests.push(Payload::Parts(
+                        push::encode_series(&lbls, &s.samples).into(),
+                    ));
                     profiles += s.samples.len() as u64;
-                    bytes += s.samples.iter().map(|x| x.raw_profile.len() as u64).sum::<u64>();
+                    bytes += s
+                        .samples
+                        .iter()
+                        .map(|x| x.raw_profile.len() as u64)
+                        .sum::<u64>();
                 }
                 Err(e) => label_errors.push(e.client_message_for(appendable)),
             }
@@ -182,18 +210,34 @@ pub async fn handle(
         for &d in &core.writer_dests[w] {
             let dest = &core.destinations[d];
             if !label_errors.is_empty() {
-                dest.metrics.record_dropped(0, label_errors.len() as u64, DropReason::Rejected);
+                dest.metrics
+                    .record_dropped(0, label_errors.len() as u64, DropReason::Rejected);
             }
             if requests.is_empty() {
                 upload.ticket.complete(Err(Failure::Error));
                 continue;
             }
             let target = join_push_path(dest.base_path());
-            items.push((d, Outbound::push(upload.clone(), target, requests.clone(), deadline, profiles, bytes)));
+            items.push((
+                d,
+                Outbound::push(
+                    upload.clone(),
+                    target,
+                    requests.clone(),
+                    deadline,
+                    profiles,
+                    bytes,
+                ),
+            ));
         }
     }
     let offered = items.len();
-    let accepted = fanout::dispatch(&core.destinations, items, deadline.map_or(wait_until, |d| d.min(wait_until))).await;
+    let accepted = fanout::dispatch(
+        &core.destinations,
+        items,
+        deadline.map_or(wait_until, |d| d.min(wait_until)),
+    )
+    .await;
     if offered > 0 && accepted == 0 {
         rx.metrics.record_refused(RefuseReason::QueueFull);
     }
@@ -211,7 +255,13 @@ pub async fn handle(
     };
     match verdict {
         Verdict::Delivered => answer(wire, None),
-        Verdict::Overloaded => answer(wire, Some((Code::Unavailable, "destination queues are full; retry later"))),
+        Verdict::Overloaded => answer(
+            wire,
+            Some((
+                Code::Unavailable,
+                "destination queues are full; retry later",
+            )),
+        ),
         Verdict::Upstream(_) | Verdict::Failed => {
             let errors = upload.ticket.errors();
             answer(wire, Some((Code::Internal, &errors)))
@@ -226,14 +276,26 @@ fn join_push_path(base: &str) -> String {
     out
 }
 
-fn forwarded_headers(rx: &ReceiverRt, head: &RequestHead, head_bytes: &Bytes) -> Vec<(Bytes, Bytes)> {
+fn forwarded_headers(
+    rx: &ReceiverRt,
+    head: &RequestHead,
+    head_bytes: &Bytes,
+) -> Vec<(Bytes, Bytes)> {
     head.headers
         .iter()
         .filter(|h| {
             let name = &head_bytes[h.name.clone()];
-            rx.config.forward_headers.iter().any(|f| name.eq_ignore_ascii_case(f.as_bytes()))
+            rx.config
+                .forward_headers
+                .iter()
+                .any(|f| name.eq_ignore_ascii_case(f.as_bytes()))
         })
-        .map(|h| (head_bytes.slice(h.name.clone()), head_bytes.slice(h.value.clone())))
+        .map(|h| {
+            (
+                head_bytes.slice(h.name.clone()),
+                head_bytes.slice(h.value.clone()),
+            )
+        })
         .collect()
 }
 
@@ -245,6 +307,9 @@ mod tests {
     fn the_push_path_is_appended_to_the_endpoint_path() {
         assert_eq!(join_push_path(""), "/push.v1.PusherService/Push");
         assert_eq!(join_push_path("/"), "/push.v1.PusherService/Push");
-        assert_eq!(join_push_path("/prefix/"), "/prefix/push.v1.PusherService/Push");
+        assert_eq!(
+            join_push_path("/prefix/"),
+            "/prefix/push.v1.PusherService/Push"
+        );
     }
 }

@@ -28,11 +28,16 @@ pub async fn run(dest: Rc<Destination>) {
         dest.in_flight.set(dest.in_flight.get() - 1);
         match result {
             Ok(()) => {
-                dest.metrics.record_sent(item.bytes, item.profiles, item.upload.received_at.elapsed());
+                dest.metrics.record_sent(
+                    item.bytes,
+                    item.profiles,
+                    item.upload.received_at.elapsed(),
+                );
                 item.finish(Ok(()));
             }
             Err(undelivered) => {
-                dest.metrics.record_dropped(item.bytes, item.profiles, undelivered.reason);
+                dest.metrics
+                    .record_dropped(item.bytes, item.profiles, undelivered.reason);
                 if matches!(item.protocol, Protocol::Push { .. }) {
                     item.upload.ticket.note_error(&undelivered.message);
                 }
@@ -58,13 +63,18 @@ fn headers_of<'a>(
     item: &'a Outbound,
     timeout_ms: Option<&'a str>,
 ) -> Vec<(&'a [u8], &'a [u8])> {
-    let mut h: Vec<(&[u8], &[u8])> = Vec::with_capacity(dest.static_headers.len() + item.upload.headers.len() + 3);
+    let mut h: Vec<(&[u8], &[u8])> =
+        Vec::with_capacity(dest.static_headers.len() + item.upload.headers.len() + 3);
     for (n, v) in &item.upload.headers {
         h.push((n, v));
     }
     match item.protocol {
         Protocol::Ingest => {
-            let client_has_ct = item.upload.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"content-type"));
+            let client_has_ct = item
+                .upload
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(b"content-type"));
             if let (false, Some(ct)) = (client_has_ct, &dest.fallback_content_type) {
                 h.push((b"Content-Type", ct));
             }
@@ -106,14 +116,26 @@ async fn capture(
     payload: &Payload,
 ) -> Result<(), Undelivered> {
     let mut head = BytesMut::new();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    capture::encode_record_head(&mut head, &item.target, &headers_of(dest, item, None), now, payload.len());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    capture::encode_record_head(
+        &mut head,
+        &item.target,
+        &headers_of(dest, item, None),
+        now,
+        payload.len(),
+    );
     let parts: Vec<Bytes> = payload.parts().to_vec();
     let sink = sink.clone();
     let failed = |cause: String| Undelivered {
         failure: Failure::Error,
         reason: DropReason::Rejected,
-        message: format!("failed to write capture {}: {cause}", dest.endpoint.url_text),
+        message: format!(
+            "failed to write capture {}: {cause}",
+            dest.endpoint.url_text
+        ),
     };
     match monoio::spawn_blocking(move || sink.append(&head, &parts)).await {
         Ok(Ok(())) => Ok(()),
@@ -142,11 +164,19 @@ fn classify(protocol: Protocol, resp: &Response, retry_on_429: bool) -> AttemptF
             failure: Failure::Status(resp.status),
             retryable: should_retry(AttemptError::Status(resp.status), retry_on_429),
             retry_after: resp.retry_after,
-            cause: format!("remote error: pyroscope write error: status={} msg={body}", resp.status),
+            cause: format!(
+                "remote error: pyroscope write error: status={} msg={body}",
+                resp.status
+            ),
         },
         Protocol::Push { .. } => {
-            let (code, message) = connect::parse_error_body(&resp.body_excerpt)
-                .unwrap_or_else(|| (connect::Code::from_http_status(resp.status), h1::reason_phrase(resp.status).to_string()));
+            let (code, message) =
+                connect::parse_error_body(&resp.body_excerpt).unwrap_or_else(|| {
+                    (
+                        connect::Code::from_http_status(resp.status),
+                        h1::reason_phrase(resp.status).to_string(),
+                    )
+                });
             AttemptFailure {
                 failure: Failure::Status(resp.status),
                 retryable: code.is_retryable(retry_on_429),
@@ -162,7 +192,12 @@ fn transport_failure(protocol: Protocol, cause: String) -> AttemptFailure {
         Protocol::Ingest => cause,
         Protocol::Push { .. } => format!("unavailable: {cause}"),
     };
-    AttemptFailure { failure: Failure::Error, retryable: true, retry_after: None, cause }
+    AttemptFailure {
+        failure: Failure::Error,
+        retryable: true,
+        retry_after: None,
+        cause,
+    }
 }
 
 async fn deliver_http(
@@ -176,7 +211,11 @@ async fn deliver_http(
         Protocol::Ingest => "ingest",
         Protocol::Push { .. } => "push",
     };
-    let mut backoff = Backoff::new(ep.min_backoff_period, ep.max_backoff_period, ep.max_backoff_retries);
+    let mut backoff = Backoff::new(
+        ep.min_backoff_period,
+        ep.max_backoff_period,
+        ep.max_backoff_retries,
+    );
     loop {
         // Per attempt: `remote_timeout`, capped by the client's deadline (Connect-Timeout-Ms).
         let mut budget = ep.remote_timeout;
@@ -195,7 +234,9 @@ async fn deliver_http(
                 Ok(Ok(resp)) if resp.status == 200 => return Ok(()),
                 Ok(Ok(resp)) => classify(item.protocol, &resp, ep.retry_on_http_429),
                 Ok(Err(e)) => transport_failure(item.protocol, e.to_string()),
-                Err(_) => transport_failure(item.protocol, format!("attempt timed out after {budget:?}")),
+                Err(_) => {
+                    transport_failure(item.protocol, format!("attempt timed out after {budget:?}"))
+                }
             }
         };
         tracing::debug!(endpoint = %ep.url_text, cause = %failed.cause, "failed to {verb} to endpoint");
@@ -206,9 +247,16 @@ async fn deliver_http(
             } else {
                 (0, DropReason::Rejected)
             };
-            let message = format!("failed to {verb} to endpoint {} ({retries} retries): {}", ep.url_text, failed.cause);
+            let message = format!(
+                "failed to {verb} to endpoint {} ({retries} retries): {}",
+                ep.url_text, failed.cause
+            );
             dest.warn(format_args!("{message}"));
-            return Err(Undelivered { failure: failed.failure, reason, message });
+            return Err(Undelivered {
+                failure: failed.failure,
+                reason,
+                message,
+            });
         }
         dest.metrics.record_retry();
         let delay = backoff.next_delay(fastrand::f64(), failed.retry_after);
@@ -249,7 +297,10 @@ async fn attempt(
                 }
                 return Ok(resp);
             }
-            Err(ExchangeError::Closed { response_started: false }) | Err(ExchangeError::Io(_)) => {
+            Err(ExchangeError::Closed {
+                response_started: false,
+            })
+            | Err(ExchangeError::Io(_)) => {
                 // A keep-alive connection the upstream closed while idle: not an attempt.
             }
             Err(e) => return Err(e),
@@ -380,7 +431,11 @@ mod tests {
         });
         for d in &dests {
             d.queue
-                .try_push(Outbound::ingest(up.clone(), "/ingest?name=a".into(), Payload::Whole(body.clone())))
+                .try_push(Outbound::ingest(
+                    up.clone(),
+                    "/ingest?name=a".into(),
+                    Payload::Whole(body.clone()),
+                ))
                 .unwrap();
             d.queue.close();
         }
@@ -410,7 +465,11 @@ mod tests {
             reservation: None,
         });
         d.queue
-            .try_push(Outbound::ingest(up.clone(), "/ingest".into(), Payload::Whole(Bytes::from_static(b"p"))))
+            .try_push(Outbound::ingest(
+                up.clone(),
+                "/ingest".into(),
+                Payload::Whole(Bytes::from_static(b"p")),
+            ))
             .unwrap();
         d.queue.close();
         run(d.clone()).await;

@@ -13,7 +13,8 @@
 //! - the .NET shape (uncompressed, empty ID) likewise, with the labels of the `push-sdk-dotnet`
 //!   vector of `shared/compat/label-vectors.json`;
 //! - a JSON push (`rawProfile` and `raw_profile`) arrives as proto with identical bytes; the
-//!   client gets `{}` as `application/json`;
+//!   client gets `{}` as `application/json`; a client `Connect-Timeout-Ms` bounds the upstream
+//!   one;
 //! - a 3-series push becomes exactly 3 upstream requests per endpoint, one series each, in
 //!   order, each with Alloy's label rules (`__` labels dropped except `__name__`/`__delta__`,
 //!   `service_name` from `__name__`);
@@ -360,11 +361,27 @@ fn json_push_is_forwarded_as_proto_with_identical_bytes(driver: Driver) {
             RawField::Proto,
         ),
     ];
-    for upload in &uploads {
-        assert_push_ok(&send_push(&gw, upload), true, upload.shape);
-    }
+    // The first one as a connect-go client sends it: protocol version and a 5 s deadline,
+    // which then bounds the upstream Connect-Timeout-Ms below remote_timeout.
+    let response = send(
+        &gw,
+        &uploads[0].http_request(&[
+            ("Connect-Protocol-Version", "1"),
+            ("Connect-Timeout-Ms", "5000"),
+        ]),
+    );
+    assert_push_ok(&response, true, "json with a client deadline");
+    assert_push_ok(&send_push(&gw, &uploads[1]), true, uploads[1].shape);
     let recorded = mock.wait_for_requests(2, WAIT);
     assert_eq!(recorded.len(), 2);
+    let bounded: u64 = recorded[0]
+        .header("connect-timeout-ms")
+        .and_then(|v| v.parse().ok())
+        .expect("numeric Connect-Timeout-Ms");
+    assert!(
+        bounded <= 5000,
+        "Connect-Timeout-Ms {bounded} exceeds the client's remaining 5000 ms"
+    );
     for (r, upload) in recorded.iter().zip(&uploads) {
         assert_upstream_push_headers(r, None, upload.shape);
         let sent = &upload.request.series[0];

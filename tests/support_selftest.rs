@@ -6,7 +6,11 @@
 //! Content-Length and by chunked total, 422 multipart without the required part), chunked
 //! request bodies, keep-alive with pipelining, scripted answers (status, Retry-After, close,
 //! hang), the dead-destination helper; and the body builders (gzip framing, CRC-32, multipart
-//! shapes), the raw client's response framing, and the logfmt / metrics parsers.
+//! shapes), the raw client's response framing, and the logfmt / metrics parsers. For the
+//! Connect Push API: the test-side protobuf codec (canonical bytes, unknown fields, malformed
+//! input), protojson, base64, gzip and the gzip bomb, gRPC-Web framing, Pyroscope's series
+//! validation, and the mock's Push route (SDK shapes accepted and decoded, Connect errors with
+//! their statuses, resource_exhausted over the limit, scripted answers).
 
 mod support;
 
@@ -528,4 +532,602 @@ fn upload_request_sets_content_type_and_length() {
         upload.request(&[("X-A", "1")]),
         b"POST /ingest?name=a HTTP/1.1\r\nHost: pyrogate.test\r\nContent-Type: text/plain\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nxy"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connect Push API: the test-side codec and the mock's Push route.
+
+use support::push::{
+    self, PUSH_PATH, PushRequest, RawField, Sample, Series, base64_decode, base64_encode,
+    connect_error, grpc_web_frame, grpc_web_frames, grpc_web_trailers,
+};
+use support::upstream::PushCodec;
+
+fn push_http(content_type: &str, extra: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut headers = vec![("Content-Type", content_type)];
+    headers.extend_from_slice(extra);
+    upload_request(PUSH_PATH, &headers, body)
+}
+
+#[test]
+fn push_encoder_writes_canonical_protobuf_bytes() {
+    let request = PushRequest::new(vec![Series::new(
+        &[("a", "b")],
+        vec![Sample::new(vec![1, 2], "x"), Sample::new(vec![3], "")],
+    )]);
+    #[rustfmt::skip]
+    let want: &[u8] = &[
+        0x0a, 0x16,                                     // series, 22 bytes
+        0x0a, 0x06, 0x0a, 0x01, b'a', 0x12, 0x01, b'b', // labels {name a, value b}
+        0x12, 0x07, 0x0a, 0x02, 1, 2, 0x12, 0x01, b'x', // samples {raw 01 02, ID x}
+        0x12, 0x03, 0x0a, 0x01, 3,                      // samples {raw 03}: empty ID omitted
+    ];
+    assert_eq!(request.encode(), want);
+    assert_eq!(PushRequest::decode(want), Ok(request));
+    assert_eq!(PushRequest::decode(&[]), Ok(PushRequest::default()));
+}
+
+#[test]
+fn push_decoder_skips_unknown_fields_and_unexpected_wire_types() {
+    let series = Series::new(&[("__name__", "cpu")], vec![Sample::new(vec![9; 3], "id")]);
+    let mut series_bytes = series.encode();
+    // An annotation (field 3), a fixed32 field 9 and a varint field 1 (wrong wire type).
+    series_bytes.extend_from_slice(&[0x1a, 0x02, 0x0a, 0x00]);
+    series_bytes.extend_from_slice(&[0x4d, 1, 2, 3, 4]);
+    series_bytes.extend_from_slice(&[0x08, 0x96, 0x01]);
+    let mut body = vec![0x78, 0x96, 0x01]; // field 15, varint 150
+    body.push(0x0a);
+    body.push(series_bytes.len() as u8);
+    body.extend_from_slice(&series_bytes);
+    body.extend_from_slice(&[0x11, 0, 0, 0, 0, 0, 0, 0, 0]); // field 2, fixed64
+    assert_eq!(
+        PushRequest::decode(&body),
+        Ok(PushRequest::new(vec![series]))
+    );
+}
+
+#[test]
+fn push_decoder_rejects_malformed_protobuf() {
+    let cases: &[(&str, &[u8])] = &[
+        ("tag without length", &[0x0a]),
+        ("length past the end", &[0x0a, 0x05, 0x01]),
+        ("field number 0", &[0x02, 0x00]),
+        ("group wire type", &[0x0b]),
+        (
+            "nested length past the end",
+            &[0x0a, 0x04, 0x0a, 0x02, 0x0a, 0x05],
+        ),
+        (
+            "invalid UTF-8 label name",
+            &[0x0a, 0x05, 0x0a, 0x03, 0x0a, 0x01, 0xff],
+        ),
+        (
+            "varint over 10 bytes",
+            &[
+                0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+            ],
+        ),
+        ("fixed64 cut short", &[0x09, 1, 2, 3]),
+    ];
+    for (what, bytes) in cases {
+        assert!(
+            PushRequest::decode(bytes).is_err(),
+            "{what}: {bytes:02x?} decoded"
+        );
+    }
+}
+
+#[test]
+fn base64_matches_rfc4648_vectors() {
+    let cases: &[(&[u8], &str)] = &[
+        (b"", ""),
+        (b"f", "Zg=="),
+        (b"fo", "Zm8="),
+        (b"foo", "Zm9v"),
+        (b"foob", "Zm9vYg=="),
+        (b"fooba", "Zm9vYmE="),
+        (b"foobar", "Zm9vYmFy"),
+        (&[0xfb, 0xff], "+/8="),
+    ];
+    for (raw, text) in cases {
+        assert_eq!(base64_encode(raw), *text);
+        assert_eq!(base64_decode(text).as_deref(), Ok(*raw));
+    }
+    assert_eq!(base64_decode("-_8").as_deref(), Ok(&[0xfb, 0xff][..]));
+    assert_eq!(base64_decode("Zm9vYg").as_deref(), Ok(&b"foob"[..]));
+    assert!(base64_decode("Zm9vY").is_err());
+    assert!(base64_decode("Zm9v!").is_err());
+}
+
+#[test]
+fn push_json_round_trips_with_both_profile_field_names() {
+    let request = push::python_sdk(3).request;
+    let camel = request.to_json(RawField::Camel);
+    assert!(camel.contains("\"rawProfile\":\""), "{camel}");
+    assert!(camel.contains("\"ID\":\""), "{camel}");
+    assert_eq!(
+        PushRequest::from_json(camel.as_bytes()),
+        Ok(request.clone())
+    );
+    let proto = request.to_json(RawField::Proto);
+    assert!(proto.contains("\"raw_profile\":\""), "{proto}");
+    assert_eq!(PushRequest::from_json(proto.as_bytes()), Ok(request));
+    assert!(PushRequest::from_json(b"{\"series\":[").is_err());
+    assert!(PushRequest::from_json(b"[]").is_err());
+}
+
+#[test]
+fn gzip_round_trips_and_the_bomb_is_small_but_inflates_past_the_limit() {
+    let data = bodies::fake_pprof(5, 10_000);
+    assert_eq!(push::gunzip_bounded(&push::gzip(&data), 10_000), Ok(data));
+    let bomb = push::gzip_bomb(1 << 20);
+    assert!(bomb.len() < 8 * 1024, "bomb is {} bytes", bomb.len());
+    assert_eq!(
+        push::gunzip_bounded(&bomb, 64 * 1024),
+        Err(push::Gunzip::TooLarge)
+    );
+    let inflated = push::gunzip_bounded(&bomb, 2 << 20).expect("inflates within 2 MiB");
+    let request = PushRequest::decode(&inflated).expect("a valid PushRequest");
+    assert_eq!(request.series[0].samples[0].raw_profile, vec![0u8; 1 << 20]);
+    assert!(matches!(
+        push::gunzip_bounded(b"\x1f\x8b\x08\x00garbage", 100),
+        Err(push::Gunzip::Corrupt(_))
+    ));
+}
+
+#[test]
+fn grpc_web_frames_split_and_trailers_parse() {
+    let mut body = grpc_web_frame(0, b"");
+    body.extend_from_slice(&grpc_web_frame(
+        0x80,
+        b"grpc-status:0\r\nGrpc-Message: a%20b\r\n",
+    ));
+    assert_eq!(&body[..5], &[0, 0, 0, 0, 0]);
+    let frames = grpc_web_frames(&body).expect("two frames");
+    assert_eq!(frames.len(), 2);
+    assert_eq!(frames[0], (0, Vec::new()));
+    assert_eq!(frames[1].0, 0x80);
+    assert_eq!(
+        grpc_web_trailers(&frames[1].1),
+        [
+            ("grpc-status".to_string(), "0".to_string()),
+            ("grpc-message".to_string(), "a%20b".to_string())
+        ]
+    );
+    assert!(grpc_web_frames(&[0, 0, 0, 0, 9, 1]).is_err());
+    assert!(grpc_web_frames(&[0, 0]).is_err());
+}
+
+#[test]
+fn uuid_v4_has_the_version_and_variant_bits() {
+    let mut rng = bodies::Prng::new(1);
+    let id = push::uuid_v4(&mut rng);
+    assert_eq!(id.len(), 36, "{id}");
+    let groups: Vec<&str> = id.split('-').collect();
+    assert_eq!(
+        groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+        [8, 4, 4, 4, 12]
+    );
+    assert!(groups[2].starts_with('4'), "{id}");
+    assert!(matches!(groups[3].as_bytes()[0], b'8'..=b'b'), "{id}");
+    assert_ne!(id, push::uuid_v4(&mut rng));
+}
+
+/// (what, labels, the end of the error message).
+type LabelCase = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
+#[test]
+fn validate_push_follows_pyroscope_series_rules() {
+    let ok = |labels: &[(&str, &str)]| {
+        push::validate_push(&PushRequest::new(vec![Series::new(
+            labels,
+            vec![Sample::new(vec![1], "")],
+        )]))
+    };
+    assert_eq!(
+        ok(&[
+            ("__name__", "process_cpu"),
+            ("service_name", "a"),
+            ("x.y_z", "")
+        ]),
+        Ok(())
+    );
+    let bad: &[LabelCase] = &[
+        (
+            "no __name__",
+            &[("service_name", "a")],
+            "invalid metric name",
+        ),
+        (
+            "empty __name__",
+            &[("__name__", ""), ("service_name", "a")],
+            "invalid metric name",
+        ),
+        (
+            "no service_name",
+            &[("__name__", "cpu")],
+            "service name is not provided",
+        ),
+        (
+            "dash in a name",
+            &[("__name__", "cpu"), ("service_name", "a"), ("team-x", "1")],
+            "invalid label name 'team-x'",
+        ),
+        (
+            "leading dot",
+            &[("__name__", "cpu"), ("service_name", "a"), (".x", "1")],
+            "invalid label name '.x'",
+        ),
+        (
+            "duplicate",
+            &[
+                ("__name__", "cpu"),
+                ("service_name", "a"),
+                ("service_name", "b"),
+            ],
+            "duplicate label name 'service_name'",
+        ),
+    ];
+    for (what, labels, why) in bad {
+        let err = ok(labels).expect_err(what);
+        assert!(err.ends_with(why), "{what}: {err}");
+        assert!(err.starts_with("invalid labels '{"), "{what}: {err}");
+    }
+    assert_eq!(
+        push::validate_push(&PushRequest::default()),
+        Err("no profiles received".to_string())
+    );
+    let big = PushRequest::new(vec![Series::new(
+        &[("__name__", "cpu"), ("service_name", "a")],
+        vec![Sample::new(vec![0; push::MAX_PROFILE_SIZE_BYTES + 1], "")],
+    )]);
+    assert!(push::validate_push(&big).is_err());
+}
+
+#[test]
+fn mock_push_accepts_sdk_shapes_and_records_decoded_series() {
+    let mock = MockPyroscope::start();
+    let shapes = [
+        push::python_sdk(20),
+        push::dotnet_sdk(21),
+        push::json_push(push::simple_request(22, "j1", 100), RawField::Camel),
+        push::json_push(push::simple_request(23, "j2", 100), RawField::Proto),
+    ];
+    let mut client = Client::connect(mock.addr());
+    for upload in &shapes {
+        client.send(&upload.http_request(&[("X-Scope-OrgID", "t1")]));
+        let response = client.read_response();
+        assert_eq!(response.status, 200, "{}: {response:?}", upload.shape);
+        if upload.content_type == "application/json" {
+            assert_eq!(response.header("content-type"), Some("application/json"));
+            assert_eq!(response.body, b"{}");
+        } else {
+            assert_eq!(response.header("content-type"), Some("application/proto"));
+            assert_eq!(response.body, b"");
+        }
+    }
+    let recorded = mock.wait_for_requests(shapes.len(), WAIT);
+    for (r, upload) in recorded.iter().zip(&shapes) {
+        assert_eq!(r.path, PUSH_PATH);
+        assert_eq!(r.status, Some(200));
+        assert_eq!(r.push_request(), &upload.request, "{}", upload.shape);
+        assert_eq!(r.body, upload.body);
+        assert_eq!(r.header("user-agent"), Some(upload.user_agent.as_str()));
+        assert_eq!(
+            r.header("content-encoding"),
+            upload.content_encoding.as_deref()
+        );
+    }
+    assert_eq!(
+        recorded[0].push_request().series[0].label("otel.scope.name"),
+        Some("com.grafana.pyroscope/python")
+    );
+}
+
+#[test]
+fn mock_push_records_connect_headers_and_serves_under_a_prefix() {
+    let mock = MockPyroscope::builder().path_prefix("/p").start();
+    let request = push::simple_request(30, "svc", 64);
+    let mut client = Client::connect(mock.addr());
+    client.send(&upload_request(
+        &format!("/p{PUSH_PATH}"),
+        &[
+            ("Content-Type", "application/proto"),
+            ("Connect-Protocol-Version", "1"),
+            ("Connect-Timeout-Ms", "9500"),
+        ],
+        &request.encode(),
+    ));
+    assert_eq!(client.read_response().status, 200);
+    client.send(&push_http("application/proto", &[], &request.encode()));
+    assert_eq!(client.read_response().status, 404);
+    let recorded = mock.wait_for_requests(2, WAIT);
+    assert_eq!(recorded[0].header("connect-protocol-version"), Some("1"));
+    assert_eq!(recorded[0].header("connect-timeout-ms"), Some("9500"));
+    assert_eq!(
+        recorded[0].header("content-type"),
+        Some("application/proto")
+    );
+    assert_eq!(recorded[0].push_request(), &request);
+    assert_eq!(recorded[1].push, None);
+}
+
+#[test]
+fn mock_push_answers_connect_errors_like_pyroscope() {
+    let valid = push::simple_request(40, "svc", 64).encode();
+    let one = |labels: &[(&str, &str)], raw: Vec<u8>| {
+        PushRequest::new(vec![Series::new(labels, vec![Sample::new(raw, "")])]).encode()
+    };
+    let huge = one(
+        &[("__name__", "cpu"), ("service_name", "a")],
+        vec![7; push::MAX_PROFILE_SIZE_BYTES + 1],
+    );
+    // (what, request bytes, status, Connect code or "" for an empty body)
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "zero series",
+            push_http("application/proto", &[], b""),
+            400,
+            "invalid_argument",
+        ),
+        (
+            "no service_name",
+            push_http(
+                "application/proto",
+                &[],
+                &one(&[("__name__", "cpu")], vec![1]),
+            ),
+            400,
+            "invalid_argument",
+        ),
+        (
+            "no __name__",
+            push_http(
+                "application/proto",
+                &[],
+                &one(&[("service_name", "a")], vec![1]),
+            ),
+            400,
+            "invalid_argument",
+        ),
+        (
+            "bad label name",
+            push_http(
+                "application/proto",
+                &[],
+                &one(
+                    &[("__name__", "cpu"), ("service_name", "a"), ("a/b", "1")],
+                    vec![1],
+                ),
+            ),
+            400,
+            "invalid_argument",
+        ),
+        (
+            "raw_profile over 4 MiB",
+            push_http("application/proto", &[], &huge),
+            400,
+            "invalid_argument",
+        ),
+        (
+            "malformed protobuf",
+            push_http("application/proto", &[], &[0x0a, 0x05]),
+            400,
+            "invalid_argument",
+        ),
+        (
+            "malformed JSON",
+            push_http("application/json", &[], b"{\"series\":"),
+            400,
+            "invalid_argument",
+        ),
+        (
+            "corrupt gzip",
+            push_http(
+                "application/proto",
+                &[("Content-Encoding", "gzip")],
+                b"\x1f\x8bnope",
+            ),
+            400,
+            "invalid_argument",
+        ),
+        (
+            "protocol version 2",
+            push_http(
+                "application/proto",
+                &[("Connect-Protocol-Version", "2")],
+                &valid,
+            ),
+            400,
+            "invalid_argument",
+        ),
+        (
+            "bad timeout",
+            push_http(
+                "application/proto",
+                &[("Connect-Timeout-Ms", "12345678901")],
+                &valid,
+            ),
+            400,
+            "invalid_argument",
+        ),
+        (
+            "brotli",
+            push_http("application/proto", &[("Content-Encoding", "br")], &valid),
+            501,
+            "unimplemented",
+        ),
+        (
+            "streaming content type",
+            push_http("application/connect+proto", &[], &valid),
+            415,
+            "",
+        ),
+        (
+            "octet-stream",
+            push_http("application/octet-stream", &[], &valid),
+            415,
+            "",
+        ),
+        (
+            "GET",
+            format!("GET {PUSH_PATH} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes(),
+            405,
+            "",
+        ),
+    ];
+    let mock = MockPyroscope::start();
+    for (what, bytes, status, code) in &cases {
+        let mut client = Client::connect(mock.addr());
+        client.send(bytes);
+        let response = client.read_response();
+        assert_eq!(response.status, *status, "{what}: {response:?}");
+        if code.is_empty() {
+            assert_eq!(response.body, b"", "{what}");
+        } else {
+            assert_eq!(
+                response.header("content-type"),
+                Some("application/json"),
+                "{what}"
+            );
+            let (got, message) = connect_error(&response.body)
+                .unwrap_or_else(|| panic!("{what}: not a Connect error: {response:?}"));
+            assert_eq!(got, *code, "{what}");
+            assert!(!message.is_empty(), "{what}");
+        }
+        if *status == 415 {
+            assert!(
+                response
+                    .header("accept-post")
+                    .is_some_and(|v| v.contains("application/proto")),
+                "{what}: {response:?}"
+            );
+        }
+    }
+    let recorded = mock.requests();
+    assert_eq!(recorded.len(), cases.len());
+    assert_eq!(
+        connect_error(&json_error_of(&mock, &cases[0].1)).map(|(_, m)| m),
+        Some("no profiles received".to_string())
+    );
+    assert_eq!(recorded[0].push, Some(PushRequest::default()));
+}
+
+/// Sends `bytes` once more to `mock` and returns the answer's body.
+fn json_error_of(mock: &MockPyroscope, bytes: &[u8]) -> Vec<u8> {
+    let mut client = Client::connect(mock.addr());
+    client.send(bytes);
+    client.read_response().body
+}
+
+#[test]
+fn mock_push_over_the_body_limit_and_a_gzip_bomb_get_resource_exhausted() {
+    let mock = MockPyroscope::builder().body_limit(64 * 1024).start();
+    let big = push::simple_request(50, "svc", 70 * 1024).encode();
+    let mut client = Client::connect(mock.addr());
+    client.send(&push_http("application/proto", &[], &big));
+    let response = client.read_response();
+    assert_eq!(response.status, 429, "{response:?}");
+    assert_eq!(
+        connect_error(&response.body).map(|(c, _)| c).as_deref(),
+        Some("resource_exhausted")
+    );
+    client.expect_closed();
+
+    let bomb = push::gzip_bomb(1 << 20);
+    let mut client = Client::connect(mock.addr());
+    client.send(&push_http(
+        "application/proto",
+        &[("Content-Encoding", "gzip")],
+        &bomb,
+    ));
+    let response = client.read_response();
+    assert_eq!(response.status, 429, "{response:?}");
+    assert_eq!(
+        connect_error(&response.body).map(|(c, _)| c).as_deref(),
+        Some("resource_exhausted")
+    );
+    assert_eq!(mock.requests()[1].push, None);
+}
+
+#[test]
+fn mock_push_follows_scripted_actions() {
+    let mock = MockPyroscope::start();
+    mock.script([
+        Action::status(503).with_retry_after("2"),
+        Action::status(400),
+        Action::status(500).delayed(Duration::from_millis(20)),
+        Action::Close,
+    ]);
+    let body = push::simple_request(60, "svc", 64).encode();
+    let request = push_http("application/proto", &[], &body);
+    let mut client = Client::connect(mock.addr());
+    let expected: &[(u16, &str)] = &[
+        (
+            503,
+            r#"{"code":"unavailable","message":"Service Unavailable"}"#,
+        ),
+        (
+            400,
+            r#"{"code":"invalid_argument","message":"Bad Request"}"#,
+        ),
+        (
+            500,
+            r#"{"code":"internal","message":"Internal Server Error"}"#,
+        ),
+    ];
+    for (status, body) in expected {
+        client.send(&request);
+        let response = client.read_response();
+        assert_eq!(response.status, *status);
+        assert_eq!(response.body_str(), *body);
+        assert_eq!(response.header("content-type"), Some("application/json"));
+    }
+    client.send(&request);
+    assert_eq!(client.try_read_response(), Ok(None));
+    let statuses: Vec<Option<u16>> = mock.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [Some(503), Some(400), Some(500), None]);
+    assert_eq!(
+        mock.requests()[0].header("content-type"),
+        Some("application/proto")
+    );
+
+    mock.set_default(Action::Hang);
+    let mut client = Client::connect(mock.addr()).with_timeout(Duration::from_millis(300));
+    client.send(&request);
+    let err = client.try_read_response().expect_err("no answer expected");
+    assert!(err.starts_with("timed out"), "{err}");
+    assert_eq!(mock.request_count(), 5);
+    assert!(mock.requests()[4].push.is_some());
+    drop(mock);
+}
+
+#[test]
+fn accept_push_reports_the_codec_of_a_valid_push() {
+    let request = push::simple_request(70, "svc", 10);
+    let record = |ct: &str, body: Vec<u8>| support::Recorded {
+        method: "POST".into(),
+        path: PUSH_PATH.into(),
+        query: String::new(),
+        version: 1,
+        headers: vec![("Content-Type".into(), ct.into())],
+        chunked: false,
+        body,
+        received_at: std::time::Instant::now(),
+        status: None,
+        push: None,
+    };
+    let (decoded, verdict) =
+        upstream::accept_push(1 << 20, &record("application/proto", request.encode()));
+    assert_eq!(decoded.as_ref(), Some(&request));
+    assert_eq!(verdict, Ok(PushCodec::Proto));
+    let json = request.to_json(RawField::Camel).into_bytes();
+    let (decoded, verdict) =
+        upstream::accept_push(1 << 20, &record("application/json; charset=utf-8", json));
+    assert_eq!(decoded.as_ref(), Some(&request));
+    assert_eq!(verdict, Ok(PushCodec::Json));
 }

@@ -1,8 +1,8 @@
 //! Shared harness for pyrogate's black-box end-to-end tests.
 //!
 //! Owns: the in-process Pyroscope stand-in ([`upstream`]), the gateway process driver
-//! ([`gateway`]), a raw-bytes HTTP/1.1 client ([`client`]) and realistic SDK upload bodies
-//! ([`bodies`]). Does not own any gateway code: everything here talks to the `pyrogate` binary
+//! ([`gateway`]), a raw-bytes HTTP/1.1 client ([`client`]), realistic SDK upload bodies
+//! ([`bodies`]) and an independent codec and SDK shapes for the Connect Push API ([`push`]). Does not own any gateway code: everything here talks to the `pyrogate` binary
 //! over sockets, signals and its stderr, as the runtime contract
 //! (`/work/briefs/runtime-contract.md`) describes. Test code, so plain std threads and blocking
 //! sockets; every blocking call has a timeout so that no test can hang.
@@ -14,6 +14,7 @@ pub mod bodies;
 pub mod client;
 pub mod config;
 pub mod gateway;
+pub mod push;
 pub mod upstream;
 
 pub use client::{Client, Response};

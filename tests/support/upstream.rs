@@ -1,13 +1,17 @@
-//! `MockPyroscope`: an in-process stand-in for a Pyroscope server's `/ingest` endpoint.
+//! `MockPyroscope`: an in-process stand-in for a Pyroscope server's `/ingest` and Connect Push
+//! endpoints.
 //!
 //! Owns: a loopback HTTP/1.1 server (keep-alive, Content-Length and chunked request bodies)
 //! that enforces Pyroscope's own acceptance rules as documented in
-//! `shared/reference/pyroscope-ingest-api.md` §1–§3 — routes and methods, the `name` label-set
-//! grammar, the text-format profile-type suffix, the body size limit and the multipart parts —
-//! records every request it receives, and answers accepted ones as scripted (status,
-//! `Retry-After`, delay, hang, close). Does not decode pprof or JFR payloads, and does not serve
-//! the Connect Push API. Test code: one std thread per connection, blocking sockets, torn down
-//! on drop.
+//! `shared/reference/pyroscope-ingest-api.md` §1–§4 — routes and methods, the `name` label-set
+//! grammar, the text-format profile-type suffix, the body size limit and the multipart parts;
+//! for `POST /push.v1.PusherService/Push` the Connect unary protocol (`application/proto` and
+//! `application/json`, gzip or identity, `Connect-Protocol-Version`), PushRequest decoding and
+//! Pyroscope's series validation, with Connect JSON errors —, records every request it receives
+//! (a push also decoded), and answers accepted ones as scripted (status, `Retry-After`, delay,
+//! hang, close). Does not decode pprof or JFR payloads, and serves no gRPC or gRPC-Web (the
+//! gateway speaks Connect upstream). Test code: one std thread per connection, blocking
+//! sockets, torn down on drop.
 //!
 //! The label-set parser and the query parser here are written independently of pyrogate's
 //! `labels` module, from the reference text and Go's `net/url` behaviour, so that the e2e tests
@@ -20,6 +24,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use super::push::{self, Gunzip, PUSH_PATH, PushRequest};
 
 /// Pyroscope's default `-distributor.ingestion-body-limit-mb` (256 MiB).
 pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024 * 1024;
@@ -137,6 +143,9 @@ pub struct Recorded {
     pub received_at: Instant,
     /// What the mock answered; `None` when it hung or closed the connection.
     pub status: Option<u16>,
+    /// For a Push request: the decoded PushRequest (labels in wire order), when the body
+    /// decompressed and decoded; `None` for every other request.
+    pub push: Option<PushRequest>,
 }
 
 impl Recorded {
@@ -155,6 +164,16 @@ impl Recorded {
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
             .collect()
+    }
+
+    /// The decoded PushRequest of a push; panics (naming the request) for anything else.
+    pub fn push_request(&self) -> &PushRequest {
+        self.push.as_ref().unwrap_or_else(|| {
+            panic!(
+                "not a decoded push: {} {} -> {:?}",
+                self.method, self.path, self.status
+            )
+        })
     }
 
     /// Header names lower-cased and sorted, duplicates kept.
@@ -485,9 +504,11 @@ fn serve_one(conn: &mut Conn, shared: &Shared) -> bool {
         body: Vec::new(),
         received_at: Instant::now(),
         status: None,
+        push: None,
     };
     let close_requested = wants_close(&head);
     let limit = shared.config.body_limit;
+    let push_route = record.path == format!("{}{PUSH_PATH}", shared.config.path_prefix);
 
     // Body framing (RFC 9112 §6); the gateway must frame its upstream requests correctly.
     let framing = body_framing(&head);
@@ -506,13 +527,14 @@ fn serve_one(conn: &mut Conn, shared: &Shared) -> bool {
             return false;
         }
         Ok(Framing::Length(n)) if n > limit as u64 => {
-            record.status = Some(413);
+            let reject = too_large(push_route);
+            record.status = Some(reject.status);
             finish_record(shared, record);
             let _ = write_response(
                 &mut conn.stream,
-                413,
-                "text/plain; charset=utf-8",
-                b"request body too large\n",
+                reject.status,
+                reject.content_type,
+                &reject.body,
                 None,
                 true,
             );
@@ -531,13 +553,22 @@ fn serve_one(conn: &mut Conn, shared: &Shared) -> bool {
             match read_chunked(conn, limit) {
                 Ok(body) => body,
                 Err(status) => {
-                    record.status = Some(status);
+                    let reject = if status == 413 {
+                        too_large(push_route)
+                    } else {
+                        Rejection {
+                            status,
+                            content_type: "text/plain; charset=utf-8",
+                            body: b"request body too large\n".to_vec(),
+                        }
+                    };
+                    record.status = Some(reject.status);
                     finish_record(shared, record);
                     let _ = write_response(
                         &mut conn.stream,
-                        status,
-                        "text/plain; charset=utf-8",
-                        b"request body too large\n",
+                        reject.status,
+                        reject.content_type,
+                        &reject.body,
                         None,
                         true,
                     );
@@ -548,6 +579,10 @@ fn serve_one(conn: &mut Conn, shared: &Shared) -> bool {
     };
     record.body = body;
     record.received_at = Instant::now();
+
+    if push_route {
+        return serve_push(conn, shared, record, close_requested);
+    }
 
     // Pyroscope's own acceptance rules.
     if let Err(err) = validate(&shared.config.path_prefix, &record) {
@@ -608,6 +643,233 @@ fn serve_one(conn: &mut Conn, shared: &Shared) -> bool {
             false
         }
     }
+}
+
+/// The answer to a body over the mock's limit: Pyroscope's 413 on `/ingest`; on Push,
+/// connect-go's `WithReadMaxBytes` error, `resource_exhausted` (HTTP 429).
+fn too_large(push_route: bool) -> Rejection {
+    if push_route {
+        Rejection::json(
+            429,
+            "resource_exhausted",
+            "request message size is larger than configured max",
+        )
+    } else {
+        Rejection {
+            status: 413,
+            content_type: "text/plain; charset=utf-8",
+            body: b"request body too large\n".to_vec(),
+        }
+    }
+}
+
+/// The content types connect-go lists in `Accept-Post` on a 415 for a unary procedure.
+const ACCEPT_POST: &str = "application/grpc, application/grpc+json, application/grpc+proto, application/grpc-web, application/grpc-web+json, application/grpc-web+proto, application/json, application/proto";
+
+/// Most digits connect-go accepts in `Connect-Timeout-Ms` (Connect protocol spec: "Timeout →
+/// positive integer of at most 10 digits").
+const MAX_TIMEOUT_DIGITS: usize = 10;
+
+/// The codec of an accepted Connect unary push, by its Content-Type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushCodec {
+    /// `application/proto`.
+    Proto,
+    /// `application/json` (protojson).
+    Json,
+}
+
+/// What Pyroscope's connect-go handler does with one request to the Push route, up to the
+/// point where it would store the profiles: the decoded message (when the body decompressed
+/// and decoded) and either the codec of an accepted push or the error answer.
+pub fn accept_push(
+    body_limit: usize,
+    req: &Recorded,
+) -> (Option<PushRequest>, Result<PushCodec, Rejection>) {
+    let plain = |status: u16| Rejection {
+        status,
+        content_type: "text/plain; charset=utf-8",
+        body: Vec::new(),
+    };
+    let invalid = |message: String| Rejection::json(400, "invalid_argument", &message);
+    if req.method != "POST" {
+        return (None, Err(plain(405)));
+    }
+    let media = req
+        .header("content-type")
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let codec = match media.as_str() {
+        "application/proto" => PushCodec::Proto,
+        "application/json" => PushCodec::Json,
+        _ => return (None, Err(plain(415))),
+    };
+    if let Some(version) = req.header("connect-protocol-version")
+        && version != "1"
+    {
+        return (
+            None,
+            Err(invalid(format!(
+                "connect-protocol-version must be \"1\": got {version:?}"
+            ))),
+        );
+    }
+    if let Some(timeout) = req.header("connect-timeout-ms")
+        && (timeout.is_empty()
+            || timeout.len() > MAX_TIMEOUT_DIGITS
+            || !timeout.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return (
+            None,
+            Err(invalid(format!(
+                "protocol error: invalid timeout {timeout:?}"
+            ))),
+        );
+    }
+    let encoding = req.header("content-encoding").unwrap_or("").trim();
+    let message = match encoding {
+        "" | "identity" => req.body.clone(),
+        "gzip" => match push::gunzip_bounded(&req.body, body_limit) {
+            Ok(inflated) => inflated,
+            Err(Gunzip::TooLarge) => return (None, Err(too_large(true))),
+            Err(Gunzip::Corrupt(e)) => return (None, Err(invalid(format!("decompress: {e}")))),
+        },
+        other => {
+            return (
+                None,
+                Err(Rejection::json(
+                    501,
+                    "unimplemented",
+                    &format!("unknown compression {other:?}: supported encodings are gzip"),
+                )),
+            );
+        }
+    };
+    let decoded = match codec {
+        PushCodec::Proto => PushRequest::decode(&message),
+        PushCodec::Json => PushRequest::from_json(&message),
+    };
+    let decoded = match decoded {
+        Ok(d) => d,
+        Err(e) => {
+            return (
+                None,
+                Err(invalid(format!("unmarshal into *v1.PushRequest: {e}"))),
+            );
+        }
+    };
+    let verdict = push::validate_push(&decoded)
+        .map(|()| codec)
+        .map_err(invalid);
+    (Some(decoded), verdict)
+}
+
+/// Answers one request to the Push route (Connect unary), as Pyroscope would.
+fn serve_push(
+    conn: &mut Conn,
+    shared: &Shared,
+    mut record: Recorded,
+    close_requested: bool,
+) -> bool {
+    let (decoded, verdict) = accept_push(shared.config.body_limit, &record);
+    record.push = decoded;
+    let keep_alive = |written: std::io::Result<()>| written.is_ok() && !close_requested;
+    let codec = match verdict {
+        Ok(codec) => codec,
+        Err(reject) => {
+            record.status = Some(reject.status);
+            finish_record(shared, record);
+            let extra: &[(&str, &str)] = match reject.status {
+                405 => &[("Allow", "POST")],
+                415 => &[("Accept-Post", ACCEPT_POST)],
+                _ => &[],
+            };
+            let content_type = (!reject.body.is_empty()).then_some(reject.content_type);
+            return keep_alive(write_push_response(
+                &mut conn.stream,
+                reject.status,
+                content_type,
+                &reject.body,
+                extra,
+                close_requested,
+            ));
+        }
+    };
+    let action = lock(&shared.script)
+        .pop_front()
+        .unwrap_or_else(|| lock(&shared.default_action).clone());
+    match action {
+        Action::Respond {
+            status,
+            retry_after,
+            delay,
+        } => {
+            record.status = Some(status);
+            finish_record(shared, record);
+            if !delay.is_zero() && interruptible_sleep(shared, delay) {
+                return false;
+            }
+            let (content_type, body) = match (status, codec) {
+                (200, PushCodec::Proto) => ("application/proto", Vec::new()),
+                (200, PushCodec::Json) => ("application/json", b"{}".to_vec()),
+                _ => (
+                    "application/json",
+                    json_error(push::connect_code_for_status(status), status_text(status)),
+                ),
+            };
+            let mut extra: Vec<(&str, &str)> = Vec::new();
+            if let Some(ra) = retry_after.as_deref() {
+                extra.push(("Retry-After", ra));
+            }
+            keep_alive(write_push_response(
+                &mut conn.stream,
+                status,
+                Some(content_type),
+                &body,
+                &extra,
+                close_requested,
+            ))
+        }
+        Action::Hang => {
+            finish_record(shared, record);
+            interruptible_sleep(shared, MAX_HANG);
+            false
+        }
+        Action::Close => {
+            finish_record(shared, record);
+            false
+        }
+    }
+}
+
+/// A Connect answer: unlike `/ingest`, a success carries a Content-Type with an empty body.
+fn write_push_response(
+    stream: &mut TcpStream,
+    status: u16,
+    content_type: Option<&str>,
+    body: &[u8],
+    extra: &[(&str, &str)],
+    close: bool,
+) -> std::io::Result<()> {
+    let mut out = format!("HTTP/1.1 {status} {}\r\n", status_text(status));
+    if let Some(ct) = content_type {
+        out.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    for (name, value) in extra {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if close {
+        out.push_str("Connection: close\r\n");
+    }
+    out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    stream.write_all(&bytes)?;
+    stream.flush()
 }
 
 fn finish_record(shared: &Shared, record: Recorded) {
@@ -888,7 +1150,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn json(status: u16, code: &str, message: &str) -> Rejection {
+    pub fn json(status: u16, code: &str, message: &str) -> Rejection {
         Rejection {
             status,
             content_type: "application/json",

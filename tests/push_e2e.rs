@@ -52,16 +52,11 @@ const REMOTE_TIMEOUT_MS: u64 = 7000;
 const CLIENT_EXTRA_HEADERS: &[(&str, &str)] =
     &[("X-Custom-Client", "dropped"), ("Accept-Encoding", "gzip")];
 
-/// Where the label vectors may live (as in `tests/label_vectors.rs`).
-const VECTOR_PATHS: &[&str] = &[
-    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/label-vectors.json"),
-    concat!(env!("CARGO_MANIFEST_DIR"), "/compat/label-vectors.json"),
-    concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/compat/label-vectors.json"
-    ),
-    "/work/shared/compat/label-vectors.json",
-];
+/// The Alloy label vectors, from the shared reference beside the checkout.
+const VECTOR_PATHS: &[&str] = &[concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/compat/label-vectors.json"
+)];
 
 fn push_vectors() -> Vec<serde_json::Value> {
     let text = VECTOR_PATHS

@@ -27,15 +27,11 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// Where the label vectors may live: in the repository once vendored, else the shared
 /// reference directory next to the worktrees.
-const VECTOR_PATHS: &[&str] = &[
-    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/label-vectors.json"),
-    concat!(env!("CARGO_MANIFEST_DIR"), "/compat/label-vectors.json"),
-    concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/compat/label-vectors.json"
-    ),
-    "/work/shared/compat/label-vectors.json",
-];
+/// The Alloy label vectors, from the shared reference beside the checkout.
+const VECTOR_PATHS: &[&str] = &[concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/compat/label-vectors.json"
+)];
 
 fn vectors() -> serde_json::Value {
     let text = VECTOR_PATHS

@@ -47,6 +47,7 @@ pub mod logging;
 pub mod metrics;
 pub mod server;
 pub mod sync;
+pub mod tls;
 pub mod upload;
 pub mod upstream;
 pub mod worker;

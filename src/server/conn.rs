@@ -15,15 +15,14 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
-use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
 use super::ReceiverRt;
 use super::ingest;
 use crate::fanout::budget::Reservation;
 use crate::h1::{self, BodyFraming, Method, RequestHead};
-use crate::io::read_more;
 use crate::metrics::RefuseReason;
+use crate::tls::stream::Stream;
 use crate::worker::Core;
 
 /// Initial read buffer per connection; SDK heads fit, bodies get their own buffer.
@@ -96,13 +95,16 @@ enum Next {
 struct Conn<'a> {
     core: &'a Core,
     rx: &'a ReceiverRt,
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
 }
 
 /// Serves one connection until it closes, times out, errs, or the core shuts down.
 pub async fn serve(core: &Core, rx: &ReceiverRt, stream: TcpStream, _peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
+    let Some(stream) = super::tls::wrap(rx, stream).await else {
+        return;
+    };
     let mut c = Conn {
         core,
         rx,
@@ -130,7 +132,7 @@ impl Conn<'_> {
         let buf = std::mem::take(&mut self.buf);
         match monoio::time::timeout(
             deadline - now,
-            read_more(&mut self.stream, buf, READ_BUFFER_BYTES),
+            self.stream.read_more(buf, READ_BUFFER_BYTES),
         )
         .await
         {
@@ -369,14 +371,9 @@ impl Conn<'_> {
 
 /// Reads into the spare room of `body` (at most `room` bytes).
 async fn read_exact_room(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     body: BytesMut,
     room: usize,
 ) -> (std::io::Result<usize>, BytesMut) {
-    use monoio::buf::IoBufMut;
-    use monoio::io::AsyncReadRent;
-    let len = body.len();
-    let slice = body.slice_mut(len..len + room);
-    let (r, slice) = stream.read(slice).await;
-    (r, slice.into_inner())
+    stream.read_room(body, room).await
 }

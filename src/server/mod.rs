@@ -9,9 +9,11 @@
 
 pub mod conn;
 pub mod ingest;
+pub mod tls;
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use monoio::net::TcpListener;
 
@@ -33,6 +35,8 @@ pub struct ReceiverRt {
     pub active: Cell<usize>,
     /// Woken whenever a connection of this receiver closes.
     pub conn_closed: Notify,
+    /// TLS settings when the receiver serves HTTPS (set by the core at start).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl ReceiverRt {
@@ -53,6 +57,7 @@ impl ReceiverRt {
             },
             active: Cell::new(0),
             conn_closed: Notify::new(),
+            tls: None,
         }
     }
 }

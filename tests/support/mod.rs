@@ -14,6 +14,7 @@ pub mod bodies;
 pub mod client;
 pub mod config;
 pub mod gateway;
+pub mod tls;
 pub mod upstream;
 
 pub use client::{Client, Response};

@@ -52,10 +52,10 @@ pub enum StartError {
         endpoint: String,
         error: transport::TransportError,
     },
-    #[error("receiver {receiver:?}: http > tls: {error}")]
+    #[error("receiver {receiver:?}: {error}")]
     ReceiverTls {
         receiver: String,
-        error: crate::tls::TlsError,
+        error: server::tls::PrepareError,
     },
     #[error("core {core}: {message}")]
     Core { core: usize, message: String },
@@ -144,9 +144,11 @@ pub fn run(config: Config, opts: RunOptions) -> Result<CoreSnapshot, StartError>
     let driver = opts.driver.resolve();
     let prepared = transport::prepare(&config)
         .map_err(|(endpoint, error)| StartError::Endpoint { endpoint, error })?;
-    let server_tls = server::tls::prepare(&config)
+    let (server_sec, receiver_watches) = server::tls::prepare_all(&config)
         .map_err(|(receiver, error)| StartError::ReceiverTls { receiver, error })?;
-    upstream::auth::spawn_watcher(prepared.watches)?;
+    let mut watches = prepared.watches;
+    watches.extend(receiver_watches);
+    upstream::auth::spawn_watcher(watches)?;
     let (listeners, bound) = bind_all(&config, cores)?;
     for (r, addr) in config.receivers.iter().zip(&bound) {
         tracing::info!(receiver = %r.label, addr = %addr, "receiver listening");
@@ -167,7 +169,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<CoreSnapshot, StartError>
             addrs: addrs.clone(),
             driver,
             transports: prepared.transports.clone(),
-            server_tls: server_tls.clone(),
+            receivers_sec: server_sec.clone(),
             blocking_pool: pool.clone(),
             ready: ready_tx.clone(),
         };

@@ -146,8 +146,8 @@ pub struct CoreSetup {
     pub driver: Driver,
     /// TLS, proxy and credentials per destination (same order as `addrs`).
     pub transports: Vec<Arc<upstream::transport::Transport>>,
-    /// TLS settings per receiver, in `config.receivers` order.
-    pub server_tls: Vec<Option<Arc<rustls::ServerConfig>>>,
+    /// TLS and client authentication per receiver, in `config.receivers` order.
+    pub receivers_sec: Vec<server::tls::Prepared>,
     pub blocking_pool: DefaultThreadPool,
     pub ready: Sender<Result<(), String>>,
 }
@@ -207,7 +207,7 @@ async fn core_main(
         ready,
         driver,
         transports,
-        server_tls,
+        receivers_sec,
         ..
     } = setup;
     let driver = driver.resolve();
@@ -238,7 +238,10 @@ async fn core_main(
         .enumerate()
         .map(|(i, r)| {
             let mut rt = ReceiverRt::new(i, r, cores);
-            rt.tls = server_tls.get(i).cloned().flatten();
+            if let Some(p) = receivers_sec.get(i) {
+                rt.tls = p.tls.clone();
+                rt.client_auth = p.client_auth.as_ref().map(server::client_auth::Check::new);
+            }
             Rc::new(rt)
         })
         .collect();

@@ -16,7 +16,8 @@
 //! Receiver side: a TLS receiver requiring client certificates serves a client with a trusted
 //! certificate and refuses one without; plain HTTP to the TLS port gets Go's 400 text; a
 //! missing certificate file and a key that does not match its certificate stop the start
-//! (exit 1, file named).
+//! (exit 1, file named); a receiver's `client_auth` answers 401 with `WWW-Authenticate` and
+//! forwards nothing unless the request carries the configured credential.
 
 mod support;
 
@@ -440,7 +441,51 @@ fn startup_errors_name_the_file(driver: Driver) {
     );
 }
 
+fn receiver_client_auth_answers_401_without_the_credential(driver: Driver) {
+    let up = Upstream::start(None);
+    let cfg = format!(
+        "{}{}",
+        config::receiver(
+            "default",
+            &["upstream"],
+            "",
+            "  client_auth {\n    basic {\n      username = \"sdk\"\n      password = \"pw\"\n    }\n  }"
+        ),
+        config::write(
+            "upstream",
+            &[config::endpoint(&format!("http://{}", up.addr), "")],
+            ""
+        )
+    );
+    let gw = Gateway::start(&cfg, driver, 1);
+    let send = |auth: Option<&str>| {
+        let mut c = Client::connect(gw.addr());
+        let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+        c.send(&upload_request(TARGET, &headers, b"guarded"));
+        c.read_response()
+    };
+    for auth in [None, Some("Basic c2RrOndyb25n"), Some("Bearer pw")] {
+        let r = send(auth);
+        assert_eq!(r.status, 401, "{auth:?}");
+        assert_eq!(
+            r.header("WWW-Authenticate"),
+            Some("Basic realm=\"pyrogate\"")
+        );
+        assert_eq!(r.body_str(), "Unauthorized\n");
+    }
+    assert!(
+        up.requests().is_empty(),
+        "nothing is forwarded without the credential"
+    );
+    // base64("sdk:pw")
+    assert_eq!(send(Some("Basic c2RrOnB3")).status, 200);
+    assert_eq!(up.requests().len(), 1);
+    // The client's Authorization is not forwarded upstream (Alloy's header rule).
+    assert_eq!(up.requests()[0].header("Authorization"), None);
+}
+
 both_drivers!(
+    receiver_client_auth_answers_401_without_the_credential,
     https_delivery_with_a_private_ca,
     untrusted_certificate_refused_unless_insecure_skip_verify,
     mutual_tls_upstream,

@@ -218,6 +218,20 @@ impl Conn<'_> {
         let head_bytes = self.buf.split_to(head.head_len).freeze();
         let (route, route_name) = route(head.method, &head_bytes[head.path.clone()]);
         let has_body = !matches!(head.body, BodyFraming::Empty);
+        if let Some(check) = &self.rx.client_auth
+            && !check.allows(head.header(&head_bytes, "authorization"))
+        {
+            // The body is not read: the connection closes after the 401 when there is one.
+            let close = has_body || !head.keep_alive;
+            self.rx.metrics.record_request(route_name, 401);
+            let write = self.stream.write_all(check.unauthorized(close));
+            return match monoio::time::timeout(self.rx.config.http.server_write_timeout, write)
+                .await
+            {
+                Ok((Ok(_), _)) if !close => Next::KeepAlive,
+                _ => Next::Close,
+            };
+        }
         match route {
             Route::NotFound => {
                 let reply = Reply::text(404, "404 page not found");

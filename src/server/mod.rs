@@ -7,6 +7,7 @@
 //! task per connection. Does not own: HTTP handling ([`conn`], [`ingest`]). The per-core share
 //! of `conn_limit` is `ceil(conn_limit / cores)`.
 
+pub mod client_auth;
 pub mod conn;
 pub mod ingest;
 pub mod tls;
@@ -37,6 +38,8 @@ pub struct ReceiverRt {
     pub conn_closed: Notify,
     /// TLS settings when the receiver serves HTTPS (set by the core at start).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Client authentication (`client_auth`), set by the core at start.
+    pub client_auth: Option<client_auth::Check>,
 }
 
 impl ReceiverRt {
@@ -58,6 +61,7 @@ impl ReceiverRt {
             active: Cell::new(0),
             conn_closed: Notify::new(),
             tls: None,
+            client_auth: None,
         }
     }
 }

@@ -16,6 +16,46 @@ use crate::config::Config;
 use crate::tls::stream::{Stream, accept_tls};
 use crate::tls::{self, TlsError};
 
+/// Everything a receiver needs from start-up, shared by all cores.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    /// `None`: plain HTTP.
+    pub tls: Option<Arc<ServerConfig>>,
+    pub client_auth: Option<super::client_auth::Prepared>,
+}
+
+/// Why a receiver's security settings could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("http > tls: {0}")]
+    Tls(#[from] TlsError),
+    #[error("client_auth: {0}")]
+    ClientAuth(#[from] crate::upstream::auth::AuthError),
+}
+
+/// Prepares every receiver (in `config.receivers` order); also returns the secret files to
+/// watch.
+pub fn prepare_all(
+    config: &Config,
+) -> Result<(Vec<Prepared>, Vec<crate::upstream::auth::FileWatch>), (String, PrepareError)> {
+    let tls = prepare(config).map_err(|(r, e)| (r, PrepareError::Tls(e)))?;
+    let mut out = Vec::new();
+    let mut watches = Vec::new();
+    for (r, tls) in config.receivers.iter().zip(tls) {
+        let client_auth = match &r.client_auth {
+            None => None,
+            Some(c) => {
+                let (p, w) = super::client_auth::prepare(c)
+                    .map_err(|e| (r.label.clone(), PrepareError::ClientAuth(e)))?;
+                watches.extend(w);
+                Some(p)
+            }
+        };
+        out.push(Prepared { tls, client_auth });
+    }
+    Ok((out, watches))
+}
+
 /// One server configuration per receiver (`None`: plain HTTP), in `config.receivers` order.
 pub fn prepare(config: &Config) -> Result<Vec<Option<Arc<ServerConfig>>>, (String, TlsError)> {
     config

@@ -125,8 +125,12 @@ pub enum AuthError {
 /// How a secret turns into the header value.
 #[derive(Debug, Clone)]
 enum Render {
-    Basic { username: String },
+    Basic {
+        username: String,
+    },
     Scheme(String),
+    /// The secret behind a fixed prefix, for checking clients (`user:` for basic).
+    Raw(String),
 }
 
 impl Render {
@@ -139,6 +143,7 @@ impl Render {
                 )
             }
             Render::Scheme(s) => format!("{s} {secret}"),
+            Render::Raw(prefix) => format!("{prefix}{secret}"),
         })
     }
 }
@@ -195,6 +200,22 @@ pub fn build(e: &Endpoint) -> Result<(Arc<AuthCell>, Option<FileWatch>), AuthErr
             credentials,
         }) => (Render::Scheme(scheme.clone()), Some(credentials.clone())),
     };
+    cell_for(render, source)
+}
+
+/// A cell holding `prefix` + the secret (kept current like an endpoint's), for checking the
+/// credentials clients present to a receiver.
+pub fn build_raw(
+    prefix: &str,
+    source: &SecretSource,
+) -> Result<(Arc<AuthCell>, Option<FileWatch>), AuthError> {
+    cell_for(Render::Raw(prefix.to_string()), Some(source.clone()))
+}
+
+fn cell_for(
+    render: Render,
+    source: Option<SecretSource>,
+) -> Result<(Arc<AuthCell>, Option<FileWatch>), AuthError> {
     match source {
         None => Ok((AuthCell::new(AuthValue::Header(render.header(""))), None)),
         Some(SecretSource::Inline(s)) => {

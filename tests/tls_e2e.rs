@@ -11,7 +11,8 @@
 //! - a rewritten `bearer_token_file` is picked up (bounded polling, no fixed sleep);
 //! - https delivery through an HTTP CONNECT proxy (CONNECT line and Proxy-Authorization);
 //!   `no_proxy` bypasses the proxy;
-//! - a 307 is followed with the identical body; a cross-host hop drops Authorization.
+//! - a 307 is followed with the identical body; a cross-host hop drops Authorization;
+//! - an OAuth2 client-credentials token is fetched (Basic client auth, Go's form) and attached.
 //!
 //! Receiver side: a TLS receiver requiring client certificates serves a client with a trusted
 //! certificate and refuses one without; plain HTTP to the TLS port gets Go's 400 text; a
@@ -484,7 +485,62 @@ fn receiver_client_auth_answers_401_without_the_credential(driver: Driver) {
     assert_eq!(up.requests()[0].header("Authorization"), None);
 }
 
+fn oauth2_client_credentials_token_is_attached(driver: Driver) {
+    // One stand-in serves both the token endpoint and the ingest endpoint.
+    let up = Upstream::start_with(
+        None,
+        std::sync::Arc::new(|r: &Req, _| {
+            if r.target == "/oauth/token" {
+                let body = br#"{"access_token":"tok-1","token_type":"bearer","expires_in":3600}"#;
+                let mut out = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                )
+                .into_bytes();
+                out.extend_from_slice(body);
+                out
+            } else {
+                status_response(200)
+            }
+        }),
+    );
+    let extra = format!(
+        "    oauth2 {{\n      client_id = \"id\"\n      client_secret = \"sec\"\n      token_url = \"http://{}/oauth/token\"\n      scopes = [\"a\", \"b\"]\n      endpoint_params = {{ \"audience\" = \"pyro\" }}\n    }}",
+        up.addr
+    );
+    let gw = Gateway::start(
+        &config::single(&format!("http://{}/ingest-base", up.addr), &extra, "", ""),
+        driver,
+        1,
+    );
+    // Deliveries before the first token fail as transport errors and are retried.
+    assert_eq!(upload(&gw, b"with token"), 200);
+    let reqs = up.requests();
+    let token_reqs: Vec<&Req> = reqs.iter().filter(|r| r.target == "/oauth/token").collect();
+    assert_eq!(token_reqs.len(), 1);
+    // base64("id:sec")
+    assert_eq!(
+        token_reqs[0].header("Authorization"),
+        Some("Basic aWQ6c2Vj")
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&token_reqs[0].body),
+        "audience=pyro&grant_type=client_credentials&scope=a+b"
+    );
+    let ingest: Vec<&Req> = reqs
+        .iter()
+        .filter(|r| r.target.starts_with("/ingest-base/"))
+        .collect();
+    assert_eq!(ingest.len(), 1);
+    assert_eq!(ingest[0].header("Authorization"), Some("Bearer tok-1"));
+    assert!(
+        !gw.stderr_text().contains("sec\""),
+        "the client secret is not logged"
+    );
+}
+
 both_drivers!(
+    oauth2_client_credentials_token_is_attached,
     receiver_client_auth_answers_401_without_the_credential,
     https_delivery_with_a_private_ca,
     untrusted_certificate_refused_unless_insecure_skip_verify,

@@ -204,24 +204,56 @@ fn exchange(
             .map_err(|e| FetchError::Io(e.to_string()))?;
         let mut s = rustls::StreamOwned::new(conn, tcp);
         s.write_all(request).map_err(io)?;
-        // A server closing without close_notify after a complete response is tolerated.
-        match (&mut s)
-            .take(MAX_TOKEN_RESPONSE_BYTES)
-            .read_to_end(&mut raw)
-        {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
-            Err(e) => return Err(io(e)),
-        }
+        read_response(&mut s, &mut raw).map_err(io)?;
     } else {
         let mut s = tcp;
         s.write_all(request).map_err(io)?;
-        (&mut s)
-            .take(MAX_TOKEN_RESPONSE_BYTES)
-            .read_to_end(&mut raw)
-            .map_err(io)?;
+        read_response(&mut s, &mut raw).map_err(io)?;
     }
     Ok(raw)
+}
+
+/// Reads until the response is complete (by its framing) or the peer closes; a peer closing
+/// without TLS close_notify after some bytes is tolerated.
+fn read_response(s: &mut impl Read, raw: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut chunk = [0u8; 8192];
+    while !response_complete(raw) {
+        if raw.len() as u64 > MAX_TOKEN_RESPONSE_BYTES {
+            return Err(std::io::Error::other("token response too large"));
+        }
+        match s.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Whether `raw` holds a whole response: head plus a Content-Length or chunked body.
+fn response_complete(raw: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut r = httparse::Response::new(&mut headers);
+    let Ok(httparse::Status::Complete(n)) = r.parse(raw) else {
+        return false;
+    };
+    let rest = raw.get(n..).unwrap_or_default();
+    for h in r.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            return std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .is_some_and(|cl| rest.len() >= cl);
+        }
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            let mut dec = crate::h1::ChunkedDecoder::new(MAX_TOKEN_RESPONSE_BYTES);
+            return dec.decode(rest, None).is_ok_and(|p| p.done);
+        }
+    }
+    false
 }
 
 /// Splits a complete `Connection: close` response into status and body. Pure.
@@ -248,7 +280,15 @@ pub fn parse_response(raw: &[u8]) -> Result<(u16, Vec<u8>), FetchError> {
             .map_err(|e| FetchError::Response(e.to_string()))?;
         out.to_vec()
     } else {
-        rest.to_vec()
+        let cl = r
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        rest.get(..cl.unwrap_or(rest.len()).min(rest.len()))
+            .unwrap_or_default()
+            .to_vec()
     };
     Ok((status, body))
 }

@@ -15,7 +15,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::admin;
 use crate::config::{Config, EndpointUrl};
 use crate::metrics::CoreSnapshot;
+use crate::server;
 use crate::upstream;
+use crate::upstream::transport::{self, Transport};
 use crate::worker::{self, CoreHandle, CoreMsg, CoreSetup, Driver};
 
 /// Listen backlog per core socket.
@@ -44,6 +46,16 @@ pub enum StartError {
     Admin {
         addr: SocketAddr,
         error: std::io::Error,
+    },
+    #[error("endpoint {endpoint}: {error}")]
+    Endpoint {
+        endpoint: String,
+        error: transport::TransportError,
+    },
+    #[error("receiver {receiver:?}: {error}")]
+    ReceiverTls {
+        receiver: String,
+        error: server::tls::PrepareError,
     },
     #[error("core {core}: {message}")]
     Core { core: usize, message: String },
@@ -100,20 +112,24 @@ fn bind_all(
     Ok((per_core, bound))
 }
 
-/// Resolves every HTTP destination once at start (blocking is fine on the main thread).
-fn resolve_all(config: &Config) -> Vec<Vec<SocketAddr>> {
+/// Resolves every HTTP destination (or its proxy) once at start (blocking is fine on the main
+/// thread).
+fn resolve_all(config: &Config, transports: &[std::sync::Arc<Transport>]) -> Vec<Vec<SocketAddr>> {
     let mut out = Vec::new();
     for w in &config.writers {
         for e in &w.endpoints {
-            out.push(match &e.url {
-                EndpointUrl::Http { host, port, .. } => match upstream::resolve(host, *port) {
+            let dial = transports
+                .get(out.len())
+                .and_then(|t| transport::dial_target(t, e));
+            out.push(match (&e.url, dial) {
+                (EndpointUrl::Http { .. }, Some((host, port))) => match upstream::resolve(&host, port) {
                     Ok(a) => a,
                     Err(err) => {
                         tracing::warn!(endpoint = %e.url_text, error = %err, "cannot resolve upstream yet; will retry when sending");
                         Vec::new()
                     }
                 },
-                EndpointUrl::Capture { .. } => Vec::new(),
+                _ => Vec::new(),
             });
         }
     }
@@ -126,11 +142,18 @@ pub fn run(config: Config, opts: RunOptions) -> Result<CoreSnapshot, StartError>
     let config = Arc::new(config);
     let cores = opts.cores.max(1);
     let driver = opts.driver.resolve();
+    let prepared = transport::prepare(&config)
+        .map_err(|(endpoint, error)| StartError::Endpoint { endpoint, error })?;
+    let (server_sec, receiver_watches) = server::tls::prepare_all(&config)
+        .map_err(|(receiver, error)| StartError::ReceiverTls { receiver, error })?;
+    let mut watches = prepared.watches;
+    watches.extend(receiver_watches);
+    upstream::auth::spawn_watcher(watches)?;
     let (listeners, bound) = bind_all(&config, cores)?;
     for (r, addr) in config.receivers.iter().zip(&bound) {
         tracing::info!(receiver = %r.label, addr = %addr, "receiver listening");
     }
-    let addrs = resolve_all(&config);
+    let addrs = resolve_all(&config, &prepared.transports);
     let pool = DefaultThreadPool::new(BLOCKING_THREADS);
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
     let mut handles: Vec<CoreHandle> = Vec::new();
@@ -145,6 +168,8 @@ pub fn run(config: Config, opts: RunOptions) -> Result<CoreSnapshot, StartError>
             listeners: l,
             addrs: addrs.clone(),
             driver,
+            transports: prepared.transports.clone(),
+            receivers_sec: server_sec.clone(),
             blocking_pool: pool.clone(),
             ready: ready_tx.clone(),
         };

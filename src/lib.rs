@@ -48,6 +48,7 @@ pub mod metrics;
 pub mod push;
 pub mod server;
 pub mod sync;
+pub mod tls;
 pub mod upload;
 pub mod upstream;
 pub mod worker;

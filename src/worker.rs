@@ -144,6 +144,10 @@ pub struct CoreSetup {
     /// Start-up DNS resolution per destination (empty for capture destinations).
     pub addrs: Vec<Vec<SocketAddr>>,
     pub driver: Driver,
+    /// TLS, proxy and credentials per destination (same order as `addrs`).
+    pub transports: Vec<Arc<upstream::transport::Transport>>,
+    /// TLS and client authentication per receiver, in `config.receivers` order.
+    pub receivers_sec: Vec<server::tls::Prepared>,
     pub blocking_pool: DefaultThreadPool,
     pub ready: Sender<Result<(), String>>,
 }
@@ -202,6 +206,8 @@ async fn core_main(
         addrs,
         ready,
         driver,
+        transports,
+        receivers_sec,
         ..
     } = setup;
     let driver = driver.resolve();
@@ -211,7 +217,11 @@ async fn core_main(
         let mut ids = Vec::new();
         for e in &w.endpoints {
             let a = addrs.get(destinations.len()).cloned().unwrap_or_default();
-            match Destination::new(e, index, a) {
+            let t = transports
+                .get(destinations.len())
+                .cloned()
+                .unwrap_or_default();
+            match Destination::with_transport(e, index, a, t) {
                 Ok(d) => destinations.push(Rc::new(d)),
                 Err(err) => {
                     let _ = ready.send(Err(format!("endpoint {}: {err}", e.url_text)));
@@ -226,7 +236,14 @@ async fn core_main(
         .receivers
         .iter()
         .enumerate()
-        .map(|(i, r)| Rc::new(ReceiverRt::new(i, r, cores)))
+        .map(|(i, r)| {
+            let mut rt = ReceiverRt::new(i, r, cores);
+            if let Some(p) = receivers_sec.get(i) {
+                rt.tls = p.tls.clone();
+                rt.client_auth = p.client_auth.as_ref().map(server::client_auth::Check::new);
+            }
+            Rc::new(rt)
+        })
         .collect();
     let per_core_budget = config.gateway.max_inflight_bytes / cores.max(1) as u64;
     let core = Rc::new(Core {

@@ -298,6 +298,9 @@ impl Cx<'_, '_, '_> {
                 forward_headers.push(lc);
             }
         }
+        let client_auth = r
+            .block("client_auth", self.sink)
+            .and_then(|b| self.client_auth(b, &r.path));
         let http_block = r.block("http", self.sink);
         let (http, listen_pos) = match http_block {
             Some(hb) => self.http_server(hb, &r.path),
@@ -317,9 +320,69 @@ impl Cx<'_, '_, '_> {
                 http: http?,
                 acknowledge,
                 forward_headers,
+                client_auth,
             },
             listen_pos,
         ))
+    }
+
+    /// `client_auth` (*pyrogate extension*): exactly one of `basic { }`, `bearer_token`,
+    /// `bearer_token_file`; `None` when invalid (reported).
+    fn client_auth(&mut self, b: &Block, parent: &str) -> Option<ClientAuth> {
+        let mut r = Reader::new(format!("{parent} > client_auth"), b, self.sink);
+        let basic_block = r.block("basic", self.sink);
+        let token = self
+            .secret(&mut r, "bearer_token")
+            .map(SecretSource::Inline);
+        let token_file = self
+            .path(&mut r, "bearer_token_file")
+            .map(SecretSource::File);
+        let path = r.path.clone();
+        let basic = basic_block.map(|bb| {
+            let mut br = Reader::new(format!("{path} > basic"), bb, self.sink);
+            let both = self.exclusive(
+                &mut br,
+                "password",
+                "password_file",
+                "at most one of password & password_file must be configured",
+            );
+            let has_user = br.attr("username").is_some();
+            self.require(&br, "username", has_user);
+            let has_pw = br.attr("password").is_some() || br.attr("password_file").is_some();
+            if !has_pw {
+                self.sink.error(
+                    br.at,
+                    format!(
+                        "one of password or password_file must be configured in {}",
+                        br.path
+                    ),
+                );
+            }
+            let username = self.string(&mut br, "username").unwrap_or_default();
+            let password = self.secret(&mut br, "password").map(SecretSource::Inline);
+            let password_file = self.path(&mut br, "password_file").map(SecretSource::File);
+            br.finish(self.sink);
+            (has_user && !both)
+                .then_some(())
+                .and(password.or(password_file))
+                .map(|password| ClientAuth::Basic { username, password })
+        });
+        let given = usize::from(basic.is_some() || basic_block.is_some())
+            + usize::from(token.is_some())
+            + usize::from(token_file.is_some());
+        let at = r.at;
+        r.finish(self.sink);
+        if given != 1 {
+            self.sink.error(
+                at,
+                "client_auth needs exactly one of basic, bearer_token or bearer_token_file",
+            );
+            return None;
+        }
+        basic
+            .flatten()
+            .or(token.map(ClientAuth::Bearer))
+            .or(token_file.map(ClientAuth::Bearer))
     }
 
     /// The `http` block; also returns where to point listen-address clash errors.

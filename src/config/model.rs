@@ -82,6 +82,21 @@ pub struct Receiver {
     /// Client request headers copied upstream besides `Content-Type` (*pyrogate extension*
     /// `forward_headers`), lower-cased, e.g. `x-scope-orgid`.
     pub forward_headers: Vec<String>,
+    /// Credentials clients must present (*pyrogate extension* `client_auth`).
+    pub client_auth: Option<ClientAuth>,
+}
+
+/// The `client_auth` block of a receiver (*pyrogate extension*): the one credential every
+/// request must carry in `Authorization`, else 401.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// `basic { username, password | password_file }`.
+    Basic {
+        username: String,
+        password: SecretSource,
+    },
+    /// `bearer_token` or `bearer_token_file`.
+    Bearer(SecretSource),
 }
 
 /// When a receiver answers the client.

@@ -15,15 +15,14 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
-use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
 use super::ReceiverRt;
 use super::{ingest, push};
 use crate::fanout::budget::Reservation;
 use crate::h1::{self, BodyFraming, Method, RequestHead};
-use crate::io::read_more;
 use crate::metrics::RefuseReason;
+use crate::tls::stream::Stream;
 use crate::worker::Core;
 
 /// Initial read buffer per connection; SDK heads fit, bodies get their own buffer.
@@ -150,13 +149,16 @@ enum Next {
 struct Conn<'a> {
     core: &'a Core,
     rx: &'a ReceiverRt,
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
 }
 
 /// Serves one connection until it closes, times out, errs, or the core shuts down.
 pub async fn serve(core: &Core, rx: &ReceiverRt, stream: TcpStream, _peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
+    let Some(stream) = super::tls::wrap(rx, stream).await else {
+        return;
+    };
     let mut c = Conn {
         core,
         rx,
@@ -184,7 +186,7 @@ impl Conn<'_> {
         let buf = std::mem::take(&mut self.buf);
         match monoio::time::timeout(
             deadline - now,
-            read_more(&mut self.stream, buf, READ_BUFFER_BYTES),
+            self.stream.read_more(buf, READ_BUFFER_BYTES),
         )
         .await
         {
@@ -270,6 +272,20 @@ impl Conn<'_> {
         let head_bytes = self.buf.split_to(head.head_len).freeze();
         let (route, route_name) = route(head.method, &head_bytes[head.path.clone()]);
         let has_body = !matches!(head.body, BodyFraming::Empty);
+        if let Some(check) = &self.rx.client_auth
+            && !check.allows(head.header(&head_bytes, "authorization"))
+        {
+            // The body is not read: the connection closes after the 401 when there is one.
+            let close = has_body || !head.keep_alive;
+            self.rx.metrics.record_request(route_name, 401);
+            let write = self.stream.write_all(check.unauthorized(close));
+            return match monoio::time::timeout(self.rx.config.http.server_write_timeout, write)
+                .await
+            {
+                Ok((Ok(_), _)) if !close => Next::KeepAlive,
+                _ => Next::Close,
+            };
+        }
         match route {
             Route::NotFound => {
                 let reply = Reply::text(404, "404 page not found");
@@ -445,14 +461,9 @@ impl Conn<'_> {
 
 /// Reads into the spare room of `body` (at most `room` bytes).
 async fn read_exact_room(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     body: BytesMut,
     room: usize,
 ) -> (std::io::Result<usize>, BytesMut) {
-    use monoio::buf::IoBufMut;
-    use monoio::io::AsyncReadRent;
-    let len = body.len();
-    let slice = body.slice_mut(len..len + room);
-    let (r, slice) = stream.read(slice).await;
-    (r, slice.into_inner())
+    stream.read_room(body, room).await
 }

@@ -7,12 +7,15 @@
 //! task per connection. Does not own: HTTP handling ([`conn`], [`ingest`]). The per-core share
 //! of `conn_limit` is `ceil(conn_limit / cores)`.
 
+pub mod client_auth;
 pub mod conn;
 pub mod ingest;
 pub mod push;
+pub mod tls;
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use monoio::net::TcpListener;
 
@@ -34,6 +37,10 @@ pub struct ReceiverRt {
     pub active: Cell<usize>,
     /// Woken whenever a connection of this receiver closes.
     pub conn_closed: Notify,
+    /// TLS settings when the receiver serves HTTPS (set by the core at start).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Client authentication (`client_auth`), set by the core at start.
+    pub client_auth: Option<client_auth::Check>,
 }
 
 impl ReceiverRt {
@@ -54,6 +61,8 @@ impl ReceiverRt {
             },
             active: Cell::new(0),
             conn_closed: Notify::new(),
+            tls: None,
+            client_auth: None,
         }
     }
 }

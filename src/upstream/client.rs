@@ -9,13 +9,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use bytes::{Buf, Bytes, BytesMut};
-use monoio::io::AsyncWriteRentExt;
-use monoio::net::TcpStream;
-
 use crate::h1;
-use crate::io::read_more;
+use crate::tls::stream::Stream;
 use crate::upload::Payload;
+use bytes::{Buf, Bytes, BytesMut};
 
 /// Upstream error bodies kept for logs, as Alloy keeps (2 KiB).
 pub const MAX_ERROR_BODY_BYTES: usize = 2048;
@@ -44,12 +41,14 @@ pub struct Response {
     pub retry_after: Option<Duration>,
     /// The first [`MAX_ERROR_BODY_BYTES`] of the body.
     pub body_excerpt: Bytes,
+    /// `Location` of a 3xx response (for `follow_redirects`).
+    pub location: Option<String>,
 }
 
 /// An open upstream connection with its read buffer.
 #[derive(Debug)]
 pub struct Connection {
-    pub stream: TcpStream,
+    pub stream: Stream,
     rbuf: BytesMut,
     /// Whether a previous exchange completed on it (a failure before any response byte on a
     /// reused connection is a stale keep-alive, retried at once on a fresh one).
@@ -63,7 +62,7 @@ thread_local! {
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream) -> Self {
+    pub fn new(stream: Stream) -> Self {
         Connection {
             stream,
             rbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
@@ -97,7 +96,7 @@ impl Connection {
 
     async fn fill(&mut self, response_started: bool) -> Result<(), ExchangeError> {
         let buf = std::mem::take(&mut self.rbuf);
-        let (res, buf) = read_more(&mut self.stream, buf, READ_CHUNK_BYTES).await;
+        let (res, buf) = self.stream.read_more(buf, READ_CHUNK_BYTES).await;
         self.rbuf = buf;
         match res? {
             0 => Err(ExchangeError::Closed { response_started }),
@@ -129,6 +128,11 @@ impl Connection {
             h1::RetryAfter::Seconds(s) => Some(Duration::from_secs(*s)),
             h1::RetryAfter::Date(t) => t.duration_since(SystemTime::now()).ok(),
         });
+        let location = if (300..400).contains(&head.status) {
+            super::redirect::location_of(&self.rbuf[..head.head_len])
+        } else {
+            None
+        };
         self.rbuf.advance(head.head_len);
         let mut excerpt = BytesMut::new();
         let mut reusable = head.keep_alive;
@@ -184,6 +188,7 @@ impl Connection {
                 status: head.status,
                 retry_after,
                 body_excerpt: excerpt.freeze(),
+                location,
             },
             reusable,
         ))

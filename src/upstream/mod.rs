@@ -6,9 +6,14 @@
 //! ([`sender`]) or the wire exchange ([`client`]). Hot path: yes, but everything built here is
 //! built once at start.
 
+pub mod auth;
 pub mod backoff;
 pub mod client;
+pub mod oauth2;
+pub mod proxy;
+pub mod redirect;
 pub mod sender;
+pub mod transport;
 
 use std::cell::{Cell, RefCell};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -19,7 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::capture::CaptureSink;
-use crate::config::{Auth, Endpoint, EndpointUrl, SecretSource};
+use crate::config::{Endpoint, EndpointUrl};
 use crate::fanout::queue::Queue;
 use crate::metrics::DestMetrics;
 use crate::upload::Outbound;
@@ -64,6 +69,10 @@ pub struct Destination {
     pub static_headers: Vec<(Bytes, Bytes)>,
     /// Endpoint-configured `Content-Type`, used only when the client sent none (Alloy's order).
     pub fallback_content_type: Option<Bytes>,
+    /// TLS, proxy and credential source, shared with the other cores.
+    pub transport: Arc<transport::Transport>,
+    /// This core's view of the current `Authorization` value.
+    pub auth: auth::AuthView,
     last_warn: Cell<Option<Instant>>,
     suppressed_warnings: Cell<u64>,
 }
@@ -72,8 +81,19 @@ pub struct Destination {
 const WARN_INTERVAL: Duration = Duration::from_secs(5);
 
 impl Destination {
-    /// Builds the destination for `core`. `addrs` is the start-up resolution.
+    /// Builds the destination for `core` with a plain transport (no TLS, proxy or auth).
     pub fn new(endpoint: &Endpoint, core: usize, addrs: Vec<SocketAddr>) -> std::io::Result<Self> {
+        Self::with_transport(endpoint, core, addrs, Arc::default())
+    }
+
+    /// Builds the destination for `core`. `addrs` is the start-up resolution of the host it
+    /// dials (its proxy's when it has one).
+    pub fn with_transport(
+        endpoint: &Endpoint,
+        core: usize,
+        addrs: Vec<SocketAddr>,
+        transport: Arc<transport::Transport>,
+    ) -> std::io::Result<Self> {
         let target = match &endpoint.url {
             EndpointUrl::Http {
                 host,
@@ -92,6 +112,10 @@ impl Destination {
                 } else {
                     format!("{host_literal}:{port}")
                 };
+                let (host, port) = match &transport.proxy {
+                    Some(p) => (&p.host, &p.port),
+                    None => (host, port),
+                };
                 Target::Http(HttpTarget {
                     host: host.clone(),
                     port: *port,
@@ -107,6 +131,7 @@ impl Destination {
             }
         };
         let (static_headers, fallback_content_type) = static_headers(endpoint)?;
+        let auth = auth::AuthView::new(transport.auth.clone());
         Ok(Destination {
             endpoint: endpoint.clone(),
             queue: Queue::new(endpoint.queue_capacity),
@@ -115,6 +140,8 @@ impl Destination {
             target,
             static_headers,
             fallback_content_type,
+            transport,
+            auth,
             last_warn: Cell::new(None),
             suppressed_warnings: Cell::new(0),
         })
@@ -155,16 +182,7 @@ impl Destination {
     }
 }
 
-fn secret_value(src: &SecretSource) -> std::io::Result<String> {
-    match src {
-        SecretSource::Inline(s) => Ok(s.0.clone()),
-        SecretSource::File(p) => std::fs::read_to_string(p)
-            .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
-            .map_err(|e| std::io::Error::new(e.kind(), format!("reading {}: {e}", p.display()))),
-    }
-}
-
-fn base64(input: &[u8]) -> String {
+pub(crate) fn base64(input: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
@@ -188,19 +206,16 @@ fn base64(input: &[u8]) -> String {
 /// Headers every request carries, and the endpoint's fallback `Content-Type`.
 type StaticHeaders = (Vec<(Bytes, Bytes)>, Option<Bytes>);
 
-/// Renders the headers every request of this endpoint carries. Secret files are read here, at
-/// start-up on the main thread.
+/// Renders the headers every request of this endpoint carries (all but Authorization).
 fn static_headers(e: &Endpoint) -> std::io::Result<StaticHeaders> {
     let mut out: Vec<(Bytes, Bytes)> = Vec::new();
     let mut content_type = None;
-    let mut has_auth = false;
     let mut has_ua = false;
     for (n, v) in &e.headers {
         if n.eq_ignore_ascii_case("content-type") {
             content_type = Some(Bytes::from(v.clone()));
             continue;
         }
-        has_auth |= n.eq_ignore_ascii_case("authorization");
         has_ua |= n.eq_ignore_ascii_case("user-agent");
         out.push((Bytes::from(n.clone()), Bytes::from(v.clone())));
     }
@@ -209,35 +224,7 @@ fn static_headers(e: &Endpoint) -> std::io::Result<StaticHeaders> {
             out.push((Bytes::from(n.clone()), Bytes::from(v.0.clone())));
         }
     }
-    // Alloy's auth round-trippers skip when the request already has Authorization.
-    if !has_auth {
-        match &e.auth {
-            Some(Auth::Basic { username, password }) => {
-                let pw = password
-                    .as_ref()
-                    .map(secret_value)
-                    .transpose()?
-                    .unwrap_or_default();
-                let token = base64(format!("{username}:{pw}").as_bytes());
-                out.push((
-                    Bytes::from_static(b"Authorization"),
-                    Bytes::from(format!("Basic {token}")),
-                ));
-            }
-            Some(Auth::Authorization {
-                scheme,
-                credentials,
-            }) => {
-                let c = secret_value(credentials)?;
-                out.push((
-                    Bytes::from_static(b"Authorization"),
-                    Bytes::from(format!("{scheme} {c}")),
-                ));
-            }
-            // OAuth2 tokens are fetched at run time (issue: secure transport).
-            Some(Auth::OAuth2(_)) | None => {}
-        }
-    }
+    // Authorization comes from `transport.auth` (it may rotate), added per request.
     if !has_ua {
         out.push((
             Bytes::from_static(b"User-Agent"),

@@ -279,13 +279,21 @@ async fn attempt(
         None => (item.target.as_str(), None),
     };
     let timeout_ms = budget.as_millis().max(1).to_string();
+    let auth = dest
+        .auth
+        .current()
+        .map_err(|e| ExchangeError::Io(std::io::Error::other(e.to_string())))?;
+    let mut headers = headers_of(dest, item, Some(&timeout_ms));
+    if let Some(a) = &auth {
+        headers.push((b"Authorization", a));
+    }
     h1::encode_request_head(
         &mut head,
         "POST",
         path.as_bytes(),
         query,
         &http.host_header,
-        &headers_of(dest, item, Some(&timeout_ms)),
+        &headers,
         payload.len(),
     );
     let pooled = http.idle.borrow_mut().pop();
@@ -295,7 +303,7 @@ async fn attempt(
                 if reusable {
                     http.idle.borrow_mut().push(conn);
                 }
-                return Ok(resp);
+                return redirected(dest, item, payload, resp, &headers).await;
             }
             Err(ExchangeError::Closed {
                 response_started: false,
@@ -311,7 +319,24 @@ async fn attempt(
     if reusable {
         http.idle.borrow_mut().push(conn);
     }
-    Ok(resp)
+    redirected(dest, item, payload, resp, &headers).await
+}
+
+/// Follows a 307/308 when the endpoint allows it (`follow_redirects`).
+async fn redirected(
+    dest: &Destination,
+    item: &Outbound,
+    payload: &Payload,
+    resp: Response,
+    headers: &[(&[u8], &[u8])],
+) -> Result<Response, ExchangeError> {
+    if !dest.endpoint.follow_redirects || !super::redirect::is_followed(resp.status) {
+        return Ok(resp);
+    }
+    match super::redirect::origin_of(dest, &item.target) {
+        Some(origin) => super::redirect::follow(dest, origin, resp, headers, payload).await,
+        None => Ok(resp),
+    }
 }
 
 async fn connect(dest: &Destination, http: &HttpTarget) -> Result<Connection, ExchangeError> {
@@ -342,6 +367,7 @@ async fn connect(dest: &Destination, http: &HttpTarget) -> Result<Connection, Ex
                 // Head and body go out as separate writes; without NODELAY, Nagle would hold
                 // the body behind the head's ACK.
                 let _ = s.set_nodelay(true);
+                let s = super::transport::establish(&dest.transport, s).await?;
                 return Ok(Connection::new(s));
             }
             Ok(Err(e)) => last = Some(e),

@@ -15,6 +15,7 @@ pub mod client;
 pub mod config;
 pub mod gateway;
 pub mod push;
+pub mod tls;
 pub mod upstream;
 
 pub use client::{Client, Response};

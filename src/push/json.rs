@@ -288,7 +288,7 @@ pub(crate) fn push_go_string(out: &mut String, s: &str) {
 /// Base64 as protojson decodes `bytes` (see the module docs). `Err` carries the offset of the
 /// first offending character (or the text's length when it ends mid-quantum).
 fn decode_base64(text: &[u8]) -> Result<Vec<u8>, usize> {
-    let url = text.iter().any(|&c| c == b'-' || c == b'_');
+    let url = memchr::memchr2(b'-', b'_', text).is_some();
     let table = if url { &URL_SAFE } else { &STANDARD };
     let padded = text.len().is_multiple_of(4);
     let mut out = Vec::with_capacity(text.len() / 4 * 3 + 2);
@@ -554,17 +554,17 @@ impl<'a> Lexer<'a> {
     /// Advances over string bytes that need no decoding; stops at `"` or `\`.
     fn plain_run(&mut self) -> Result<(), JsonProblem> {
         let rest = self.text.as_bytes().get(self.pos..).unwrap_or_default();
-        let Some(n) = rest
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        else {
-            self.pos = self.text.len();
-            return Err(JsonProblem::UnexpectedEnd);
-        };
-        self.pos += n;
-        match rest.get(n) {
-            Some(&b) if b < 0x20 => Err(JsonProblem::ControlCharacter(self.pos)),
-            _ => Ok(()),
+        let end = memchr::memchr2(b'"', b'\\', rest);
+        let run = rest.get(..end.unwrap_or(rest.len())).unwrap_or_default();
+        // `min` has no early exit, so it vectorizes; the exact position is found only on error.
+        if run.iter().copied().min().is_some_and(|b| b < 0x20) {
+            let at = run.iter().position(|&b| b < 0x20).unwrap_or(0);
+            return Err(JsonProblem::ControlCharacter(self.pos + at));
+        }
+        self.pos += run.len();
+        match end {
+            Some(_) => Ok(()),
+            None => Err(JsonProblem::UnexpectedEnd),
         }
     }
 

@@ -409,6 +409,21 @@ impl Stream {
         }
     }
 
+    /// Writes `pieces` back to back: with vectored writes of the very same memory for plain TCP
+    /// (no copy; see `upstream::iovec`), encrypted record by record for TLS.
+    pub async fn write_pieces(&mut self, pieces: Vec<bytes::Bytes>) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => crate::upstream::iovec::write_all_vectored(s, pieces).await,
+            Stream::Tls(t) => {
+                let mut total = 0;
+                for p in &pieces {
+                    total += t.write_all_plain(p).await?;
+                }
+                Ok(total)
+            }
+        }
+    }
+
     /// Writes all of `buf`: as is to the kernel for plain TCP, encrypted for TLS.
     pub async fn write_all<T: IoBuf + AsRef<[u8]>>(&mut self, buf: T) -> (io::Result<usize>, T) {
         match self {

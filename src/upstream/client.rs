@@ -76,17 +76,14 @@ impl Connection {
         head: BytesMut,
         payload: &Payload,
     ) -> Result<(Response, bool), ExchangeError> {
-        let (res, _) = self.stream.write_all(head).await;
-        res?;
+        let mut pieces = Vec::with_capacity(payload.parts().len() + 1);
+        pieces.push(head.freeze());
         for part in payload.parts() {
-            if part.is_empty() {
-                continue;
-            }
             #[cfg(test)]
             WRITTEN_PAYLOAD_PTRS.with(|p| p.borrow_mut().push(part.as_ptr() as usize));
-            let (res, _) = self.stream.write_all(part.clone()).await;
-            res?;
+            pieces.push(part.clone());
         }
+        self.stream.write_pieces(pieces).await?;
         let out = self.read_response().await;
         if out.is_ok() {
             self.reused = true;

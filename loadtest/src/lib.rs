@@ -13,6 +13,10 @@
 
 pub mod bodies;
 pub mod cli;
+pub mod compare;
 pub mod generator;
+pub mod replay;
+pub mod report;
 pub mod sink;
 pub mod stats;
+pub mod svg;

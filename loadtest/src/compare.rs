@@ -177,7 +177,7 @@ impl SystemResult {
 
 /// A started system: its processes and the address the generator targets.
 #[derive(Debug)]
-struct Started {
+pub struct Started {
     child: Option<Child>,
     addr: SocketAddr,
     admin: Option<SocketAddr>,
@@ -186,7 +186,7 @@ struct Started {
 
 impl Started {
     /// The PIDs whose CPU and memory count: the process and its direct children.
-    fn pids(&self) -> Vec<u32> {
+    pub fn pids(&self) -> Vec<u32> {
         let Some(c) = &self.child else {
             return Vec::new();
         };
@@ -195,7 +195,18 @@ impl Started {
         pids
     }
 
-    fn cpu(&self) -> Option<Duration> {
+    /// The address uploads go to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// pyrogate's admin listener (`/metrics`).
+    pub fn admin(&self) -> Option<SocketAddr> {
+        self.admin
+    }
+
+    /// CPU time of the processes so far.
+    pub fn cpu(&self) -> Option<Duration> {
         let pids = self.pids();
         if pids.is_empty() {
             return None;
@@ -203,7 +214,8 @@ impl Started {
         pids.iter().map(|&p| stats::cpu_time(p)).sum()
     }
 
-    fn peak_rss_kib(&self) -> Option<u64> {
+    /// Peak resident memory, summed over the processes.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
         let pids = self.pids();
         if pids.is_empty() {
             return None;
@@ -213,7 +225,7 @@ impl Started {
 
     /// SIGTERM by PID (via kill(1): the workspace forbids `unsafe` libc calls), wait, then
     /// SIGKILL. Returns the tail of the log for the report when the exit was not clean.
-    fn stop(mut self) -> Option<String> {
+    pub fn stop(mut self) -> Option<String> {
         let mut child = self.child.take()?;
         let _ = Command::new("kill")
             .arg("-TERM")
@@ -320,24 +332,27 @@ fn logfmt_value<'a>(line: &'a str, key: &str) -> Option<&'a str> {
         .find_map(|t| t.strip_prefix(key)?.strip_prefix('='))
 }
 
-fn start_pyrogate(
-    cfg: &CompareConfig,
+/// Starts `bin run --cores=N` on a generated config forwarding to `sinks`; waits for
+/// `pyrogate ready` and reads the receiver and admin addresses from its log (in `dir`).
+pub fn start_pyrogate(
+    bin: &Path,
+    cores: usize,
     sinks: &[SocketAddr],
     dir: &Path,
 ) -> anyhow::Result<Started> {
     let conf = dir.join("pyrogate.alloy");
     fs::write(&conf, pyrogate_config(sinks))?;
     let log = dir.join("pyrogate.log");
-    let mut child = Command::new(&cfg.pyrogate_bin)
+    let mut child = Command::new(bin)
         .arg("run")
-        .arg(format!("--cores={}", cfg.cores))
+        .arg(format!("--cores={cores}"))
         .arg("--server.http.listen-addr=127.0.0.1:0")
         .arg(&conf)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(fs::File::create(&log)?)
         .spawn()
-        .with_context(|| format!("starting {}", cfg.pyrogate_bin.display()))?;
+        .with_context(|| format!("starting {}", bin.display()))?;
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         let text = fs::read_to_string(&log).unwrap_or_default();
@@ -450,7 +465,7 @@ fn run_one(
             admin: None,
             log: None,
         },
-        System::Pyrogate { .. } => start_pyrogate(cfg, &sink_addrs, &dir)?,
+        System::Pyrogate { .. } => start_pyrogate(&cfg.pyrogate_bin, cfg.cores, &sink_addrs, &dir)?,
         System::Nginx { .. } => {
             let bin = cfg.nginx_bin.as_deref().context("nginx is not installed")?;
             start_nginx(bin, cfg, &sink_addrs, &dir)?

@@ -112,7 +112,7 @@ pub struct Run {
     pub elapsed: Duration,
     pub latencies: Latencies,
     pub outcomes: Outcomes,
-    pub cpu: Option<Duration>,
+    pub cpu: Option<stats::CpuTimes>,
     pub peak_rss_kib: Option<u64>,
     pub integrity: generator::Integrity,
 }
@@ -152,10 +152,21 @@ impl SystemResult {
 
     /// CPU milliseconds per 1,000 uploads over every run.
     pub fn cpu_ms_per_1k(&self) -> Option<f64> {
-        let cpu: Option<Duration> = self.runs.iter().map(|r| r.cpu).sum();
+        let cpu: Option<Duration> = self
+            .runs
+            .iter()
+            .map(|r| r.cpu.map(stats::CpuTimes::total))
+            .sum();
         let uploads = self.uploads();
         (uploads > 0).then_some(())?;
         Some(cpu?.as_secs_f64() * 1e3 * 1e3 / uploads as f64)
+    }
+
+    /// Share of the CPU time spent in the kernel (system time), over every run.
+    pub fn kernel_share(&self) -> Option<f64> {
+        let cpu: stats::CpuTimes = self.runs.iter().map(|r| r.cpu).sum::<Option<_>>()?;
+        let total = cpu.total().as_secs_f64();
+        (total > 0.0).then(|| cpu.system.as_secs_f64() / total)
     }
 
     pub fn peak_rss_mib(&self) -> Option<f64> {
@@ -206,7 +217,7 @@ impl Started {
     }
 
     /// CPU time of the processes so far.
-    pub fn cpu(&self) -> Option<Duration> {
+    pub fn cpu(&self) -> Option<stats::CpuTimes> {
         let pids = self.pids();
         if pids.is_empty() {
             return None;
@@ -510,7 +521,7 @@ fn run_one(
         );
     }
     let cpu = match (cpu0, cpu1) {
-        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        (Some(a), Some(b)) => Some(b.since(a)),
         _ => None,
     };
     Ok(Run {
@@ -611,7 +622,7 @@ pub fn run(cfg: CompareConfig) -> anyhow::Result<Comparison> {
                             r.cpu
                                 .map(|c| format!(
                                     "{:.1}ms",
-                                    c.as_secs_f64() * 1e6 / r.uploads.max(1) as f64
+                                    c.total().as_secs_f64() * 1e6 / r.uploads.max(1) as f64
                                 ))
                                 .unwrap_or_else(|| "—".into()),
                             r.integrity.summary()
@@ -656,7 +667,7 @@ fn reference(c: &Comparison) -> Option<&SystemResult> {
         })
 }
 
-const HEADERS: [&str; 11] = [
+const HEADERS: [&str; 12] = [
     "system",
     "uploads",
     "uploads/s",
@@ -666,6 +677,7 @@ const HEADERS: [&str; 11] = [
     "p99.9",
     "max",
     "CPU ms/1k uploads",
+    "kernel %",
     "peak RSS MiB",
     "errors",
 ];
@@ -687,6 +699,8 @@ pub fn rows(c: &Comparison) -> Vec<Vec<String>> {
                 fmt_us(p.p999),
                 fmt_us(p.max),
                 opt1(r.cpu_ms_per_1k()),
+                r.kernel_share()
+                    .map_or_else(|| "—".to_string(), |k| format!("{:.0}", k * 100.0)),
                 opt1(r.peak_rss_mib()),
                 if errors.is_empty() {
                     "0".into()
@@ -722,6 +736,10 @@ pub fn ratio_rows(c: &Comparison) -> Vec<Vec<String>> {
 
 const RATIO_HEADERS: [&str; 5] = ["system", "uploads/s", "p99", "CPU/1k uploads", "peak RSS"];
 
+fn pct(share: Option<f64>) -> String {
+    share.map_or_else(|| "?".to_string(), |k| format!("{:.0}%", k * 100.0))
+}
+
 /// The verdicts on the targets, one line each.
 pub fn verdicts(c: &Comparison) -> Vec<String> {
     let mut out = Vec::new();
@@ -736,7 +754,9 @@ pub fn verdicts(c: &Comparison) -> Vec<String> {
         .find(|r| r.system == System::Nginx { fanout: f });
     match (pyro.and_then(SystemResult::cpu_ms_per_1k), nginx.and_then(SystemResult::cpu_ms_per_1k)) {
         (Some(p), Some(n)) => out.push(format!(
-            "CPU per 1,000 uploads at fan-out {f}: pyrogate {p:.1} ms, nginx {n:.1} ms: pyrogate/nginx = {:.2} (target ≤ 0.50: {})",
+            "CPU per 1,000 uploads at fan-out {f}: pyrogate {p:.1} ms ({} kernel), nginx {n:.1} ms ({} kernel): pyrogate/nginx = {:.2} (target ≤ 0.50: {})",
+            pct(pyro.and_then(SystemResult::kernel_share)),
+            pct(nginx.and_then(SystemResult::kernel_share)),
             p / n,
             if p <= n / 2.0 { "met" } else { "missed" }
         )),
@@ -836,6 +856,7 @@ pub fn json(c: &Comparison) -> serde_json::Value {
             "uploads_per_s": r.per_second(),
             "latency": r.latencies().percentiles().to_json(),
             "cpu_ms_per_1k_uploads": r.cpu_ms_per_1k(),
+            "cpu_kernel_share": r.kernel_share(),
             "peak_rss_mib": r.peak_rss_mib(),
             "outcomes": r.outcomes().0,
             "integrity_passed": r.integrity_passed(),
@@ -843,7 +864,9 @@ pub fn json(c: &Comparison) -> serde_json::Value {
             "runs": r.runs.iter().map(|run| serde_json::json!({
                 "round": run.round, "uploads": run.uploads, "elapsed_s": run.elapsed.as_secs_f64(),
                 "latency": run.latencies.percentiles().to_json(),
-                "cpu_ms": run.cpu.map(|c| c.as_secs_f64() * 1e3), "peak_rss_kib": run.peak_rss_kib,
+                "cpu_ms": run.cpu.map(|c| c.total().as_secs_f64() * 1e3),
+                "cpu_user_ms": run.cpu.map(|c| c.user.as_secs_f64() * 1e3),
+                "cpu_system_ms": run.cpu.map(|c| c.system.as_secs_f64() * 1e3), "peak_rss_kib": run.peak_rss_kib,
                 "integrity": run.integrity.to_json(),
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),

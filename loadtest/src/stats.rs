@@ -153,16 +153,53 @@ impl Outcomes {
     }
 }
 
-/// User + system CPU ticks (`utime` + `stime`, fields 14 and 15 of proc(5) `/proc/PID/stat`).
+/// User and system CPU ticks (`utime`, `stime`: fields 14 and 15 of proc(5) `/proc/PID/stat`).
 /// The command name (field 2) may hold spaces and parentheses, so fields are counted after its
 /// last `)`.
-pub fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+pub fn parse_stat_cpu_ticks(stat: &str) -> Option<(u64, u64)> {
     let after = stat.get(stat.rfind(')')? + 1..)?;
     let mut fields = after.split_ascii_whitespace();
     // After the name: state(3) ppid(4) ... utime(14) stime(15): utime is the 12th.
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
+}
+
+/// CPU time split into user and kernel (system) time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTimes {
+    pub user: Duration,
+    pub system: Duration,
+}
+
+impl CpuTimes {
+    pub fn total(self) -> Duration {
+        self.user + self.system
+    }
+
+    /// `self - earlier`, saturating.
+    pub fn since(self, earlier: CpuTimes) -> CpuTimes {
+        CpuTimes {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+}
+
+impl std::ops::Add for CpuTimes {
+    type Output = CpuTimes;
+    fn add(self, o: CpuTimes) -> CpuTimes {
+        CpuTimes {
+            user: self.user + o.user,
+            system: self.system + o.system,
+        }
+    }
+}
+
+impl std::iter::Sum for CpuTimes {
+    fn sum<I: Iterator<Item = CpuTimes>>(iter: I) -> CpuTimes {
+        iter.fold(CpuTimes::default(), |a, b| a + b)
+    }
 }
 
 /// The parent PID (field 4 of `/proc/PID/stat`).
@@ -187,11 +224,15 @@ pub fn parse_vm_hwm_kib(status: &str) -> Option<u64> {
 /// an `unsafe` call the workspace denies.
 pub const CLOCK_TICKS_PER_SECOND: u64 = 100;
 
-/// CPU time (user + system) of process `pid` so far.
-pub fn cpu_time(pid: u32) -> Option<Duration> {
+/// CPU time of process `pid` so far.
+pub fn cpu_time(pid: u32) -> Option<CpuTimes> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let ticks = parse_stat_cpu_ticks(&stat)?;
-    Some(Duration::from_millis(ticks * 1000 / CLOCK_TICKS_PER_SECOND))
+    let (user, system) = parse_stat_cpu_ticks(&stat)?;
+    let ms = |ticks: u64| Duration::from_millis(ticks * 1000 / CLOCK_TICKS_PER_SECOND);
+    Some(CpuTimes {
+        user: ms(user),
+        system: ms(system),
+    })
 }
 
 /// Peak resident memory of process `pid`, in KiB.
@@ -222,10 +263,10 @@ mod tests {
 
     #[test]
     fn stat_fields_are_counted_after_the_last_parenthesis() {
-        assert_eq!(parse_stat_cpu_ticks(STAT), Some(205));
+        assert_eq!(parse_stat_cpu_ticks(STAT), Some((170, 35)));
         assert_eq!(parse_stat_ppid(STAT), Some(4241));
         let odd = STAT.replace("(nginx: worker)", "(a) b) c)");
-        assert_eq!(parse_stat_cpu_ticks(&odd), Some(205));
+        assert_eq!(parse_stat_cpu_ticks(&odd), Some((170, 35)));
         assert_eq!(parse_stat_cpu_ticks("1 (x) S 1"), None);
         assert_eq!(parse_stat_cpu_ticks(""), None);
     }

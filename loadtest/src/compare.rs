@@ -351,8 +351,19 @@ pub fn start_pyrogate(
     sinks: &[SocketAddr],
     dir: &Path,
 ) -> anyhow::Result<Started> {
+    start_pyrogate_with(bin, cores, &pyrogate_config(sinks), dir)
+}
+
+/// Starts `bin run --cores=N` on the given configuration text (written into `dir`); waits for
+/// `pyrogate ready`. The first receiver's address is the one the generator targets.
+pub fn start_pyrogate_with(
+    bin: &Path,
+    cores: usize,
+    config: &str,
+    dir: &Path,
+) -> anyhow::Result<Started> {
     let conf = dir.join("pyrogate.alloy");
-    fs::write(&conf, pyrogate_config(sinks))?;
+    fs::write(&conf, config)?;
     let log = dir.join("pyrogate.log");
     let mut child = Command::new(bin)
         .arg("run")

@@ -615,7 +615,9 @@ impl SinkStats {
                 if b > MAX_TRACKED_SEQ || a > b {
                     return None;
                 }
-                counts.resize(b as usize, 0);
+                if counts.len() < b as usize {
+                    counts.resize(b as usize, 0);
+                }
                 counts[a as usize..b as usize].fill(u8::try_from(c).unwrap_or(u8::MAX));
             }
             stats.deliveries.insert(run, counts);
@@ -1364,5 +1366,14 @@ mod tests {
         assert_eq!(back.deliveries, s.deliveries);
         assert_eq!(back.delivered(UploadId { run: 3, seq: 4 }), 2);
         assert_eq!(back.delivered(UploadId { run: 3, seq: 99 }), 0);
+        // Ranges out of order still rebuild the same table; malformed ones are refused.
+        let shuffled =
+            serde_json::json!({"statuses": {}, "deliveries": {"00000003": [[4, 6, 1], [0, 2, 1]]}});
+        assert_eq!(
+            SinkStats::from_json(&shuffled).unwrap().deliveries[&3],
+            vec![1, 1, 0, 0, 1, 1]
+        );
+        let reversed = serde_json::json!({"statuses": {}, "deliveries": {"00000003": [[5, 2, 1]]}});
+        assert_eq!(SinkStats::from_json(&reversed), None);
     }
 }

@@ -1,0 +1,1005 @@
+//! `loadtest compare`: pyrogate against the alternatives, same machine, same load, in rounds.
+//!
+//! Owns: the systems under test — a direct-to-sink baseline, pyrogate (its release binary, one
+//! `pyroscope.write` per destination) and nginx as a mirroring reverse proxy (`proxy_pass` to the
+//! first sink, one `mirror` + `mirror_request_body on` per further sink, generated config) —
+//! starting and stopping them (by PID, `kill -TERM` then SIGKILL after a grace period), running
+//! each under the same closed-loop load in alternating order round after round, and measuring
+//! uploads/s, latency percentiles, CPU time per 1,000 uploads (utime + stime of the system's
+//! processes from `/proc/PID/stat`, nginx's master and workers summed), peak resident memory
+//! (`VmHWM`, summed over those processes) and the integrity check against the sinks. Installs
+//! nothing: a missing peer is reported with its install command and skipped. Does not own the
+//! printing formats (`report`, `svg`). Cold path; bounded: rounds × systems × duration.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+
+use crate::bodies::{BodyPool, Mix};
+use crate::generator::{self, Plan, Schedule};
+use crate::report::{markdown_table, opt1, ratio, text_table, thousands};
+use crate::sink::{Sink, SinkConfig};
+use crate::stats::{self, Latencies, Outcomes, fmt_us};
+use crate::svg;
+
+/// How long a started system gets to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a stopped system gets to exit after SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long the sinks may keep receiving after the load ends (mirrors finishing).
+const SETTLE_MAX: Duration = Duration::from_secs(3);
+/// The nginx install hint.
+pub const NGINX_HINT: &str = "apt-get install nginx-light";
+
+/// A system under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum System {
+    /// The generator straight to the first sink: the ceiling of this machine.
+    Direct,
+    Pyrogate {
+        fanout: usize,
+    },
+    Nginx {
+        fanout: usize,
+    },
+}
+
+impl System {
+    pub fn name(self) -> String {
+        match self {
+            System::Direct => "direct (no gateway)".into(),
+            System::Pyrogate { fanout } => format!("pyrogate fan-out {fanout}"),
+            System::Nginx { fanout } => format!("nginx mirror fan-out {fanout}"),
+        }
+    }
+
+    pub fn fanout(self) -> usize {
+        match self {
+            System::Direct => 1,
+            System::Pyrogate { fanout } | System::Nginx { fanout } => fanout,
+        }
+    }
+}
+
+/// What `compare` runs.
+#[derive(Debug, Clone)]
+pub struct CompareConfig {
+    pub rounds: usize,
+    pub duration: Duration,
+    pub connections: usize,
+    pub mix: Mix,
+    /// Core threads of pyrogate and worker processes of nginx.
+    pub cores: usize,
+    /// Fan-outs pyrogate runs at (memory vs destinations); the headline is 2.
+    pub pyrogate_fanouts: Vec<usize>,
+    pub nginx_fanout: usize,
+    pub label_sets: usize,
+    pub seed: u64,
+    pub pyrogate_bin: PathBuf,
+    /// `None`: nginx is not installed (skipped).
+    pub nginx_bin: Option<PathBuf>,
+    pub out_dir: PathBuf,
+    pub quiet: bool,
+}
+
+/// Where a workspace build puts the release binary of pyrogate.
+pub fn default_pyrogate_bin() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("release/pyrogate")
+}
+
+/// `nginx` on `PATH` or in `/usr/sbin`.
+pub fn find_nginx() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|d| d.join("nginx"))
+        .find(|p| p.is_file())
+}
+
+/// One measured run of one system.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub round: usize,
+    pub uploads: u64,
+    pub elapsed: Duration,
+    pub latencies: Latencies,
+    pub outcomes: Outcomes,
+    pub cpu: Option<stats::CpuTimes>,
+    pub peak_rss_kib: Option<u64>,
+    pub integrity: generator::Integrity,
+}
+
+/// Every run of one system, and their aggregate.
+#[derive(Debug, Clone)]
+pub struct SystemResult {
+    pub system: System,
+    pub runs: Vec<Run>,
+}
+
+impl SystemResult {
+    pub fn uploads(&self) -> u64 {
+        self.runs.iter().map(|r| r.uploads).sum()
+    }
+
+    pub fn per_second(&self) -> f64 {
+        let secs: f64 = self.runs.iter().map(|r| r.elapsed.as_secs_f64()).sum();
+        self.uploads() as f64 / secs.max(1e-9)
+    }
+
+    pub fn latencies(&self) -> Latencies {
+        let mut h = Latencies::new();
+        for r in &self.runs {
+            h.merge(&r.latencies);
+        }
+        h
+    }
+
+    pub fn outcomes(&self) -> Outcomes {
+        let mut o = Outcomes::default();
+        for r in &self.runs {
+            o.merge(&r.outcomes);
+        }
+        o
+    }
+
+    /// CPU milliseconds per 1,000 uploads over every run.
+    pub fn cpu_ms_per_1k(&self) -> Option<f64> {
+        let cpu: Option<Duration> = self
+            .runs
+            .iter()
+            .map(|r| r.cpu.map(stats::CpuTimes::total))
+            .sum();
+        let uploads = self.uploads();
+        (uploads > 0).then_some(())?;
+        Some(cpu?.as_secs_f64() * 1e3 * 1e3 / uploads as f64)
+    }
+
+    /// Share of the CPU time spent in the kernel (system time), over every run.
+    pub fn kernel_share(&self) -> Option<f64> {
+        let cpu: stats::CpuTimes = self.runs.iter().map(|r| r.cpu).sum::<Option<_>>()?;
+        let total = cpu.total().as_secs_f64();
+        (total > 0.0).then(|| cpu.system.as_secs_f64() / total)
+    }
+
+    pub fn peak_rss_mib(&self) -> Option<f64> {
+        self.runs
+            .iter()
+            .filter_map(|r| r.peak_rss_kib)
+            .max()
+            .map(|k| k as f64 / 1024.0)
+    }
+
+    pub fn lost(&self) -> u64 {
+        self.runs.iter().map(|r| r.integrity.lost()).sum()
+    }
+
+    pub fn integrity_passed(&self) -> bool {
+        self.runs.iter().all(|r| r.integrity.passed())
+    }
+}
+
+/// A started system: its processes and the address the generator targets.
+#[derive(Debug)]
+pub struct Started {
+    child: Option<Child>,
+    addr: SocketAddr,
+    admin: Option<SocketAddr>,
+    log: Option<PathBuf>,
+}
+
+impl Started {
+    /// The PIDs whose CPU and memory count: the process and its direct children.
+    pub fn pids(&self) -> Vec<u32> {
+        let Some(c) = &self.child else {
+            return Vec::new();
+        };
+        let mut pids = vec![c.id()];
+        pids.extend(stats::children(c.id()));
+        pids
+    }
+
+    /// The address uploads go to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// pyrogate's admin listener (`/metrics`).
+    pub fn admin(&self) -> Option<SocketAddr> {
+        self.admin
+    }
+
+    /// CPU time of the processes so far.
+    pub fn cpu(&self) -> Option<stats::CpuTimes> {
+        let pids = self.pids();
+        if pids.is_empty() {
+            return None;
+        }
+        pids.iter().map(|&p| stats::cpu_time(p)).sum()
+    }
+
+    /// Peak resident memory, summed over the processes.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let pids = self.pids();
+        if pids.is_empty() {
+            return None;
+        }
+        pids.iter().map(|&p| stats::peak_rss_kib(p)).sum()
+    }
+
+    /// SIGTERM by PID (via kill(1): the workspace forbids `unsafe` libc calls), wait, then
+    /// SIGKILL. Returns the tail of the log for the report when the exit was not clean.
+    pub fn stop(mut self) -> Option<String> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + STOP_GRACE;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => return None,
+                Ok(Some(status)) => return Some(format!("exited with {status}")),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Some(format!("did not stop within {STOP_GRACE:?}; killed"));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A free loopback port (bound, then released for the system to take).
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// pyrogate's configuration: one receiver on an ephemeral port, one `pyroscope.write` per sink.
+pub fn pyrogate_config(sinks: &[SocketAddr]) -> String {
+    let writes: Vec<String> = (0..sinks.len())
+        .map(|i| format!("pyroscope.write.sink{i}.receiver"))
+        .collect();
+    let mut cfg = format!(
+        "pyroscope.receive_http \"loadtest\" {{\n\thttp {{\n\t\tlisten_address = \"127.0.0.1\"\n\t\tlisten_port    = 0\n\t}}\n\tforward_to = [{}]\n}}\n",
+        writes.join(", ")
+    );
+    for (i, s) in sinks.iter().enumerate() {
+        let _ = write!(
+            cfg,
+            "\npyroscope.write \"sink{i}\" {{\n\tendpoint {{\n\t\turl = \"http://{s}\"\n\t}}\n}}\n"
+        );
+    }
+    cfg
+}
+
+/// nginx's configuration: `proxy_pass` to the first sink, a `mirror` per further sink, bodies
+/// held in memory up to Pyroscope's profile limit, keep-alive upstream pools.
+pub fn nginx_config(dir: &Path, port: u16, sinks: &[SocketAddr], workers: usize) -> String {
+    let d = dir.display();
+    let mut c = format!(
+        "worker_processes {workers};\ndaemon off;\nmaster_process on;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n  client_body_buffer_size 8m;\n  client_max_body_size 256m;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  keepalive_requests 1000000;\n"
+    );
+    for (i, s) in sinks.iter().enumerate() {
+        let _ = writeln!(c, "  upstream sink{i} {{ server {s}; keepalive 64; }}");
+    }
+    let _ = write!(
+        c,
+        "  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n"
+    );
+    for i in 1..sinks.len() {
+        let _ = writeln!(c, "      mirror /__mirror{i};");
+    }
+    if sinks.len() > 1 {
+        c.push_str("      mirror_request_body on;\n");
+    }
+    c.push_str("      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_pass http://sink0;\n    }\n");
+    for i in 1..sinks.len() {
+        let _ = write!(
+            c,
+            "    location = /__mirror{i} {{\n      internal;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_pass http://sink{i}$request_uri;\n    }}\n"
+        );
+    }
+    c.push_str("  }\n}\n");
+    c
+}
+
+fn wait_for_port(addr: SocketAddr, child: &mut Child) -> anyhow::Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("exited during start-up with {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("not listening on {addr} after {READY_TIMEOUT:?}")
+}
+
+/// The value of `key=` in a logfmt line.
+fn logfmt_value<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_ascii_whitespace()
+        .find_map(|t| t.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// Starts `bin run --cores=N` on a generated config forwarding to `sinks`; waits for
+/// `pyrogate ready` and reads the receiver and admin addresses from its log (in `dir`).
+pub fn start_pyrogate(
+    bin: &Path,
+    cores: usize,
+    sinks: &[SocketAddr],
+    dir: &Path,
+) -> anyhow::Result<Started> {
+    start_pyrogate_with(bin, cores, &pyrogate_config(sinks), dir)
+}
+
+/// Starts `bin run --cores=N` on the given configuration text (written into `dir`); waits for
+/// `pyrogate ready`. The first receiver's address is the one the generator targets.
+pub fn start_pyrogate_with(
+    bin: &Path,
+    cores: usize,
+    config: &str,
+    dir: &Path,
+) -> anyhow::Result<Started> {
+    let conf = dir.join("pyrogate.alloy");
+    fs::write(&conf, config)?;
+    let log = dir.join("pyrogate.log");
+    let mut child = Command::new(bin)
+        .arg("run")
+        .arg(format!("--cores={cores}"))
+        .arg("--server.http.listen-addr=127.0.0.1:0")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log)?)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("msg=\"pyrogate ready\"") {
+            let addr = |what: &str| {
+                text.lines()
+                    .find(|l| l.contains(what))
+                    .and_then(|l| logfmt_value(l, "addr"))
+                    .and_then(|a| a.parse::<SocketAddr>().ok())
+            };
+            let recv = addr("msg=\"receiver listening\"")
+                .context("no `receiver listening` line in pyrogate's log")?;
+            return Ok(Started {
+                child: Some(child),
+                addr: recv,
+                admin: addr("msg=\"admin listening\""),
+                log: Some(log),
+            });
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("pyrogate exited during start-up with {status}:\n{text}");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("pyrogate not ready after {READY_TIMEOUT:?}:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn start_nginx(
+    bin: &Path,
+    cfg: &CompareConfig,
+    sinks: &[SocketAddr],
+    dir: &Path,
+) -> anyhow::Result<Started> {
+    use std::os::unix::fs::PermissionsExt;
+    // Workers may run as another user (nobody) when started as root: they need the temp dirs.
+    for sub in ["body", "proxy"] {
+        let p = dir.join(sub);
+        fs::create_dir_all(&p)?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o777))?;
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    let port = free_port()?;
+    let conf = dir.join("nginx.conf");
+    fs::write(&conf, nginx_config(dir, port, sinks, cfg.cores))?;
+    let log = dir.join("nginx.stderr");
+    let mut child = Command::new(bin)
+        .arg("-p")
+        .arg(dir)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .arg("-c")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log)?)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    if let Err(e) = wait_for_port(addr, &mut child) {
+        let _ = child.kill();
+        let _ = child.wait();
+        let err = fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+        bail!("nginx: {e}\n{err}");
+    }
+    Ok(Started {
+        child: Some(child),
+        addr,
+        admin: None,
+        log: Some(dir.join("error.log")),
+    })
+}
+
+/// Waits until the sinks' request counts stop moving (bounded by [`SETTLE_MAX`]).
+fn settle(sinks: &[Sink]) {
+    let total = || sinks.iter().map(|s| s.stats().requests).sum::<u64>();
+    let deadline = Instant::now() + SETTLE_MAX;
+    let mut last = total();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(150));
+        let now = total();
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
+fn run_one(
+    cfg: &CompareConfig,
+    system: System,
+    round: usize,
+    sinks: &[Sink],
+    pool: &BodyPool,
+    work: &Path,
+) -> anyhow::Result<Run> {
+    let fanout = system.fanout().min(sinks.len());
+    let sink_addrs: Vec<SocketAddr> = sinks.iter().take(fanout).map(Sink::addr).collect();
+    let dir = work.join(format!(
+        "round{round}-{}",
+        system.name().replace(' ', "-").replace(['(', ')'], "")
+    ));
+    fs::create_dir_all(&dir)?;
+    let started = match system {
+        System::Direct => Started {
+            child: None,
+            addr: sink_addrs[0],
+            admin: None,
+            log: None,
+        },
+        System::Pyrogate { .. } => start_pyrogate(&cfg.pyrogate_bin, cfg.cores, &sink_addrs, &dir)?,
+        System::Nginx { .. } => {
+            let bin = cfg.nginx_bin.as_deref().context("nginx is not installed")?;
+            start_nginx(bin, cfg, &sink_addrs, &dir)?
+        }
+    };
+    let run_tag = generator::new_run_tag();
+    let plan = Plan {
+        connections: cfg.connections,
+        schedule: Schedule::Closed,
+        duration: cfg.duration,
+        max_uploads: u64::MAX,
+        timeout: Duration::from_secs(30),
+    };
+    let label = format!("[round {}/{}] {:<28}", round + 1, cfg.rounds, system.name());
+    let cpu0 = started.cpu();
+    let make = |i: u64| pool.request(generator::id(run_tag, i));
+    let result = generator::drive(started.addr, &plan, &make, &label, !cfg.quiet);
+    settle(sinks);
+    let cpu1 = started.cpu();
+    let peak = started.peak_rss_kib();
+    let dropped = started.admin.and_then(|a| {
+        let (status, body) = generator::http_get(a, "/metrics", Duration::from_secs(5)).ok()?;
+        (status == 200).then(|| {
+            generator::sum_metric(&String::from_utf8_lossy(&body), "pyrogate_dropped_total")
+        })
+    });
+    let named: Vec<(String, crate::sink::SinkStats)> = sinks
+        .iter()
+        .take(fanout)
+        .enumerate()
+        .map(|(i, s)| (format!("sink{i}"), s.stats()))
+        .collect();
+    let integrity = generator::check_integrity(run_tag, &result.statuses, &named, dropped);
+    let log = started.log.clone();
+    if let Some(problem) = started.stop()
+        && !cfg.quiet
+    {
+        eprintln!(
+            "{}: {problem} (log: {})",
+            system.name(),
+            log.map(|l| l.display().to_string()).unwrap_or_default()
+        );
+    }
+    let cpu = match (cpu0, cpu1) {
+        (Some(a), Some(b)) => Some(b.since(a)),
+        _ => None,
+    };
+    Ok(Run {
+        round,
+        uploads: result.uploads(),
+        elapsed: result.elapsed,
+        latencies: result.latencies,
+        outcomes: result.outcomes,
+        cpu,
+        peak_rss_kib: peak,
+        integrity,
+    })
+}
+
+/// Everything a compare produced.
+#[derive(Debug)]
+pub struct Comparison {
+    pub config: CompareConfig,
+    pub results: Vec<SystemResult>,
+    pub skipped: Vec<String>,
+    pub started_unix: u64,
+    pub wall: Duration,
+}
+
+/// The systems of a config, in their first-round order.
+pub fn systems(cfg: &CompareConfig) -> Vec<System> {
+    let mut out = vec![System::Direct];
+    out.extend(
+        cfg.pyrogate_fanouts
+            .iter()
+            .map(|&f| System::Pyrogate { fanout: f }),
+    );
+    if cfg.nginx_bin.is_some() {
+        out.push(System::Nginx {
+            fanout: cfg.nginx_fanout,
+        });
+    }
+    out
+}
+
+/// Runs every system for every round, rotating the order each round.
+pub fn run(cfg: CompareConfig) -> anyhow::Result<Comparison> {
+    let begun = Instant::now();
+    let started_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let mut skipped = Vec::new();
+    if cfg.nginx_bin.is_none() {
+        skipped.push(format!(
+            "nginx: not installed (install it with `{NGINX_HINT}`)"
+        ));
+    }
+    let systems = systems(&cfg);
+    let max_fanout = systems.iter().map(|s| s.fanout()).max().unwrap_or(1);
+    let sinks: Vec<Sink> = (0..max_fanout)
+        .map(|i| {
+            Sink::start(SinkConfig {
+                seed: cfg.seed + i as u64,
+                ..SinkConfig::default()
+            })
+        })
+        .collect::<Result<_, _>>()
+        .context("starting the sinks")?;
+    let pool = BodyPool::new(
+        cfg.mix,
+        crate::bodies::DEFAULT_TEMPLATES,
+        cfg.label_sets,
+        cfg.seed,
+    );
+    let work = std::env::temp_dir().join(format!(
+        "loadtest-compare-{}-{started_unix}",
+        std::process::id()
+    ));
+    fs::create_dir_all(&work)?;
+    let mut results: Vec<SystemResult> = systems
+        .iter()
+        .map(|&s| SystemResult {
+            system: s,
+            runs: Vec::new(),
+        })
+        .collect();
+    for round in 0..cfg.rounds {
+        let n = systems.len();
+        for k in 0..n {
+            let idx = (k + round) % n;
+            let system = systems[idx];
+            match run_one(&cfg, system, round, &sinks, &pool, &work) {
+                Ok(r) => {
+                    if !cfg.quiet {
+                        eprintln!(
+                            "[round {}/{}] {:<28} {:>8.0} uploads/s  p99 {:>9}  cpu/1k {:>7}  {}",
+                            round + 1,
+                            cfg.rounds,
+                            system.name(),
+                            r.uploads as f64 / r.elapsed.as_secs_f64().max(1e-9),
+                            fmt_us(r.latencies.at(0.99)),
+                            r.cpu
+                                .map(|c| format!(
+                                    "{:.1}ms",
+                                    c.total().as_secs_f64() * 1e6 / r.uploads.max(1) as f64
+                                ))
+                                .unwrap_or_else(|| "—".into()),
+                            r.integrity.summary()
+                        );
+                    }
+                    results[idx].runs.push(r);
+                }
+                Err(e) => {
+                    skipped.push(format!("{} (round {}): {e:#}", system.name(), round + 1));
+                    if !cfg.quiet {
+                        eprintln!("{}: {e:#}", system.name());
+                    }
+                }
+            }
+        }
+    }
+    let _ = fs::remove_dir_all(&work);
+    results.retain(|r| !r.runs.is_empty());
+    Ok(Comparison {
+        config: cfg,
+        results,
+        skipped,
+        started_unix,
+        wall: begun.elapsed(),
+    })
+}
+
+/// The headline system: pyrogate at nginx's fan-out (2 by default), else the first pyrogate.
+fn reference(c: &Comparison) -> Option<&SystemResult> {
+    c.results
+        .iter()
+        .find(|r| {
+            r.system
+                == System::Pyrogate {
+                    fanout: c.config.nginx_fanout,
+                }
+        })
+        .or_else(|| {
+            c.results
+                .iter()
+                .find(|r| matches!(r.system, System::Pyrogate { .. }))
+        })
+}
+
+const HEADERS: [&str; 12] = [
+    "system",
+    "uploads",
+    "uploads/s",
+    "p50",
+    "p90",
+    "p99",
+    "p99.9",
+    "max",
+    "CPU ms/1k uploads",
+    "kernel %",
+    "peak RSS MiB",
+    "errors",
+];
+
+/// The result rows (one per system).
+pub fn rows(c: &Comparison) -> Vec<Vec<String>> {
+    c.results
+        .iter()
+        .map(|r| {
+            let p = r.latencies().percentiles();
+            let errors = r.outcomes().errors_text();
+            vec![
+                r.system.name(),
+                thousands(r.uploads()),
+                thousands(r.per_second().round() as u64),
+                fmt_us(p.p50),
+                fmt_us(p.p90),
+                fmt_us(p.p99),
+                fmt_us(p.p999),
+                fmt_us(p.max),
+                opt1(r.cpu_ms_per_1k()),
+                r.kernel_share()
+                    .map_or_else(|| "—".to_string(), |k| format!("{:.0}", k * 100.0)),
+                opt1(r.peak_rss_mib()),
+                if errors.is_empty() {
+                    "0".into()
+                } else {
+                    errors
+                },
+            ]
+        })
+        .collect()
+}
+
+/// Ratios of each system against the reference pyrogate.
+pub fn ratio_rows(c: &Comparison) -> Vec<Vec<String>> {
+    let Some(base) = reference(c) else {
+        return Vec::new();
+    };
+    c.results
+        .iter()
+        .map(|r| {
+            vec![
+                r.system.name(),
+                ratio(Some(r.per_second()), Some(base.per_second())),
+                ratio(
+                    Some(r.latencies().at(0.99) as f64),
+                    Some(base.latencies().at(0.99) as f64),
+                ),
+                ratio(r.cpu_ms_per_1k(), base.cpu_ms_per_1k()),
+                ratio(r.peak_rss_mib(), base.peak_rss_mib()),
+            ]
+        })
+        .collect()
+}
+
+const RATIO_HEADERS: [&str; 5] = ["system", "uploads/s", "p99", "CPU/1k uploads", "peak RSS"];
+
+fn pct(share: Option<f64>) -> String {
+    share.map_or_else(|| "?".to_string(), |k| format!("{:.0}%", k * 100.0))
+}
+
+/// The verdicts on the targets, one line each.
+pub fn verdicts(c: &Comparison) -> Vec<String> {
+    let mut out = Vec::new();
+    let f = c.config.nginx_fanout;
+    let pyro = c
+        .results
+        .iter()
+        .find(|r| r.system == System::Pyrogate { fanout: f });
+    let nginx = c
+        .results
+        .iter()
+        .find(|r| r.system == System::Nginx { fanout: f });
+    match (pyro.and_then(SystemResult::cpu_ms_per_1k), nginx.and_then(SystemResult::cpu_ms_per_1k)) {
+        (Some(p), Some(n)) => out.push(format!(
+            "CPU per 1,000 uploads at fan-out {f}: pyrogate {p:.1} ms ({} kernel), nginx {n:.1} ms ({} kernel): pyrogate/nginx = {:.2} (target ≤ 0.50: {})",
+            pct(pyro.and_then(SystemResult::kernel_share)),
+            pct(nginx.and_then(SystemResult::kernel_share)),
+            p / n,
+            if p <= n / 2.0 { "met" } else { "missed" }
+        )),
+        _ => out.push(format!("CPU per 1,000 uploads at fan-out {f}: no nginx/pyrogate pair measured")),
+    }
+    let mems: Vec<(usize, f64)> = c
+        .results
+        .iter()
+        .filter_map(|r| match r.system {
+            System::Pyrogate { fanout } => Some((fanout, r.peak_rss_mib()?)),
+            _ => None,
+        })
+        .collect();
+    if mems.len() > 1 {
+        let lo = mems.iter().map(|m| m.1).fold(f64::INFINITY, f64::min);
+        let hi = mems.iter().map(|m| m.1).fold(0.0, f64::max);
+        let list: Vec<String> = mems
+            .iter()
+            .map(|(f, m)| format!("{m:.1} MiB at fan-out {f}"))
+            .collect();
+        out.push(format!(
+            "pyrogate peak RSS: {} (max/min = {:.2})",
+            list.join(", "),
+            hi / lo.max(1e-9)
+        ));
+    }
+    let lost: u64 = c.results.iter().map(SystemResult::lost).sum();
+    let all_ok = c.results.iter().all(SystemResult::integrity_passed);
+    out.push(format!(
+        "integrity: {} (lost uploads: {lost})",
+        if all_ok {
+            "every accepted upload delivered exactly once to every destination, in every run"
+        } else {
+            "FAILED in at least one run (see the JSON)"
+        }
+    ));
+    out
+}
+
+/// The table, ratios and verdicts as plain text.
+pub fn text(c: &Comparison) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n{} mix, {} connections (closed loop), {} × {:?} per system, {} core(s) per system",
+        c.config.mix.name(),
+        c.config.connections,
+        c.config.rounds,
+        c.config.duration,
+        c.config.cores
+    );
+    s.push_str(&text_table(&HEADERS, &rows(c)));
+    let ratios = ratio_rows(c);
+    if !ratios.is_empty() {
+        s.push_str("\nrelative to pyrogate fan-out ");
+        let _ = writeln!(s, "{}:", reference(c).map_or(0, |r| r.system.fanout()));
+        s.push_str(&text_table(&RATIO_HEADERS, &ratios));
+    }
+    s.push('\n');
+    for v in verdicts(c) {
+        let _ = writeln!(s, "{v}");
+    }
+    for k in &c.skipped {
+        let _ = writeln!(s, "skipped: {k}");
+    }
+    s
+}
+
+/// The table as Markdown (for the README and tuning.md).
+pub fn markdown(c: &Comparison) -> String {
+    let mut s = markdown_table(&HEADERS, &rows(c));
+    let ratios = ratio_rows(c);
+    if !ratios.is_empty() {
+        s.push('\n');
+        s.push_str(&markdown_table(&RATIO_HEADERS, &ratios));
+    }
+    s
+}
+
+/// The whole comparison as JSON.
+pub fn json(c: &Comparison) -> serde_json::Value {
+    serde_json::json!({
+        "started_unix": c.started_unix,
+        "wall_seconds": c.wall.as_secs_f64(),
+        "config": {
+            "rounds": c.config.rounds, "duration_s": c.config.duration.as_secs_f64(),
+            "connections": c.config.connections, "mix": c.config.mix.name(), "cores": c.config.cores,
+            "pyrogate_fanouts": c.config.pyrogate_fanouts, "nginx_fanout": c.config.nginx_fanout,
+            "label_sets": c.config.label_sets, "seed": c.config.seed,
+            "pyrogate_bin": c.config.pyrogate_bin.display().to_string(),
+            "nginx_bin": c.config.nginx_bin.as_ref().map(|p| p.display().to_string()),
+        },
+        "systems": c.results.iter().map(|r| serde_json::json!({
+            "system": r.system.name(),
+            "fanout": r.system.fanout(),
+            "uploads": r.uploads(),
+            "uploads_per_s": r.per_second(),
+            "latency": r.latencies().percentiles().to_json(),
+            "cpu_ms_per_1k_uploads": r.cpu_ms_per_1k(),
+            "cpu_kernel_share": r.kernel_share(),
+            "peak_rss_mib": r.peak_rss_mib(),
+            "outcomes": r.outcomes().0,
+            "integrity_passed": r.integrity_passed(),
+            "lost": r.lost(),
+            "runs": r.runs.iter().map(|run| serde_json::json!({
+                "round": run.round, "uploads": run.uploads, "elapsed_s": run.elapsed.as_secs_f64(),
+                "latency": run.latencies.percentiles().to_json(),
+                "cpu_ms": run.cpu.map(|c| c.total().as_secs_f64() * 1e3),
+                "cpu_user_ms": run.cpu.map(|c| c.user.as_secs_f64() * 1e3),
+                "cpu_system_ms": run.cpu.map(|c| c.system.as_secs_f64() * 1e3), "peak_rss_kib": run.peak_rss_kib,
+                "integrity": run.integrity.to_json(),
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "verdicts": verdicts(c),
+        "skipped": c.skipped,
+    })
+}
+
+/// The latency-percentile plot of every system.
+pub fn plot(c: &Comparison) -> String {
+    let series: Vec<svg::Series> = c
+        .results
+        .iter()
+        .map(|r| svg::Series {
+            name: r.system.name(),
+            points: r.latencies().curve(),
+        })
+        .collect();
+    svg::percentile_plot(
+        &format!(
+            "upload latency, {} mix, {} connections closed loop",
+            c.config.mix.name(),
+            c.config.connections
+        ),
+        &series,
+    )
+}
+
+/// Writes `compare-<unix>.json` and `.svg` into the output directory; returns their paths.
+pub fn write_outputs(c: &Comparison) -> anyhow::Result<(PathBuf, PathBuf)> {
+    fs::create_dir_all(&c.config.out_dir)?;
+    let base = c.config.out_dir.join(format!("compare-{}", c.started_unix));
+    let (j, s) = (base.with_extension("json"), base.with_extension("svg"));
+    fs::write(&j, serde_json::to_string_pretty(&json(c))? + "\n")?;
+    fs::write(&s, plot(c))?;
+    Ok((j, s))
+}
+
+/// Builds pyrogate's release binary with cargo (the workspace's own build; nothing is
+/// installed). Prints the command first.
+pub fn build_pyrogate() -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    eprintln!("building the gateway: cargo build --release -p pyrogate --bin pyrogate");
+    let status = Command::new("cargo")
+        .current_dir(&root)
+        .args(["build", "--release", "-p", "pyrogate", "--bin", "pyrogate"])
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("cargo build --release -p pyrogate --bin pyrogate failed: {status}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(p: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], p))
+    }
+
+    #[test]
+    fn pyrogate_gets_one_write_component_per_sink() {
+        let c = pyrogate_config(&[addr(4001), addr(4002)]);
+        assert!(c.contains(
+            "forward_to = [pyroscope.write.sink0.receiver, pyroscope.write.sink1.receiver]"
+        ));
+        assert!(c.contains("pyroscope.write \"sink1\" {\n\tendpoint {\n\t\turl = \"http://127.0.0.1:4002\"\n\t}\n}\n"));
+        assert!(c.contains("listen_port    = 0"));
+    }
+
+    #[test]
+    fn nginx_mirrors_every_sink_but_the_first() {
+        let c = nginx_config(
+            Path::new("/tmp/x"),
+            18080,
+            &[addr(4001), addr(4002), addr(4003)],
+            1,
+        );
+        assert!(c.contains("listen 127.0.0.1:18080;"));
+        assert!(c.contains(
+            "mirror /__mirror1;\n      mirror /__mirror2;\n      mirror_request_body on;"
+        ));
+        assert!(c.contains("proxy_pass http://sink0;"));
+        assert!(c.contains("proxy_pass http://sink2$request_uri;"));
+        assert!(c.contains("upstream sink1 { server 127.0.0.1:4002; keepalive 64; }"));
+        assert!(!nginx_config(Path::new("/tmp/x"), 1, &[addr(4001)], 1).contains("mirror"));
+    }
+
+    #[test]
+    fn logfmt_values_are_found_by_key() {
+        let line =
+            "ts=1 level=info msg=\"receiver listening\" receiver=loadtest addr=127.0.0.1:4567";
+        assert_eq!(logfmt_value(line, "addr"), Some("127.0.0.1:4567"));
+        assert_eq!(logfmt_value(line, "port"), None);
+    }
+
+    #[test]
+    fn rounds_rotate_and_nginx_is_skipped_when_missing() {
+        let cfg = CompareConfig {
+            rounds: 2,
+            duration: Duration::from_secs(1),
+            connections: 1,
+            mix: Mix::Go,
+            cores: 1,
+            pyrogate_fanouts: vec![1, 2],
+            nginx_fanout: 2,
+            label_sets: 1,
+            seed: 1,
+            pyrogate_bin: PathBuf::from("/nonexistent"),
+            nginx_bin: None,
+            out_dir: PathBuf::from("/tmp"),
+            quiet: true,
+        };
+        assert_eq!(
+            systems(&cfg),
+            vec![
+                System::Direct,
+                System::Pyrogate { fanout: 1 },
+                System::Pyrogate { fanout: 2 }
+            ]
+        );
+    }
+}

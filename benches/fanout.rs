@@ -48,6 +48,7 @@ fn endpoint(i: usize) -> Endpoint {
         queue_capacity: 1024,
         senders_per_core: 1,
         connect_timeout: config::DEFAULT_CONNECT_TIMEOUT,
+        compression: config::Compression::None,
     }
 }
 

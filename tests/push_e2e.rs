@@ -805,7 +805,33 @@ fn sent_metrics_count_samples_and_raw_bytes(driver: Driver) {
     }
 }
 
+/// The `compression = "gzip"` endpoint extension: the upstream push is gzip'd (Alloy sends it
+/// uncompressed) and still decodes to the same series with byte-identical `raw_profile`.
+fn endpoint_gzip_compression_sends_gzipd_pushes(driver: Driver) {
+    let mock = MockPyroscope::start();
+    let gw = Gateway::start(
+        &one_write_config(&[&mock], "    compression = \"gzip\"", ""),
+        driver,
+        1,
+    );
+    let upload = push::dotnet_sdk(300);
+    let sent = &upload.request.series[0];
+    assert_push_ok(&send_push(&gw, &upload), false, upload.shape);
+    let recorded = mock.wait_for_requests(1, WAIT);
+    assert_eq!(recorded.len(), 1);
+    let r = &recorded[0];
+    assert_eq!(r.status, Some(200), "{r:?}");
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(&r.body[..2], b"\x1f\x8b", "the body on the wire is gzip");
+    let got = &r.push_request().series[0];
+    assert_eq!(
+        got.samples, sent.samples,
+        "raw_profile and ID survive compression"
+    );
+}
+
 both_drivers!(
+    endpoint_gzip_compression_sends_gzipd_pushes,
     sdk_gzip_proto_push_reaches_every_destination,
     dotnet_uncompressed_push_reaches_every_destination,
     json_push_is_forwarded_as_proto_with_identical_bytes,

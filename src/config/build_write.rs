@@ -128,6 +128,13 @@ impl Cx<'_, '_, '_> {
         let connect_timeout = self
             .positive_duration(&mut r, "connect_timeout")
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let compression = self
+            .choice(
+                &mut r,
+                "compression",
+                &[("none", Compression::None), ("gzip", Compression::Gzip)],
+            )
+            .unwrap_or(Compression::None);
         r.finish(self.sink);
         if !ok {
             return None;
@@ -151,6 +158,7 @@ impl Cx<'_, '_, '_> {
             queue_capacity,
             senders_per_core,
             connect_timeout,
+            compression,
         })
     }
 

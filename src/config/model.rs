@@ -182,6 +182,19 @@ pub struct Endpoint {
     pub senders_per_core: usize,
     /// *pyrogate extension* `connect_timeout`.
     pub connect_timeout: Duration,
+    /// *pyrogate extension* `compression`: how Push requests are sent upstream (Alloy always
+    /// sends them uncompressed). `/ingest` bodies are always forwarded byte for byte.
+    pub compression: Compression,
+}
+
+/// Content coding of upstream Push requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// `compression = "none"` (default, as Alloy).
+    None,
+    /// `compression = "gzip"`: `Content-Encoding: gzip` (costs a compression pass per series
+    /// per endpoint, and one copy of the profile bytes into the compressed body).
+    Gzip,
 }
 
 /// A parsed endpoint URL. The URL's own query string is discarded, as Alloy does.

@@ -93,6 +93,7 @@ pub(crate) mod tests {
             queue_capacity,
             senders_per_core: 1,
             connect_timeout: config::DEFAULT_CONNECT_TIMEOUT,
+            compression: config::Compression::None,
         }
     }
 

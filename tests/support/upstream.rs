@@ -600,6 +600,34 @@ fn serve_one(conn: &mut Conn, shared: &Shared) -> bool {
             && !close_requested;
     }
 
+    let Some((status, retry_after)) = play_next_action(shared, record) else {
+        return false;
+    };
+    let (content_type, body) = if status == 200 {
+        ("text/plain; charset=utf-8", Vec::new())
+    } else {
+        (
+            "application/json",
+            json_error(connect_code(status), status_text(status)),
+        )
+    };
+    write_response(
+        &mut conn.stream,
+        status,
+        content_type,
+        &body,
+        retry_after.as_deref(),
+        close_requested,
+    )
+    .is_ok()
+        && !close_requested
+}
+
+/// Plays the next scripted [`Action`] (or the default) for a request that passed validation:
+/// records it, then waits out a `Respond` delay, hangs, or gives up. `Some((status,
+/// retry_after))` when an answer is to be written; `None` when the connection is to be
+/// closed unanswered (`Close`, `Hang`, or the mock shutting down mid-delay).
+fn play_next_action(shared: &Shared, mut record: Recorded) -> Option<(u16, Option<String>)> {
     let action = lock(&shared.script)
         .pop_front()
         .unwrap_or_else(|| lock(&shared.default_action).clone());
@@ -612,35 +640,18 @@ fn serve_one(conn: &mut Conn, shared: &Shared) -> bool {
             record.status = Some(status);
             finish_record(shared, record);
             if !delay.is_zero() && interruptible_sleep(shared, delay) {
-                return false;
+                return None;
             }
-            let (content_type, body) = if status == 200 {
-                ("text/plain; charset=utf-8", Vec::new())
-            } else {
-                (
-                    "application/json",
-                    json_error(connect_code(status), status_text(status)),
-                )
-            };
-            write_response(
-                &mut conn.stream,
-                status,
-                content_type,
-                &body,
-                retry_after.as_deref(),
-                close_requested,
-            )
-            .is_ok()
-                && !close_requested
+            Some((status, retry_after))
         }
         Action::Hang => {
             finish_record(shared, record);
             interruptible_sleep(shared, MAX_HANG);
-            false
+            None
         }
         Action::Close => {
             finish_record(shared, record);
-            false
+            None
         }
     }
 }
@@ -799,51 +810,29 @@ fn serve_push(
             ));
         }
     };
-    let action = lock(&shared.script)
-        .pop_front()
-        .unwrap_or_else(|| lock(&shared.default_action).clone());
-    match action {
-        Action::Respond {
-            status,
-            retry_after,
-            delay,
-        } => {
-            record.status = Some(status);
-            finish_record(shared, record);
-            if !delay.is_zero() && interruptible_sleep(shared, delay) {
-                return false;
-            }
-            let (content_type, body) = match (status, codec) {
-                (200, PushCodec::Proto) => ("application/proto", Vec::new()),
-                (200, PushCodec::Json) => ("application/json", b"{}".to_vec()),
-                _ => (
-                    "application/json",
-                    json_error(push::connect_code_for_status(status), status_text(status)),
-                ),
-            };
-            let mut extra: Vec<(&str, &str)> = Vec::new();
-            if let Some(ra) = retry_after.as_deref() {
-                extra.push(("Retry-After", ra));
-            }
-            keep_alive(write_push_response(
-                &mut conn.stream,
-                status,
-                Some(content_type),
-                &body,
-                &extra,
-                close_requested,
-            ))
-        }
-        Action::Hang => {
-            finish_record(shared, record);
-            interruptible_sleep(shared, MAX_HANG);
-            false
-        }
-        Action::Close => {
-            finish_record(shared, record);
-            false
-        }
+    let Some((status, retry_after)) = play_next_action(shared, record) else {
+        return false;
+    };
+    let (content_type, body) = match (status, codec) {
+        (200, PushCodec::Proto) => ("application/proto", Vec::new()),
+        (200, PushCodec::Json) => ("application/json", b"{}".to_vec()),
+        _ => (
+            "application/json",
+            json_error(push::connect_code_for_status(status), status_text(status)),
+        ),
+    };
+    let mut extra: Vec<(&str, &str)> = Vec::new();
+    if let Some(ra) = retry_after.as_deref() {
+        extra.push(("Retry-After", ra));
     }
+    keep_alive(write_push_response(
+        &mut conn.stream,
+        status,
+        Some(content_type),
+        &body,
+        &extra,
+        close_requested,
+    ))
 }
 
 /// A Connect answer: unlike `/ingest`, a success carries a Content-Type with an empty body.

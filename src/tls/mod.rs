@@ -173,16 +173,45 @@ fn certified(
     Ok((chain, der))
 }
 
-fn pair(
-    cert: Option<Pem>,
-    key: Option<Pem>,
+/// The certificate chain and key of one side of a connection, each from its file or its
+/// inline attribute (`<attrs>.cert_pem`, `<attrs>.key_pem` in errors); `None` when neither
+/// is configured, an error when only one is.
+fn cert_and_key(
+    attrs: &str,
+    cert_pem: Option<&str>,
+    cert_file: Option<&Path>,
+    key_pem: Option<&str>,
+    key_file: Option<&Path>,
 ) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, TlsError> {
+    let cert = pem_of(
+        "certificate file",
+        cert_pem,
+        &format!("{attrs}.cert_pem"),
+        cert_file,
+    )?;
+    let key = pem_of("key file", key_pem, &format!("{attrs}.key_pem"), key_file)?;
     match (cert, key) {
         (Some(c), Some(k)) => certified(c, k).map(Some),
         (None, None) => Ok(None),
         (Some(_), None) => Err(TlsError::HalfPair("certificate")),
         (None, Some(_)) => Err(TlsError::HalfPair("key")),
     }
+}
+
+/// A trust store of every certificate in `pem` (`what` names them in errors); `refused` makes
+/// the caller's error, from the origin and rustls' reason, for a certificate rustls rejects.
+fn roots_of(
+    pem: &Pem,
+    what: &'static str,
+    refused: impl Fn(String, String) -> TlsError,
+) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for c in certs_of(pem, what)? {
+        roots
+            .add(c)
+            .map_err(|e| refused(pem.origin.clone(), e.to_string()))?;
+    }
+    Ok(roots)
 }
 
 /// The trust roots used when `tls_config` names no CA: the system store, or Mozilla's roots
@@ -234,34 +263,22 @@ fn build_client_config(t: &ClientTls) -> Result<Arc<ClientConfig>, TlsError> {
             t.ca_file.as_deref(),
         )?;
         let roots = match ca {
-            Some(pem) => {
-                let mut roots = RootCertStore::empty();
-                for c in certs_of(&pem, "CA certificate")? {
-                    roots.add(c).map_err(|e| TlsError::BadPem {
-                        what: "CA certificate",
-                        origin: pem.origin.clone(),
-                        detail: e.to_string(),
-                    })?;
-                }
-                roots
-            }
+            Some(pem) => roots_of(&pem, "CA certificate", |origin, detail| TlsError::BadPem {
+                what: "CA certificate",
+                origin,
+                detail,
+            })?,
             None => default_roots(),
         };
         builder.with_root_certificates(roots)
     };
-    let cert = pem_of(
-        "certificate file",
+    let mut config = match cert_and_key(
+        "tls_config",
         t.cert_pem.as_deref(),
-        "tls_config.cert_pem",
         t.cert_file.as_deref(),
-    )?;
-    let key = pem_of(
-        "key file",
         t.key_pem.as_ref().map(|s| s.0.as_str()),
-        "tls_config.key_pem",
         t.key_file.as_deref(),
-    )?;
-    let mut config = match pair(cert, key)? {
+    )? {
         Some((chain, key)) => builder.with_client_auth_cert(chain, key)?,
         None => builder.with_no_client_auth(),
     };
@@ -283,19 +300,14 @@ pub fn server_name(t: Option<&ClientTls>, host: &str) -> Result<ServerName<'stat
 /// Builds a receiver's server configuration; `None` when the `tls` block has neither a
 /// certificate nor a key (Alloy enables TLS only when both are set).
 pub fn server_config(t: &ServerTls) -> Result<Option<Arc<ServerConfig>>, TlsError> {
-    let cert = pem_of(
-        "certificate file",
+    let Some((chain, key)) = cert_and_key(
+        "tls",
         t.cert_pem.as_ref().map(|s| s.0.as_str()),
-        "tls.cert_pem",
         t.cert_file.as_deref(),
-    )?;
-    let key = pem_of(
-        "key file",
         t.key_pem.as_ref().map(|s| s.0.as_str()),
-        "tls.key_pem",
         t.key_file.as_deref(),
-    )?;
-    let Some((chain, key)) = pair(cert, key)? else {
+    )?
+    else {
         return Ok(None);
     };
     let builder = ServerConfig::builder_with_provider(provider())
@@ -316,13 +328,9 @@ pub fn server_config(t: &ServerTls) -> Result<Option<Arc<ServerConfig>>, TlsErro
                 t.client_ca_file.as_deref(),
             )?
             .ok_or_else(|| TlsError::ClientCaRequired(kind.to_string()))?;
-            let mut roots = RootCertStore::empty();
-            for c in certs_of(&ca, "client CA certificate")? {
-                roots.add(c).map_err(|e| TlsError::ClientCa {
-                    origin: ca.origin.clone(),
-                    detail: e.to_string(),
-                })?;
-            }
+            let roots = roots_of(&ca, "client CA certificate", |origin, detail| {
+                TlsError::ClientCa { origin, detail }
+            })?;
             let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
             let v = if kind == "VerifyClientCertIfGiven" {
                 v.allow_unauthenticated()

@@ -514,31 +514,27 @@ fn serve_one(conn: &mut Conn, shared: &Shared) -> bool {
     let framing = body_framing(&head);
     let body = match framing {
         Err(reject) => {
-            record.status = Some(reject.status);
-            finish_record(shared, record);
-            let _ = write_response(
-                &mut conn.stream,
+            return answer_recorded(
+                conn,
+                shared,
+                record,
                 reject.status,
                 "text/plain; charset=utf-8",
                 reject.message.as_bytes(),
-                None,
                 true,
             );
-            return false;
         }
         Ok(Framing::Length(n)) if n > limit as u64 => {
             let reject = too_large(push_route);
-            record.status = Some(reject.status);
-            finish_record(shared, record);
-            let _ = write_response(
-                &mut conn.stream,
+            return answer_recorded(
+                conn,
+                shared,
+                record,
                 reject.status,
                 reject.content_type,
                 &reject.body,
-                None,
                 true,
             );
-            return false;
         }
         Ok(Framing::Length(n)) => {
             // `n <= limit`, which fits in usize.
@@ -562,17 +558,15 @@ fn serve_one(conn: &mut Conn, shared: &Shared) -> bool {
                             body: b"request body too large\n".to_vec(),
                         }
                     };
-                    record.status = Some(reject.status);
-                    finish_record(shared, record);
-                    let _ = write_response(
-                        &mut conn.stream,
+                    return answer_recorded(
+                        conn,
+                        shared,
+                        record,
                         reject.status,
                         reject.content_type,
                         &reject.body,
-                        None,
                         true,
                     );
-                    return false;
                 }
             }
         }
@@ -586,18 +580,15 @@ fn serve_one(conn: &mut Conn, shared: &Shared) -> bool {
 
     // Pyroscope's own acceptance rules.
     if let Err(err) = validate(&shared.config.path_prefix, &record) {
-        record.status = Some(err.status);
-        finish_record(shared, record);
-        return write_response(
-            &mut conn.stream,
+        return answer_recorded(
+            conn,
+            shared,
+            record,
             err.status,
             err.content_type,
             &err.body,
-            None,
             close_requested,
-        )
-        .is_ok()
-            && !close_requested;
+        );
     }
 
     let Some((status, retry_after)) = play_next_action(shared, record) else {
@@ -621,6 +612,23 @@ fn serve_one(conn: &mut Conn, shared: &Shared) -> bool {
     )
     .is_ok()
         && !close_requested
+}
+
+/// Records `record` as answered `status`, then writes that answer (with `Connection: close`
+/// when `close`); whether the connection stays open: only if the write went through and
+/// `close` is false.
+fn answer_recorded(
+    conn: &mut Conn,
+    shared: &Shared,
+    mut record: Recorded,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    close: bool,
+) -> bool {
+    record.status = Some(status);
+    finish_record(shared, record);
+    write_response(&mut conn.stream, status, content_type, body, None, close).is_ok() && !close
 }
 
 /// Plays the next scripted [`Action`] (or the default) for a request that passed validation:

@@ -182,11 +182,7 @@ fn dead_destination_does_not_slow_a_healthy_one(driver: Driver) {
     let gw = Gateway::start(&cfg, driver, 1);
     let uploads: Vec<bodies::Upload> = (0..20).map(|i| bodies::node_pprof(500 + i)).collect();
     let mut client = Client::connect(gw.addr());
-    for upload in &uploads {
-        client.send(&upload.request(&[]));
-        let response = client.read_response();
-        assert_eq!(response.status, 200, "{response:?}");
-    }
+    client.upload_each_expecting_200(&uploads);
     let recorded = healthy.wait_for_requests(uploads.len(), WAIT);
     assert_eq!(recorded.len(), uploads.len());
     for upload in &uploads {

@@ -103,14 +103,8 @@ fn sigterm_with_a_hanging_upstream_exits_after_the_grace_period_counting_drops(d
     let gw = Gateway::start(&cfg, driver, 1);
     let uploads: Vec<bodies::Upload> = (0..3).map(|i| bodies::node_pprof(100 + i)).collect();
     let mut client = Client::connect(gw.addr());
-    for upload in &uploads {
-        client.send(&upload.request(&[]));
-        let response = client.read_response();
-        assert_eq!(
-            response.status, 200,
-            "acknowledged on enqueue: {response:?}"
-        );
-    }
+    // Acknowledged on enqueue although the upstream never answers.
+    client.upload_each_expecting_200(&uploads);
     // One upload is being sent (the only sender hangs on it), two wait in the queue.
     mock.wait_for_requests(1, WAIT);
     let signalled = Instant::now();
@@ -143,10 +137,7 @@ fn sigterm_drains_queued_uploads_before_exiting(driver: Driver) {
     let gw = Gateway::start(&cfg, driver, 1);
     let uploads: Vec<bodies::Upload> = (0..4).map(|i| bodies::folded(300 + i)).collect();
     let mut client = Client::connect(gw.addr());
-    for upload in &uploads {
-        client.send(&upload.request(&[]));
-        assert_eq!(client.read_response().status, 200);
-    }
+    client.upload_each_expecting_200(&uploads);
     gw.terminate();
     let stopped = exited(gw, EXIT_BOUND);
     assert_clean_exit(&stopped, uploads.len() as u64, 0);

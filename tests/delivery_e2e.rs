@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support::bodies;
 use support::client::Client;
 use support::config;
-use support::gateway::{logfmt_get, metric_sum};
+use support::gateway::metric_sum;
 use support::upstream::dead_destination;
 use support::{Action, Driver, Gateway, MockPyroscope, both_drivers};
 
@@ -372,21 +372,7 @@ fn quickstart_upload_lands_in_the_capture_dir(driver: Driver) {
         .duration_since(UNIX_EPOCH)
         .expect("clock")
         .as_nanos();
-    assert!(
-        stopped.status.success(),
-        "exit {:?}; stderr:\n{}",
-        stopped.status,
-        stopped.stderr
-    );
-    let done = stopped
-        .log_line("shutdown complete")
-        .unwrap_or_else(|| panic!("no `shutdown complete` line:\n{}", stopped.stderr));
-    assert_eq!(
-        logfmt_get(&done, "delivered").as_deref(),
-        Some("1"),
-        "{done}"
-    );
-    assert_eq!(logfmt_get(&done, "dropped").as_deref(), Some("0"), "{done}");
+    stopped.assert_clean_exit(1, 0);
 
     let segments = capture_segments(&capture);
     assert!(

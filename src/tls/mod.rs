@@ -252,9 +252,9 @@ fn build_client_config(t: &ClientTls) -> Result<Arc<ClientConfig>, TlsError> {
     let builder = if t.insecure_skip_verify {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(
-                provider().signature_verification_algorithms,
-            )))
+            .with_custom_certificate_verifier(Arc::new(NoVerify {
+                algs: provider().signature_verification_algorithms,
+            }))
     } else {
         let ca = pem_of(
             "CA file",
@@ -350,10 +350,41 @@ pub fn server_config(t: &ServerTls) -> Result<Option<Arc<ServerConfig>>, TlsErro
     Ok(Some(Arc::new(config)))
 }
 
+/// The handshake-signature half of rustls' `ServerCertVerifier` and `ClientCertVerifier`,
+/// the same for both: rustls' own TLS 1.2 / 1.3 checks with the verifier's `algs`, so a
+/// peer must still hold the key of the certificate it sent.
+macro_rules! signature_checks_by_algs {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.algs.supported_schemes()
+        }
+    };
+}
+
 /// `insecure_skip_verify`: accepts any server certificate, but still checks that the peer
 /// holds the key of the certificate it sent (handshake signatures), as Go does.
 #[derive(Debug)]
-struct NoVerify(WebPkiSupportedAlgorithms);
+struct NoVerify {
+    algs: WebPkiSupportedAlgorithms,
+}
 
 impl ServerCertVerifier for NoVerify {
     fn verify_server_cert(
@@ -367,27 +398,7 @@ impl ServerCertVerifier for NoVerify {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
+    signature_checks_by_algs!();
 }
 
 /// Go's `RequestClientCert` / `RequireAnyClientCert`: a client certificate is asked for (and
@@ -416,25 +427,5 @@ impl ClientCertVerifier for AnyClientCert {
         Ok(ClientCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
-    }
+    signature_checks_by_algs!();
 }

@@ -843,7 +843,10 @@ fn serve_push(
     ))
 }
 
-/// A Connect answer: unlike `/ingest`, a success carries a Content-Type with an empty body.
+/// Writes one answer: the status line, `content_type` if any, the `extra` headers, then
+/// `Connection: close` when `close`, Content-Length and the body. Connect answers call it
+/// directly (a success carries a Content-Type with an empty body); `/ingest` answers through
+/// [`write_response`].
 fn write_push_response(
     stream: &mut TcpStream,
     status: u16,
@@ -1073,6 +1076,7 @@ fn read_chunked(conn: &mut Conn, limit: usize) -> Result<Vec<u8>, u16> {
     }
 }
 
+/// An `/ingest` answer: a Content-Type only with a body, `Retry-After` when given.
 fn write_response(
     stream: &mut TcpStream,
     status: u16,
@@ -1081,21 +1085,9 @@ fn write_response(
     retry_after: Option<&str>,
     close: bool,
 ) -> std::io::Result<()> {
-    let mut out = format!("HTTP/1.1 {status} {}\r\n", status_text(status));
-    if !body.is_empty() {
-        out.push_str(&format!("Content-Type: {content_type}\r\n"));
-    }
-    if let Some(ra) = retry_after {
-        out.push_str(&format!("Retry-After: {ra}\r\n"));
-    }
-    if close {
-        out.push_str("Connection: close\r\n");
-    }
-    out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    let mut bytes = out.into_bytes();
-    bytes.extend_from_slice(body);
-    stream.write_all(&bytes)?;
-    stream.flush()
+    let content_type = (!body.is_empty()).then_some(content_type);
+    let extra = retry_after.map(|ra| ("Retry-After", ra));
+    write_push_response(stream, status, content_type, body, extra.as_slice(), close)
 }
 
 /// Go's `http.StatusText` for the statuses the tests use.

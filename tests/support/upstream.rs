@@ -513,19 +513,39 @@ fn serve_one(conn: &mut Conn, shared: &Shared) -> bool {
     // Body framing (RFC 9112 §6); the gateway must frame its upstream requests correctly.
     let framing = body_framing(&head);
     let body = match framing {
-        Err(reject) => {
-            return answer_recorded(
-                conn,
-                shared,
-                record,
-                reject.status,
-                "text/plain; charset=utf-8",
-                reject.message.as_bytes(),
-                true,
-            );
+        Err(reject) => Err(Rejection {
+            status: reject.status,
+            content_type: "text/plain; charset=utf-8",
+            body: reject.message.as_bytes().to_vec(),
+        }),
+        Ok(Framing::Length(n)) if n > limit as u64 => Err(too_large(push_route)),
+        Ok(Framing::Length(n)) => {
+            // `n <= limit`, which fits in usize.
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            if !conn.need(n) {
+                return false;
+            }
+            Ok(conn.take(n))
         }
-        Ok(Framing::Length(n)) if n > limit as u64 => {
-            let reject = too_large(push_route);
+        Ok(Framing::Chunked) => {
+            record.chunked = true;
+            read_chunked(conn, limit).map_err(|status| {
+                if status == 413 {
+                    too_large(push_route)
+                } else {
+                    Rejection {
+                        status,
+                        content_type: "text/plain; charset=utf-8",
+                        body: b"request body too large\n".to_vec(),
+                    }
+                }
+            })
+        }
+    };
+    // A body the mock will not take ends the connection after the refusal.
+    let body = match body {
+        Ok(body) => body,
+        Err(reject) => {
             return answer_recorded(
                 conn,
                 shared,
@@ -535,40 +555,6 @@ fn serve_one(conn: &mut Conn, shared: &Shared) -> bool {
                 &reject.body,
                 true,
             );
-        }
-        Ok(Framing::Length(n)) => {
-            // `n <= limit`, which fits in usize.
-            let n = usize::try_from(n).unwrap_or(usize::MAX);
-            if !conn.need(n) {
-                return false;
-            }
-            conn.take(n)
-        }
-        Ok(Framing::Chunked) => {
-            record.chunked = true;
-            match read_chunked(conn, limit) {
-                Ok(body) => body,
-                Err(status) => {
-                    let reject = if status == 413 {
-                        too_large(push_route)
-                    } else {
-                        Rejection {
-                            status,
-                            content_type: "text/plain; charset=utf-8",
-                            body: b"request body too large\n".to_vec(),
-                        }
-                    };
-                    return answer_recorded(
-                        conn,
-                        shared,
-                        record,
-                        reject.status,
-                        reject.content_type,
-                        &reject.body,
-                        true,
-                    );
-                }
-            }
         }
     };
     record.body = body;

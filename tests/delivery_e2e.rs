@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support::bodies;
 use support::client::Client;
 use support::config;
-use support::gateway::{logfmt_get, metric_sum};
+use support::gateway::metric_sum;
 use support::upstream::dead_destination;
 use support::{Action, Driver, Gateway, MockPyroscope, both_drivers};
 
@@ -182,11 +182,7 @@ fn dead_destination_does_not_slow_a_healthy_one(driver: Driver) {
     let gw = Gateway::start(&cfg, driver, 1);
     let uploads: Vec<bodies::Upload> = (0..20).map(|i| bodies::node_pprof(500 + i)).collect();
     let mut client = Client::connect(gw.addr());
-    for upload in &uploads {
-        client.send(&upload.request(&[]));
-        let response = client.read_response();
-        assert_eq!(response.status, 200, "{response:?}");
-    }
+    client.upload_each_expecting_200(&uploads);
     let recorded = healthy.wait_for_requests(uploads.len(), WAIT);
     assert_eq!(recorded.len(), uploads.len());
     for upload in &uploads {
@@ -376,21 +372,7 @@ fn quickstart_upload_lands_in_the_capture_dir(driver: Driver) {
         .duration_since(UNIX_EPOCH)
         .expect("clock")
         .as_nanos();
-    assert!(
-        stopped.status.success(),
-        "exit {:?}; stderr:\n{}",
-        stopped.status,
-        stopped.stderr
-    );
-    let done = stopped
-        .log_line("shutdown complete")
-        .unwrap_or_else(|| panic!("no `shutdown complete` line:\n{}", stopped.stderr));
-    assert_eq!(
-        logfmt_get(&done, "delivered").as_deref(),
-        Some("1"),
-        "{done}"
-    );
-    assert_eq!(logfmt_get(&done, "dropped").as_deref(), Some("0"), "{done}");
+    stopped.assert_clean_exit(1, 0);
 
     let segments = capture_segments(&capture);
     assert!(

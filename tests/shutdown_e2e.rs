@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use support::bodies;
 use support::client::Client;
 use support::config;
-use support::gateway::{Stopped, logfmt_get};
+use support::gateway::Stopped;
 use support::{Action, Driver, Gateway, MockPyroscope, both_drivers};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -41,29 +41,6 @@ fn exited(gw: Gateway, bound: Duration) -> Stopped {
             killed.stderr
         ),
     }
-}
-
-/// Asserts exit status 0 and the `shutdown complete` counts.
-fn assert_clean_exit(stopped: &Stopped, delivered: u64, dropped: u64) {
-    assert!(
-        stopped.status.success(),
-        "exit {:?}; stderr:\n{}",
-        stopped.status,
-        stopped.stderr
-    );
-    let done = stopped
-        .log_line("shutdown complete")
-        .unwrap_or_else(|| panic!("no `shutdown complete` line:\n{}", stopped.stderr));
-    assert_eq!(
-        logfmt_get(&done, "delivered"),
-        Some(delivered.to_string()),
-        "{done}"
-    );
-    assert_eq!(
-        logfmt_get(&done, "dropped"),
-        Some(dropped.to_string()),
-        "{done}"
-    );
 }
 
 fn sigterm_during_a_slow_delivery_still_delivers_and_answers(driver: Driver) {
@@ -83,7 +60,7 @@ fn sigterm_during_a_slow_delivery_still_delivers_and_answers(driver: Driver) {
     // Draining: the answered connection is not kept alive.
     client.expect_closed();
     let stopped = exited(gw, EXIT_BOUND);
-    assert_clean_exit(&stopped, 1, 0);
+    stopped.assert_clean_exit(1, 0);
     let recorded = mock.requests();
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].body, upload.body);
@@ -103,14 +80,8 @@ fn sigterm_with_a_hanging_upstream_exits_after_the_grace_period_counting_drops(d
     let gw = Gateway::start(&cfg, driver, 1);
     let uploads: Vec<bodies::Upload> = (0..3).map(|i| bodies::node_pprof(100 + i)).collect();
     let mut client = Client::connect(gw.addr());
-    for upload in &uploads {
-        client.send(&upload.request(&[]));
-        let response = client.read_response();
-        assert_eq!(
-            response.status, 200,
-            "acknowledged on enqueue: {response:?}"
-        );
-    }
+    // Acknowledged on enqueue although the upstream never answers.
+    client.upload_each_expecting_200(&uploads);
     // One upload is being sent (the only sender hangs on it), two wait in the queue.
     mock.wait_for_requests(1, WAIT);
     let signalled = Instant::now();
@@ -121,7 +92,7 @@ fn sigterm_with_a_hanging_upstream_exits_after_the_grace_period_counting_drops(d
         took >= Duration::from_millis(900),
         "exited {took:?} after SIGTERM: the 1s grace period was not waited"
     );
-    assert_clean_exit(&stopped, 0, uploads.len() as u64);
+    stopped.assert_clean_exit(0, uploads.len() as u64);
     assert_eq!(
         mock.request_count(),
         1,
@@ -143,13 +114,10 @@ fn sigterm_drains_queued_uploads_before_exiting(driver: Driver) {
     let gw = Gateway::start(&cfg, driver, 1);
     let uploads: Vec<bodies::Upload> = (0..4).map(|i| bodies::folded(300 + i)).collect();
     let mut client = Client::connect(gw.addr());
-    for upload in &uploads {
-        client.send(&upload.request(&[]));
-        assert_eq!(client.read_response().status, 200);
-    }
+    client.upload_each_expecting_200(&uploads);
     gw.terminate();
     let stopped = exited(gw, EXIT_BOUND);
-    assert_clean_exit(&stopped, uploads.len() as u64, 0);
+    stopped.assert_clean_exit(uploads.len() as u64, 0);
     let recorded = mock.requests();
     let bodies: Vec<&[u8]> = recorded.iter().map(|r| r.body.as_slice()).collect();
     let sent: Vec<&[u8]> = uploads.iter().map(|u| u.body.as_slice()).collect();
@@ -164,7 +132,7 @@ fn sigint_shuts_down_like_sigterm(driver: Driver) {
     assert_eq!(client.read_response().status, 200);
     gw.signal("INT");
     let stopped = exited(gw, EXIT_BOUND);
-    assert_clean_exit(&stopped, 1, 0);
+    stopped.assert_clean_exit(1, 0);
 }
 
 fn sigterm_during_an_upload_still_reads_delivers_and_answers_it(driver: Driver) {
@@ -187,7 +155,7 @@ fn sigterm_during_an_upload_still_reads_delivers_and_answers_it(driver: Driver) 
     assert_eq!(response.status, 200, "{response:?}");
     uploading.expect_closed();
     let stopped = exited(gw, EXIT_BOUND);
-    assert_clean_exit(&stopped, 2, 0);
+    stopped.assert_clean_exit(2, 0);
     let recorded = mock.requests();
     assert_eq!(recorded.len(), 2);
     assert_eq!(recorded[1].body, upload.body);
@@ -235,7 +203,7 @@ fn after_sigterm_new_connections_are_not_served(driver: Driver) {
         "the delivery in flight completes: {response:?}"
     );
     let stopped = exited(gw, EXIT_BOUND);
-    assert_clean_exit(&stopped, 2, 0);
+    stopped.assert_clean_exit(2, 0);
     let recorded = mock.requests();
     assert_eq!(recorded.len(), 2, "the late upload was not forwarded");
     assert_eq!(recorded[1].body, slow_upload.body);

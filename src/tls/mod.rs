@@ -173,16 +173,45 @@ fn certified(
     Ok((chain, der))
 }
 
-fn pair(
-    cert: Option<Pem>,
-    key: Option<Pem>,
+/// The certificate chain and key of one side of a connection, each from its file or its
+/// inline attribute (`<attrs>.cert_pem`, `<attrs>.key_pem` in errors); `None` when neither
+/// is configured, an error when only one is.
+fn cert_and_key(
+    attrs: &str,
+    cert_pem: Option<&str>,
+    cert_file: Option<&Path>,
+    key_pem: Option<&str>,
+    key_file: Option<&Path>,
 ) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, TlsError> {
+    let cert = pem_of(
+        "certificate file",
+        cert_pem,
+        &format!("{attrs}.cert_pem"),
+        cert_file,
+    )?;
+    let key = pem_of("key file", key_pem, &format!("{attrs}.key_pem"), key_file)?;
     match (cert, key) {
         (Some(c), Some(k)) => certified(c, k).map(Some),
         (None, None) => Ok(None),
         (Some(_), None) => Err(TlsError::HalfPair("certificate")),
         (None, Some(_)) => Err(TlsError::HalfPair("key")),
     }
+}
+
+/// A trust store of every certificate in `pem` (`what` names them in errors); `refused` makes
+/// the caller's error, from the origin and rustls' reason, for a certificate rustls rejects.
+fn roots_of(
+    pem: &Pem,
+    what: &'static str,
+    refused: impl Fn(String, String) -> TlsError,
+) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for c in certs_of(pem, what)? {
+        roots
+            .add(c)
+            .map_err(|e| refused(pem.origin.clone(), e.to_string()))?;
+    }
+    Ok(roots)
 }
 
 /// The trust roots used when `tls_config` names no CA: the system store, or Mozilla's roots
@@ -223,9 +252,9 @@ fn build_client_config(t: &ClientTls) -> Result<Arc<ClientConfig>, TlsError> {
     let builder = if t.insecure_skip_verify {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(
-                provider().signature_verification_algorithms,
-            )))
+            .with_custom_certificate_verifier(Arc::new(NoVerify {
+                algs: provider().signature_verification_algorithms,
+            }))
     } else {
         let ca = pem_of(
             "CA file",
@@ -234,34 +263,22 @@ fn build_client_config(t: &ClientTls) -> Result<Arc<ClientConfig>, TlsError> {
             t.ca_file.as_deref(),
         )?;
         let roots = match ca {
-            Some(pem) => {
-                let mut roots = RootCertStore::empty();
-                for c in certs_of(&pem, "CA certificate")? {
-                    roots.add(c).map_err(|e| TlsError::BadPem {
-                        what: "CA certificate",
-                        origin: pem.origin.clone(),
-                        detail: e.to_string(),
-                    })?;
-                }
-                roots
-            }
+            Some(pem) => roots_of(&pem, "CA certificate", |origin, detail| TlsError::BadPem {
+                what: "CA certificate",
+                origin,
+                detail,
+            })?,
             None => default_roots(),
         };
         builder.with_root_certificates(roots)
     };
-    let cert = pem_of(
-        "certificate file",
+    let mut config = match cert_and_key(
+        "tls_config",
         t.cert_pem.as_deref(),
-        "tls_config.cert_pem",
         t.cert_file.as_deref(),
-    )?;
-    let key = pem_of(
-        "key file",
         t.key_pem.as_ref().map(|s| s.0.as_str()),
-        "tls_config.key_pem",
         t.key_file.as_deref(),
-    )?;
-    let mut config = match pair(cert, key)? {
+    )? {
         Some((chain, key)) => builder.with_client_auth_cert(chain, key)?,
         None => builder.with_no_client_auth(),
     };
@@ -283,19 +300,14 @@ pub fn server_name(t: Option<&ClientTls>, host: &str) -> Result<ServerName<'stat
 /// Builds a receiver's server configuration; `None` when the `tls` block has neither a
 /// certificate nor a key (Alloy enables TLS only when both are set).
 pub fn server_config(t: &ServerTls) -> Result<Option<Arc<ServerConfig>>, TlsError> {
-    let cert = pem_of(
-        "certificate file",
+    let Some((chain, key)) = cert_and_key(
+        "tls",
         t.cert_pem.as_ref().map(|s| s.0.as_str()),
-        "tls.cert_pem",
         t.cert_file.as_deref(),
-    )?;
-    let key = pem_of(
-        "key file",
         t.key_pem.as_ref().map(|s| s.0.as_str()),
-        "tls.key_pem",
         t.key_file.as_deref(),
-    )?;
-    let Some((chain, key)) = pair(cert, key)? else {
+    )?
+    else {
         return Ok(None);
     };
     let builder = ServerConfig::builder_with_provider(provider())
@@ -316,13 +328,9 @@ pub fn server_config(t: &ServerTls) -> Result<Option<Arc<ServerConfig>>, TlsErro
                 t.client_ca_file.as_deref(),
             )?
             .ok_or_else(|| TlsError::ClientCaRequired(kind.to_string()))?;
-            let mut roots = RootCertStore::empty();
-            for c in certs_of(&ca, "client CA certificate")? {
-                roots.add(c).map_err(|e| TlsError::ClientCa {
-                    origin: ca.origin.clone(),
-                    detail: e.to_string(),
-                })?;
-            }
+            let roots = roots_of(&ca, "client CA certificate", |origin, detail| {
+                TlsError::ClientCa { origin, detail }
+            })?;
             let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
             let v = if kind == "VerifyClientCertIfGiven" {
                 v.allow_unauthenticated()
@@ -342,10 +350,41 @@ pub fn server_config(t: &ServerTls) -> Result<Option<Arc<ServerConfig>>, TlsErro
     Ok(Some(Arc::new(config)))
 }
 
+/// The handshake-signature half of rustls' `ServerCertVerifier` and `ClientCertVerifier`,
+/// the same for both: rustls' own TLS 1.2 / 1.3 checks with the verifier's `algs`, so a
+/// peer must still hold the key of the certificate it sent.
+macro_rules! signature_checks_by_algs {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.algs.supported_schemes()
+        }
+    };
+}
+
 /// `insecure_skip_verify`: accepts any server certificate, but still checks that the peer
 /// holds the key of the certificate it sent (handshake signatures), as Go does.
 #[derive(Debug)]
-struct NoVerify(WebPkiSupportedAlgorithms);
+struct NoVerify {
+    algs: WebPkiSupportedAlgorithms,
+}
 
 impl ServerCertVerifier for NoVerify {
     fn verify_server_cert(
@@ -359,27 +398,7 @@ impl ServerCertVerifier for NoVerify {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
+    signature_checks_by_algs!();
 }
 
 /// Go's `RequestClientCert` / `RequireAnyClientCert`: a client certificate is asked for (and
@@ -408,25 +427,5 @@ impl ClientCertVerifier for AnyClientCert {
         Ok(ClientCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
-    }
+    signature_checks_by_algs!();
 }

@@ -10,6 +10,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use super::bodies::Upload;
+
 /// Default bound on waiting for a response (generous: the machine is shared and slow).
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(20);
 /// Largest response head the client accepts.
@@ -92,6 +94,21 @@ impl Client {
     pub fn try_send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(bytes)?;
         self.stream.flush()
+    }
+
+    /// Sends each of `uploads` in turn on this connection, asserting that each is answered 200
+    /// before the next goes out (as an SDK that waits for every answer). The connection stays
+    /// open for the caller.
+    pub fn upload_each_expecting_200(&mut self, uploads: &[Upload]) {
+        for upload in uploads {
+            self.send(&upload.request(&[]));
+            let response = self.read_response();
+            assert_eq!(
+                response.status, 200,
+                "{} upload: {response:?}",
+                upload.shape
+            );
+        }
     }
 
     /// Reads one more chunk into the buffer before `deadline`. `Ok(false)` on EOF or reset.

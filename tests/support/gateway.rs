@@ -129,6 +129,30 @@ impl Stopped {
             .find(|l| logfmt_get(l, "msg").as_deref() == Some(msg))
             .map(str::to_string)
     }
+
+    /// Asserts exit status 0 and the `delivered=` and `dropped=` counts of the
+    /// `shutdown complete` line.
+    pub fn assert_clean_exit(&self, delivered: u64, dropped: u64) {
+        assert!(
+            self.status.success(),
+            "exit {:?}; stderr:\n{}",
+            self.status,
+            self.stderr
+        );
+        let done = self
+            .log_line("shutdown complete")
+            .unwrap_or_else(|| panic!("no `shutdown complete` line:\n{}", self.stderr));
+        assert_eq!(
+            logfmt_get(&done, "delivered"),
+            Some(delivered.to_string()),
+            "{done}"
+        );
+        assert_eq!(
+            logfmt_get(&done, "dropped"),
+            Some(dropped.to_string()),
+            "{done}"
+        );
+    }
 }
 
 /// A running `pyrogate run` child process.

@@ -513,68 +513,48 @@ fn serve_one(conn: &mut Conn, shared: &Shared) -> bool {
     // Body framing (RFC 9112 §6); the gateway must frame its upstream requests correctly.
     let framing = body_framing(&head);
     let body = match framing {
-        Err(reject) => {
-            record.status = Some(reject.status);
-            finish_record(shared, record);
-            let _ = write_response(
-                &mut conn.stream,
-                reject.status,
-                "text/plain; charset=utf-8",
-                reject.message.as_bytes(),
-                None,
-                true,
-            );
-            return false;
-        }
-        Ok(Framing::Length(n)) if n > limit as u64 => {
-            let reject = too_large(push_route);
-            record.status = Some(reject.status);
-            finish_record(shared, record);
-            let _ = write_response(
-                &mut conn.stream,
-                reject.status,
-                reject.content_type,
-                &reject.body,
-                None,
-                true,
-            );
-            return false;
-        }
+        Err(reject) => Err(Rejection {
+            status: reject.status,
+            content_type: "text/plain; charset=utf-8",
+            body: reject.message.as_bytes().to_vec(),
+        }),
+        Ok(Framing::Length(n)) if n > limit as u64 => Err(too_large(push_route)),
         Ok(Framing::Length(n)) => {
             // `n <= limit`, which fits in usize.
             let n = usize::try_from(n).unwrap_or(usize::MAX);
             if !conn.need(n) {
                 return false;
             }
-            conn.take(n)
+            Ok(conn.take(n))
         }
         Ok(Framing::Chunked) => {
             record.chunked = true;
-            match read_chunked(conn, limit) {
-                Ok(body) => body,
-                Err(status) => {
-                    let reject = if status == 413 {
-                        too_large(push_route)
-                    } else {
-                        Rejection {
-                            status,
-                            content_type: "text/plain; charset=utf-8",
-                            body: b"request body too large\n".to_vec(),
-                        }
-                    };
-                    record.status = Some(reject.status);
-                    finish_record(shared, record);
-                    let _ = write_response(
-                        &mut conn.stream,
-                        reject.status,
-                        reject.content_type,
-                        &reject.body,
-                        None,
-                        true,
-                    );
-                    return false;
+            read_chunked(conn, limit).map_err(|status| {
+                if status == 413 {
+                    too_large(push_route)
+                } else {
+                    Rejection {
+                        status,
+                        content_type: "text/plain; charset=utf-8",
+                        body: b"request body too large\n".to_vec(),
+                    }
                 }
-            }
+            })
+        }
+    };
+    // A body the mock will not take ends the connection after the refusal.
+    let body = match body {
+        Ok(body) => body,
+        Err(reject) => {
+            return answer_recorded(
+                conn,
+                shared,
+                record,
+                reject.status,
+                reject.content_type,
+                &reject.body,
+                true,
+            );
         }
     };
     record.body = body;
@@ -586,20 +566,62 @@ fn serve_one(conn: &mut Conn, shared: &Shared) -> bool {
 
     // Pyroscope's own acceptance rules.
     if let Err(err) = validate(&shared.config.path_prefix, &record) {
-        record.status = Some(err.status);
-        finish_record(shared, record);
-        return write_response(
-            &mut conn.stream,
+        return answer_recorded(
+            conn,
+            shared,
+            record,
             err.status,
             err.content_type,
             &err.body,
-            None,
             close_requested,
-        )
-        .is_ok()
-            && !close_requested;
+        );
     }
 
+    let Some((status, retry_after)) = play_next_action(shared, record) else {
+        return false;
+    };
+    let (content_type, body) = if status == 200 {
+        ("text/plain; charset=utf-8", Vec::new())
+    } else {
+        (
+            "application/json",
+            json_error(connect_code(status), status_text(status)),
+        )
+    };
+    write_response(
+        &mut conn.stream,
+        status,
+        content_type,
+        &body,
+        retry_after.as_deref(),
+        close_requested,
+    )
+    .is_ok()
+        && !close_requested
+}
+
+/// Records `record` as answered `status`, then writes that answer (with `Connection: close`
+/// when `close`); whether the connection stays open: only if the write went through and
+/// `close` is false.
+fn answer_recorded(
+    conn: &mut Conn,
+    shared: &Shared,
+    mut record: Recorded,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    close: bool,
+) -> bool {
+    record.status = Some(status);
+    finish_record(shared, record);
+    write_response(&mut conn.stream, status, content_type, body, None, close).is_ok() && !close
+}
+
+/// Plays the next scripted [`Action`] (or the default) for a request that passed validation:
+/// records it, then waits out a `Respond` delay, hangs, or gives up. `Some((status,
+/// retry_after))` when an answer is to be written; `None` when the connection is to be
+/// closed unanswered (`Close`, `Hang`, or the mock shutting down mid-delay).
+fn play_next_action(shared: &Shared, mut record: Recorded) -> Option<(u16, Option<String>)> {
     let action = lock(&shared.script)
         .pop_front()
         .unwrap_or_else(|| lock(&shared.default_action).clone());
@@ -612,35 +634,18 @@ fn serve_one(conn: &mut Conn, shared: &Shared) -> bool {
             record.status = Some(status);
             finish_record(shared, record);
             if !delay.is_zero() && interruptible_sleep(shared, delay) {
-                return false;
+                return None;
             }
-            let (content_type, body) = if status == 200 {
-                ("text/plain; charset=utf-8", Vec::new())
-            } else {
-                (
-                    "application/json",
-                    json_error(connect_code(status), status_text(status)),
-                )
-            };
-            write_response(
-                &mut conn.stream,
-                status,
-                content_type,
-                &body,
-                retry_after.as_deref(),
-                close_requested,
-            )
-            .is_ok()
-                && !close_requested
+            Some((status, retry_after))
         }
         Action::Hang => {
             finish_record(shared, record);
             interruptible_sleep(shared, MAX_HANG);
-            false
+            None
         }
         Action::Close => {
             finish_record(shared, record);
-            false
+            None
         }
     }
 }
@@ -799,54 +804,35 @@ fn serve_push(
             ));
         }
     };
-    let action = lock(&shared.script)
-        .pop_front()
-        .unwrap_or_else(|| lock(&shared.default_action).clone());
-    match action {
-        Action::Respond {
-            status,
-            retry_after,
-            delay,
-        } => {
-            record.status = Some(status);
-            finish_record(shared, record);
-            if !delay.is_zero() && interruptible_sleep(shared, delay) {
-                return false;
-            }
-            let (content_type, body) = match (status, codec) {
-                (200, PushCodec::Proto) => ("application/proto", Vec::new()),
-                (200, PushCodec::Json) => ("application/json", b"{}".to_vec()),
-                _ => (
-                    "application/json",
-                    json_error(push::connect_code_for_status(status), status_text(status)),
-                ),
-            };
-            let mut extra: Vec<(&str, &str)> = Vec::new();
-            if let Some(ra) = retry_after.as_deref() {
-                extra.push(("Retry-After", ra));
-            }
-            keep_alive(write_push_response(
-                &mut conn.stream,
-                status,
-                Some(content_type),
-                &body,
-                &extra,
-                close_requested,
-            ))
-        }
-        Action::Hang => {
-            finish_record(shared, record);
-            interruptible_sleep(shared, MAX_HANG);
-            false
-        }
-        Action::Close => {
-            finish_record(shared, record);
-            false
-        }
+    let Some((status, retry_after)) = play_next_action(shared, record) else {
+        return false;
+    };
+    let (content_type, body) = match (status, codec) {
+        (200, PushCodec::Proto) => ("application/proto", Vec::new()),
+        (200, PushCodec::Json) => ("application/json", b"{}".to_vec()),
+        _ => (
+            "application/json",
+            json_error(push::connect_code_for_status(status), status_text(status)),
+        ),
+    };
+    let mut extra: Vec<(&str, &str)> = Vec::new();
+    if let Some(ra) = retry_after.as_deref() {
+        extra.push(("Retry-After", ra));
     }
+    keep_alive(write_push_response(
+        &mut conn.stream,
+        status,
+        Some(content_type),
+        &body,
+        &extra,
+        close_requested,
+    ))
 }
 
-/// A Connect answer: unlike `/ingest`, a success carries a Content-Type with an empty body.
+/// Writes one answer: the status line, `content_type` if any, the `extra` headers, then
+/// `Connection: close` when `close`, Content-Length and the body. Connect answers call it
+/// directly (a success carries a Content-Type with an empty body); `/ingest` answers through
+/// [`write_response`].
 fn write_push_response(
     stream: &mut TcpStream,
     status: u16,
@@ -1076,6 +1062,7 @@ fn read_chunked(conn: &mut Conn, limit: usize) -> Result<Vec<u8>, u16> {
     }
 }
 
+/// An `/ingest` answer: a Content-Type only with a body, `Retry-After` when given.
 fn write_response(
     stream: &mut TcpStream,
     status: u16,
@@ -1084,21 +1071,9 @@ fn write_response(
     retry_after: Option<&str>,
     close: bool,
 ) -> std::io::Result<()> {
-    let mut out = format!("HTTP/1.1 {status} {}\r\n", status_text(status));
-    if !body.is_empty() {
-        out.push_str(&format!("Content-Type: {content_type}\r\n"));
-    }
-    if let Some(ra) = retry_after {
-        out.push_str(&format!("Retry-After: {ra}\r\n"));
-    }
-    if close {
-        out.push_str("Connection: close\r\n");
-    }
-    out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    let mut bytes = out.into_bytes();
-    bytes.extend_from_slice(body);
-    stream.write_all(&bytes)?;
-    stream.flush()
+    let content_type = (!body.is_empty()).then_some(content_type);
+    let extra = retry_after.map(|ra| ("Retry-After", ra));
+    write_push_response(stream, status, content_type, body, extra.as_slice(), close)
 }
 
 /// Go's `http.StatusText` for the statuses the tests use.

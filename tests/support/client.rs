@@ -32,10 +32,7 @@ pub struct Response {
 impl Response {
     /// The first value of a header (case-insensitive name).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        super::header_value(&self.headers, name)
     }
 
     pub fn body_str(&self) -> String {

@@ -19,6 +19,20 @@ pub mod tls;
 pub mod upstream;
 
 pub use client::{Client, Response};
+
+/// The first value of header `name` (case-insensitive) among `(name, value)` pairs.
+pub fn header_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    header_values(headers, name).into_iter().next()
+}
+
+/// Every value of header `name` (case-insensitive), in order.
+pub fn header_values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
 pub use gateway::{Driver, Gateway};
 pub use upstream::{Action, MockPyroscope, Recorded};
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use pyrogate::config::{self, Endpoint, EndpointUrl};
+use pyrogate::config::{Endpoint, EndpointUrl};
 use pyrogate::fanout::dispatch;
 use pyrogate::upload::{Outbound, Payload, Ticket, Upload};
 use pyrogate::upstream::Destination;
@@ -24,31 +24,17 @@ use pyrogate::upstream::Destination;
 const BODY_BYTES: usize = 16 * 1024;
 
 fn endpoint(i: usize) -> Endpoint {
+    let port = 4040 + i as u16;
+    let url = EndpointUrl::Http {
+        tls: false,
+        host: "127.0.0.1".into(),
+        port,
+        path: String::new(),
+    };
     Endpoint {
-        url: EndpointUrl::Http {
-            tls: false,
-            host: "127.0.0.1".into(),
-            port: 4040 + i as u16,
-            path: String::new(),
-        },
-        url_text: format!("http://127.0.0.1:{}", 4040 + i),
-        name: String::new(),
-        remote_timeout: config::DEFAULT_REMOTE_TIMEOUT,
-        headers: vec![],
-        http_headers: vec![],
-        min_backoff_period: config::DEFAULT_MIN_BACKOFF,
-        max_backoff_period: config::DEFAULT_MAX_BACKOFF,
         max_backoff_retries: 1,
-        retry_on_http_429: true,
-        auth: None,
-        tls: None,
-        proxy: config::Proxy::default(),
-        follow_redirects: true,
-        enable_http2: true,
-        queue_capacity: 1024,
         senders_per_core: 1,
-        connect_timeout: config::DEFAULT_CONNECT_TIMEOUT,
-        compression: config::Compression::None,
+        ..Endpoint::new(url, format!("http://127.0.0.1:{port}"))
     }
 }
 

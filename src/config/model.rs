@@ -197,6 +197,34 @@ pub enum Compression {
     Gzip,
 }
 
+impl Endpoint {
+    /// An endpoint with every setting at its default (Alloy's for Alloy arguments, pyrogate's
+    /// documented defaults for the extensions) except the URL.
+    pub fn new(url: EndpointUrl, url_text: impl Into<String>) -> Self {
+        Endpoint {
+            url,
+            url_text: url_text.into(),
+            name: String::new(),
+            remote_timeout: DEFAULT_REMOTE_TIMEOUT,
+            headers: Vec::new(),
+            http_headers: Vec::new(),
+            min_backoff_period: DEFAULT_MIN_BACKOFF,
+            max_backoff_period: DEFAULT_MAX_BACKOFF,
+            max_backoff_retries: DEFAULT_MAX_BACKOFF_RETRIES,
+            retry_on_http_429: true,
+            auth: None,
+            tls: None,
+            proxy: Proxy::default(),
+            follow_redirects: true,
+            enable_http2: true,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            senders_per_core: DEFAULT_SENDERS_PER_CORE,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            compression: Compression::None,
+        }
+    }
+}
+
 /// A parsed endpoint URL. The URL's own query string is discarded, as Alloy does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndpointUrl {

@@ -69,31 +69,17 @@ pub(crate) mod tests {
     use std::time::Duration;
 
     pub(crate) fn endpoint(url: &str, queue_capacity: usize) -> config::Endpoint {
+        let target = config::EndpointUrl::Http {
+            tls: false,
+            host: "127.0.0.1".into(),
+            port: 1,
+            path: String::new(),
+        };
         config::Endpoint {
-            url: config::EndpointUrl::Http {
-                tls: false,
-                host: "127.0.0.1".into(),
-                port: 1,
-                path: String::new(),
-            },
-            url_text: url.into(),
-            name: String::new(),
-            remote_timeout: config::DEFAULT_REMOTE_TIMEOUT,
-            headers: vec![],
-            http_headers: vec![],
-            min_backoff_period: config::DEFAULT_MIN_BACKOFF,
-            max_backoff_period: config::DEFAULT_MAX_BACKOFF,
             max_backoff_retries: 1,
-            retry_on_http_429: true,
-            auth: None,
-            tls: None,
-            proxy: config::Proxy::default(),
-            follow_redirects: true,
-            enable_http2: true,
             queue_capacity,
             senders_per_core: 1,
-            connect_timeout: config::DEFAULT_CONNECT_TIMEOUT,
-            compression: config::Compression::None,
+            ..config::Endpoint::new(target, url)
         }
     }
 

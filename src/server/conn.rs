@@ -129,7 +129,7 @@ fn route(method: Method, path: &[u8]) -> (Route, &'static str) {
                 (Route::MethodNotAllowed, "ingest")
             }
         }
-        b"/push.v1.PusherService/Push" => {
+        p if p == crate::push::PUSH_PATH.as_bytes() => {
             if method == Method::Post {
                 (Route::Upload(Api::Push), "push_v1_pusherservice")
             } else {

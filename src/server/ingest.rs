@@ -76,9 +76,9 @@ pub async fn handle(
             Ok(name) => {
                 let query = labels::upstream_query(&query, &name);
                 for &d in &core.writer_dests[w] {
-                    let path = labels::join_path(core.destinations[d].base_path(), &request_path);
+                    let path = core.destinations[d].upstream_path(&request_path);
                     let mut target = String::with_capacity(path.len() + query.len() + 1);
-                    labels::path_escape(&path, &mut target);
+                    target.push_str(&path);
                     target.push('?');
                     target.push_str(&query);
                     items.push((

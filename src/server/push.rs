@@ -20,12 +20,9 @@ use crate::fanout::{self, budget::Reservation};
 use crate::h1::RequestHead;
 use crate::labels;
 use crate::metrics::{DropReason, RefuseReason};
-use crate::push::{self, connect::Code, connect::Protocol as Wire};
+use crate::push::{self, PUSH_PATH, connect::Code, connect::Protocol as Wire};
 use crate::upload::{Failure, Outbound, Payload, Ticket, Upload, Verdict};
 use crate::worker::Core;
-
-/// The route of the Push API, also appended to each endpoint's path upstream.
-pub const PUSH_PATH: &str = "/push.v1.PusherService/Push";
 
 /// An answer in the client's protocol.
 fn answer(wire: Wire, error: Option<(Code, &str)>) -> Reply {
@@ -217,7 +214,7 @@ pub async fn handle(
                 upload.ticket.complete(Err(Failure::Error));
                 continue;
             }
-            let target = join_push_path(dest.base_path());
+            let target = dest.upstream_path(PUSH_PATH).into_owned();
             items.push((
                 d,
                 Outbound::push(
@@ -269,13 +266,6 @@ pub async fn handle(
     }
 }
 
-fn join_push_path(base: &str) -> String {
-    let mut out = String::with_capacity(base.len() + PUSH_PATH.len());
-    labels::path_escape(base.trim_end_matches('/'), &mut out);
-    out.push_str(PUSH_PATH);
-    out
-}
-
 fn forwarded_headers(
     rx: &ReceiverRt,
     head: &RequestHead,
@@ -297,19 +287,4 @@ fn forwarded_headers(
             )
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::join_push_path;
-
-    #[test]
-    fn the_push_path_is_appended_to_the_endpoint_path() {
-        assert_eq!(join_push_path(""), "/push.v1.PusherService/Push");
-        assert_eq!(join_push_path("/"), "/push.v1.PusherService/Push");
-        assert_eq!(
-            join_push_path("/prefix/"),
-            "/prefix/push.v1.PusherService/Push"
-        );
-    }
 }

@@ -70,12 +70,40 @@ pub struct Destination {
     pub static_headers: Vec<(Bytes, Bytes)>,
     /// Endpoint-configured `Content-Type`, used only when the client sent none (Alloy's order).
     pub fallback_content_type: Option<Bytes>,
+    /// Upstream paths of the `/ingest`, `/pyroscope/ingest` and Push routes, joined with the
+    /// endpoint path and escaped once at start rather than per upload.
+    routed_paths: [String; 3],
     /// TLS, proxy and credential source, shared with the other cores.
     pub transport: Arc<transport::Transport>,
     /// This core's view of the current `Authorization` value.
     pub auth: auth::AuthView,
     last_warn: Cell<Option<Instant>>,
     suppressed_warnings: Cell<u64>,
+}
+
+/// The request paths the receivers route to uploads.
+const ROUTED_PATHS: [&str; 3] = ["/ingest", "/pyroscope/ingest", crate::push::PUSH_PATH];
+
+fn base_of(url: &EndpointUrl) -> &str {
+    match url {
+        EndpointUrl::Http { path, .. } => path,
+        EndpointUrl::Capture { .. } => "",
+    }
+}
+
+/// Where a request to `request_path` goes on an endpoint whose URL path is `base`: for
+/// `/ingest`, Go's `path.Join` (Alloy's `AppendIngest`); for Push, the URL path without its
+/// trailing slash followed by the method path (connect-go's client). Escaped as Go's
+/// `EscapedPath`.
+fn upstream_path_for(base: &str, request_path: &str) -> String {
+    let mut out = String::with_capacity(base.len() + request_path.len() + 8);
+    if request_path == crate::push::PUSH_PATH {
+        crate::labels::path_escape(base.trim_end_matches('/'), &mut out);
+        out.push_str(request_path);
+    } else {
+        crate::labels::path_escape(&crate::labels::join_path(base, request_path), &mut out);
+    }
+    out
 }
 
 /// Upper bound on warnings a destination logs: one per this interval, the rest counted.
@@ -141,6 +169,7 @@ impl Destination {
             target,
             static_headers,
             fallback_content_type,
+            routed_paths: ROUTED_PATHS.map(|p| upstream_path_for(base_of(&endpoint.url), p)),
             transport,
             auth,
             last_warn: Cell::new(None),
@@ -153,6 +182,14 @@ impl Destination {
         match &self.target {
             Target::Http(h) => &h.base_path,
             Target::Capture(_) => "",
+        }
+    }
+
+    /// The upstream path (escaped) for a request to `request_path` on the receiver.
+    pub fn upstream_path(&self, request_path: &str) -> std::borrow::Cow<'_, str> {
+        match ROUTED_PATHS.iter().position(|p| *p == request_path) {
+            Some(i) => std::borrow::Cow::Borrowed(&self.routed_paths[i]),
+            None => std::borrow::Cow::Owned(upstream_path_for(self.base_path(), request_path)),
         }
     }
 
@@ -279,7 +316,25 @@ pub async fn refresh_dns(
 
 #[cfg(test)]
 mod tests {
-    use super::base64;
+    use super::{base64, upstream_path_for};
+
+    #[test]
+    fn upstream_paths_join_like_alloy_for_ingest_and_like_connect_for_push() {
+        let push = crate::push::PUSH_PATH;
+        assert_eq!(upstream_path_for("", "/ingest"), "/ingest");
+        assert_eq!(upstream_path_for("/prefix/", "/ingest"), "/prefix/ingest");
+        assert_eq!(
+            upstream_path_for("/a/../b", "/pyroscope/ingest"),
+            "/b/pyroscope/ingest"
+        );
+        assert_eq!(upstream_path_for("/a b", "/ingest"), "/a%20b/ingest");
+        assert_eq!(upstream_path_for("", push), "/push.v1.PusherService/Push");
+        assert_eq!(upstream_path_for("/", push), "/push.v1.PusherService/Push");
+        assert_eq!(
+            upstream_path_for("/prefix/", push),
+            "/prefix/push.v1.PusherService/Push"
+        );
+    }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {

@@ -46,6 +46,7 @@ pub mod labels;
 pub mod logging;
 pub mod metrics;
 pub mod push;
+pub mod relabel;
 pub mod server;
 pub mod sync;
 pub mod tls;

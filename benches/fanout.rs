@@ -62,10 +62,11 @@ fn fanout(c: &mut Criterion) {
                             received_at: Instant::now(),
                             reservation: None,
                         });
-                        let items = (0..n)
-                            .map(|i| {
+                        let items = dests
+                            .iter()
+                            .map(|d| {
                                 (
-                                    i,
+                                    d.clone(),
                                     Outbound::ingest(
                                         upload.clone(),
                                         target.to_string(),
@@ -75,7 +76,7 @@ fn fanout(c: &mut Criterion) {
                             })
                             .collect();
                         let deadline = Instant::now() + Duration::from_secs(1);
-                        let accepted = dispatch(&dests, items, deadline).await;
+                        let accepted = dispatch(items, deadline).await;
                         assert_eq!(accepted, n);
                         for d in &dests {
                             if let Some(item) = d.queue.pop().await {

@@ -45,6 +45,7 @@ pub mod io;
 pub mod labels;
 pub mod logging;
 pub mod metrics;
+pub mod pipeline;
 pub mod push;
 pub mod relabel;
 pub mod server;
@@ -55,21 +56,32 @@ pub mod upstream;
 pub mod worker;
 
 /// One line per receiver describing its resolved pipeline, e.g.
-/// `pyroscope.receive_http.default (0.0.0.0:9999) -> pyroscope.write.backend [http://pyroscope:4040]`.
+/// `pyroscope.receive_http.default (0.0.0.0:9999) -> pyroscope.write.backend [http://pyroscope:4040]`;
+/// a relabel stage shows what it forwards to:
+/// `... -> pyroscope.relabel.clean -> (pyroscope.write.a [..], pyroscope.write.b [..])`.
 pub fn pipeline_summary(config: &config::Config) -> Vec<String> {
+    fn target(config: &config::Config, t: config::Target) -> String {
+        match t {
+            config::Target::Writer(w) => {
+                let wr = &config.writers[w];
+                let eps: Vec<&str> = wr.endpoints.iter().map(|e| e.url_text.as_str()).collect();
+                format!("pyroscope.write.{} [{}]", wr.label, eps.join(", "))
+            }
+            config::Target::Relabel(r) => {
+                let rl = &config.relabels[r];
+                let next: Vec<String> = rl.forward_to.iter().map(|&t| target(config, t)).collect();
+                match next.as_slice() {
+                    [one] => format!("pyroscope.relabel.{} -> {one}", rl.label),
+                    _ => format!("pyroscope.relabel.{} -> ({})", rl.label, next.join(", ")),
+                }
+            }
+        }
+    }
     config
         .receivers
         .iter()
         .map(|r| {
-            let targets: Vec<String> = r
-                .forward_to
-                .iter()
-                .map(|&w| {
-                    let wr = &config.writers[w];
-                    let eps: Vec<&str> = wr.endpoints.iter().map(|e| e.url_text.as_str()).collect();
-                    format!("pyroscope.write.{} [{}]", wr.label, eps.join(", "))
-                })
-                .collect();
+            let targets: Vec<String> = r.forward_to.iter().map(|&t| target(config, t)).collect();
             format!(
                 "pyroscope.receive_http.{} ({}) -> {}",
                 r.label,

@@ -146,6 +146,79 @@ impl ReceiverMetrics {
     }
 }
 
+/// One `pyroscope.relabel` component's metrics on one core (Alloy's counters; the cache is
+/// per core, so `cache_size` sums the cores' caches).
+#[derive(Debug, Default)]
+pub struct RelabelMetrics {
+    processed: Cell<u64>,
+    written: Cell<u64>,
+    dropped: Cell<u64>,
+    cache_hits: Cell<u64>,
+    cache_misses: Cell<u64>,
+    cache_size: Cell<u64>,
+}
+
+impl RelabelMetrics {
+    /// A profile reached the component and was forwarded (`written`) or dropped by a rule.
+    pub fn record(&self, written: bool) {
+        add(&self.processed, 1);
+        add(
+            if written {
+                &self.written
+            } else {
+                &self.dropped
+            },
+            1,
+        );
+    }
+
+    /// A cache lookup; `size` is the cache's length after it.
+    pub fn record_lookup(&self, hit: bool, size: usize) {
+        add(
+            if hit {
+                &self.cache_hits
+            } else {
+                &self.cache_misses
+            },
+            1,
+        );
+        self.cache_size.set(size as u64);
+    }
+
+    fn snapshot(&self) -> RelabelSnapshot {
+        RelabelSnapshot {
+            processed: self.processed.get(),
+            written: self.written.get(),
+            dropped: self.dropped.get(),
+            cache_hits: self.cache_hits.get(),
+            cache_misses: self.cache_misses.get(),
+            cache_size: self.cache_size.get(),
+        }
+    }
+}
+
+/// Plain-data copy of one relabel component's metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelabelSnapshot {
+    pub processed: u64,
+    pub written: u64,
+    pub dropped: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub cache_size: u64,
+}
+
+impl RelabelSnapshot {
+    fn merge(&mut self, o: &RelabelSnapshot) {
+        self.processed += o.processed;
+        self.written += o.written;
+        self.dropped += o.dropped;
+        self.cache_hits += o.cache_hits;
+        self.cache_misses += o.cache_misses;
+        self.cache_size += o.cache_size;
+    }
+}
+
 /// Plain-data copy of one destination's metrics (sent across threads).
 #[derive(Debug, Clone)]
 pub struct DestSnapshot {
@@ -190,6 +263,8 @@ pub struct CoreSnapshot {
     pub dests: Vec<DestSnapshot>,
     /// Indexed like `Config::receivers`.
     pub receivers: Vec<ReceiverSnapshot>,
+    /// Indexed like `Config::relabels`.
+    pub relabels: Vec<RelabelSnapshot>,
     pub inflight_bytes: u64,
 }
 
@@ -197,18 +272,20 @@ impl CoreSnapshot {
     pub fn capture<'a>(
         dests: impl Iterator<Item = (&'a DestMetrics, u64)>,
         receivers: impl Iterator<Item = &'a ReceiverMetrics>,
+        relabels: impl Iterator<Item = &'a RelabelMetrics>,
         inflight_bytes: u64,
     ) -> Self {
         CoreSnapshot {
             dests: dests.map(|(m, depth)| m.snapshot(depth)).collect(),
             receivers: receivers.map(ReceiverMetrics::snapshot).collect(),
+            relabels: relabels.map(RelabelMetrics::snapshot).collect(),
             inflight_bytes,
         }
     }
 
     /// Adds `other` into `self` (same configuration on every core).
     pub fn merge(&mut self, other: &CoreSnapshot) {
-        if self.dests.is_empty() && self.receivers.is_empty() {
+        if self.dests.is_empty() && self.receivers.is_empty() && self.relabels.is_empty() {
             *self = other.clone();
             return;
         }
@@ -223,6 +300,9 @@ impl CoreSnapshot {
                 *x += y;
             }
             a.connections += b.connections;
+        }
+        for (a, b) in self.relabels.iter_mut().zip(&other.relabels) {
+            a.merge(b);
         }
         self.inflight_bytes += other.inflight_bytes;
     }
@@ -406,6 +486,60 @@ pub fn render(config: &Config, snap: &CoreSnapshot) -> String {
                 &[label("receiver", &rc.label), label("reason", reason)],
                 r.refused[i],
             );
+        }
+    }
+    type RelabelField = fn(&RelabelSnapshot) -> u64;
+    let relabel: [(&str, &str, &str, RelabelField); 6] = [
+        (
+            "pyroscope_relabel_profiles_processed",
+            "counter",
+            "Total number of profiles processed",
+            |r| r.processed,
+        ),
+        (
+            "pyroscope_relabel_profiles_written",
+            "counter",
+            "Total number of profiles forwarded",
+            |r| r.written,
+        ),
+        (
+            "pyroscope_relabel_profiles_dropped",
+            "counter",
+            "Total number of profiles dropped by relabeling rules",
+            |r| r.dropped,
+        ),
+        (
+            "pyroscope_relabel_cache_hits",
+            "counter",
+            "Total number of cache hits",
+            |r| r.cache_hits,
+        ),
+        (
+            "pyroscope_relabel_cache_misses",
+            "counter",
+            "Total number of cache misses",
+            |r| r.cache_misses,
+        ),
+        (
+            "pyroscope_relabel_cache_size",
+            "gauge",
+            "Total size of relabel cache",
+            |r| r.cache_size,
+        ),
+    ];
+    if !config.relabels.is_empty() {
+        for (metric, kind, help, field) in relabel {
+            f.header(metric, kind, help);
+            for (r, rc) in snap.relabels.iter().zip(&config.relabels) {
+                f.sample(
+                    metric,
+                    &[
+                        label("component_id", &format!("pyroscope.relabel.{}", rc.label)),
+                        label("component_path", "/"),
+                    ],
+                    field(r),
+                );
+            }
         }
     }
     f.header("pyrogate_connections", "gauge", "Open client connections.");

@@ -219,6 +219,26 @@ pub struct Outbound {
 }
 
 impl Outbound {
+    /// One destination's requests for `upload`.
+    pub fn new(
+        upload: Rc<Upload>,
+        protocol: Protocol,
+        target: String,
+        requests: Requests,
+        profiles: u64,
+        bytes: u64,
+    ) -> Self {
+        Outbound {
+            upload,
+            protocol,
+            target,
+            requests,
+            profiles,
+            bytes,
+            finished: false,
+        }
+    }
+
     /// An `/ingest` upload: one request whose body is the client's.
     pub fn ingest(upload: Rc<Upload>, target: String, body: Payload) -> Self {
         let bytes = body.len();

@@ -22,6 +22,7 @@ use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use crate::config::Config;
 use crate::fanout::budget::Budget;
 use crate::metrics::{CoreSnapshot, DropReason};
+use crate::pipeline::Components;
 use crate::server::{self, ReceiverRt};
 use crate::sync::Notify;
 use crate::upstream::{self, Destination};
@@ -85,27 +86,30 @@ impl Shutdown {
 
 /// Everything one core owns.
 #[derive(Debug)]
-pub struct Core {
-    pub index: usize,
-    pub config: Arc<Config>,
-    /// Every endpoint of every writer, writer order then endpoint order.
-    pub destinations: Vec<Rc<Destination>>,
-    /// For each writer, the indices of its endpoints in `destinations`.
-    pub writer_dests: Vec<Vec<usize>>,
-    pub receivers: Vec<Rc<ReceiverRt>>,
-    pub budget: Rc<Budget>,
-    pub shutdown: Rc<Shutdown>,
+struct Core {
+    index: usize,
+    config: Arc<Config>,
+    /// The component instances: writers with their destinations, relabel stages.
+    components: Components,
+    receivers: Vec<Rc<ReceiverRt>>,
+    /// What the connections share (budget, shutdown signal).
+    shared: Rc<server::Shared>,
 }
 
 impl Core {
-    pub fn snapshot(&self) -> CoreSnapshot {
+    fn snapshot(&self) -> CoreSnapshot {
         CoreSnapshot::capture(
-            self.destinations
-                .iter()
+            self.components
+                .destinations()
                 .map(|d| (&d.metrics, d.queue.len() as u64)),
             self.receivers.iter().map(|r| &r.metrics),
-            self.budget.used(),
+            self.components.relabels().iter().map(|r| r.metrics()),
+            self.shared.budget.used(),
         )
+    }
+
+    fn shutdown(&self) -> &Shutdown {
+        &self.shared.shutdown
     }
 }
 
@@ -211,60 +215,64 @@ async fn core_main(
         ..
     } = setup;
     let driver = driver.resolve();
-    let mut destinations = Vec::new();
-    let mut writer_dests = Vec::new();
+    let mut writer_dests = Vec::with_capacity(config.writers.len());
+    let mut n = 0;
     for w in &config.writers {
-        let mut ids = Vec::new();
+        let mut dests = Vec::with_capacity(w.endpoints.len());
         for e in &w.endpoints {
-            let a = addrs.get(destinations.len()).cloned().unwrap_or_default();
-            let t = transports
-                .get(destinations.len())
-                .cloned()
-                .unwrap_or_default();
+            let a = addrs.get(n).cloned().unwrap_or_default();
+            let t = transports.get(n).cloned().unwrap_or_default();
+            n += 1;
             match Destination::with_transport(e, index, a, t) {
-                Ok(d) => destinations.push(Rc::new(d)),
+                Ok(d) => dests.push(Rc::new(d)),
                 Err(err) => {
                     let _ = ready.send(Err(format!("endpoint {}: {err}", e.url_text)));
                     return CoreSnapshot::default();
                 }
             }
-            ids.push(destinations.len() - 1);
         }
-        writer_dests.push(ids);
+        writer_dests.push(dests);
     }
+    let components = Components::build(&config, writer_dests);
     let receivers: Vec<Rc<ReceiverRt>> = config
         .receivers
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let mut rt = ReceiverRt::new(i, r, cores);
-            if let Some(p) = receivers_sec.get(i) {
-                rt.tls = p.tls.clone();
-                rt.client_auth = p.client_auth.as_ref().map(server::client_auth::Check::new);
-            }
-            Rc::new(rt)
+            let sec = receivers_sec.get(i);
+            Rc::new(ReceiverRt::new(
+                i,
+                r,
+                cores,
+                components.pipeline(&r.forward_to),
+                sec.and_then(|p| p.tls.clone()),
+                sec.and_then(|p| p.client_auth.as_ref())
+                    .map(server::client_auth::Check::new),
+            ))
         })
         .collect();
     let per_core_budget = config.gateway.max_inflight_bytes / cores.max(1) as u64;
     let core = Rc::new(Core {
         index,
         config: config.clone(),
-        destinations,
-        writer_dests,
+        components,
         receivers,
-        budget: Budget::new(per_core_budget),
-        shutdown: Rc::new(Shutdown::default()),
+        shared: Rc::new(server::Shared::new(
+            Budget::new(per_core_budget),
+            Rc::new(Shutdown::default()),
+            config.gateway.queue_wait_timeout,
+        )),
     });
 
     let mut senders = Vec::new();
-    for d in &core.destinations {
+    for d in core.components.destinations() {
         for _ in 0..d.senders() {
             senders.push(monoio::spawn(upstream::sender::run(d.clone())));
         }
         monoio::spawn(upstream::refresh_dns(
             d.clone(),
             config.gateway.dns_refresh_interval,
-            core.shutdown.clone(),
+            core.shared.shutdown.clone(),
         ));
     }
     let mut accepts = Vec::new();
@@ -280,7 +288,7 @@ async fn core_main(
             }
         };
         accepts.push(monoio::spawn(server::accept_loop(
-            core.clone(),
+            core.shared.clone(),
             rx.clone(),
             listener,
         )));
@@ -289,12 +297,12 @@ async fn core_main(
     tracing::info!(core = index, driver = driver.name(), "core started");
     let _ = ready.send(Ok(()));
 
-    core.shutdown.wait().await;
+    core.shutdown().wait().await;
     for a in accepts {
         a.await;
     }
     drain(&core).await;
-    for d in &core.destinations {
+    for d in core.components.destinations() {
         d.queue.close();
     }
     let _ = senders;
@@ -315,14 +323,14 @@ async fn drain(core: &Core) {
     let busy = || {
         core.receivers.iter().any(|r| r.active.get() > 0)
             || core
-                .destinations
-                .iter()
+                .components
+                .destinations()
                 .any(|d| !d.queue.is_empty() || d.in_flight.get() > 0)
     };
     while busy() && Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(5)).await;
     }
-    for d in &core.destinations {
+    for d in core.components.destinations() {
         let left = d.queue.drain();
         let in_flight = d.in_flight.get() as u64;
         if !left.is_empty() || in_flight > 0 {
@@ -359,7 +367,7 @@ async fn control_task(
         buf = b;
         while let Ok(msg) = control.try_recv() {
             match msg {
-                CoreMsg::Shutdown => core.shutdown.trigger(),
+                CoreMsg::Shutdown => core.shutdown().trigger(),
                 CoreMsg::Snapshot(reply) => {
                     let _ = reply.send(core.snapshot());
                 }

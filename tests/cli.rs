@@ -321,7 +321,7 @@ fn validate_rejects_an_unsupported_component_by_name() {
     assert_eq!(
         out.stderr,
         format!(
-            "{path}:1:1: error: component prometheus.scrape is not supported: pyrogate supports only the pyroscope.receive_http and pyroscope.write components\n\
+            "{path}:1:1: error: component prometheus.scrape is not supported: pyrogate supports only the pyroscope.receive_http, pyroscope.relabel and pyroscope.write components\n\
              prometheus.scrape \"x\" {{}}\n\
              ^\n"
         )

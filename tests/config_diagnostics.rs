@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pyrogate::config::{Environment, Severity, format_source, load_str, parse_source};
+use pyrogate::config::{Environment, Severity, Target, format_source, load_str, parse_source};
 
 struct FakeEnv;
 
@@ -170,7 +170,7 @@ fn quickstart_captures_to_a_relative_directory() {
     let c = loaded.config;
     assert_eq!(c.receivers.len(), 1);
     assert_eq!(c.receivers[0].http.listen.to_string(), "0.0.0.0:9999");
-    assert_eq!(c.receivers[0].forward_to, [0]);
+    assert_eq!(c.receivers[0].forward_to, [Target::Writer(0)]);
     assert_eq!(
         c.writers[0].endpoints[0].url,
         pyrogate::config::EndpointUrl::Capture {
@@ -288,7 +288,7 @@ fn extensions_reach_the_typed_model() {
     assert_eq!(r.http.max_body_bytes, 10 << 20);
     assert_eq!(r.acknowledge, AckMode::Enqueued);
     assert_eq!(r.forward_headers, ["x-scope-orgid", "x-request-id"]);
-    assert_eq!(r.forward_to, [0], "duplicates removed");
+    assert_eq!(r.forward_to, [Target::Writer(0)], "duplicates removed");
     let e = &c.writers[0].endpoints;
     assert_eq!(
         e[0].url,

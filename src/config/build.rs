@@ -26,20 +26,23 @@ const NOT_FORWARDABLE: [&str; 11] = [
 ];
 
 use super::Environment;
-use super::ast::{Block, Body, ExprKind, Stmt};
+use super::ast::{Block, Body, Stmt};
+use super::build_relabel::{Targets, check_cycles};
 use super::diag::{Pos, Sink};
-use super::eval::{Evaluator, V, Val};
+use super::eval::Evaluator;
 use super::model::*;
 use super::reader::{Cx, Reader};
 use super::values::is_header_name;
 
 pub(crate) const RECEIVE_HTTP: &str = "pyroscope.receive_http";
 pub(crate) const WRITE: &str = "pyroscope.write";
+pub(crate) const RELABEL: &str = "pyroscope.relabel";
 
 /// Builds the configuration; `None` when any error was reported.
 pub(crate) fn build(body: &Body, env: &dyn Environment, sink: &mut Sink<'_>) -> Option<Config> {
     let mut receivers_src: Vec<&Block> = Vec::new();
     let mut writers_src: Vec<&Block> = Vec::new();
+    let mut relabels_src: Vec<&Block> = Vec::new();
     let mut logging_src: Option<&Block> = None;
     let mut gateway_src: Option<&Block> = None;
     let mut seen: HashMap<(String, String), u32> = HashMap::new();
@@ -55,7 +58,7 @@ pub(crate) fn build(body: &Body, env: &dyn Environment, sink: &mut Sink<'_>) -> 
                 ),
             ),
             Stmt::Block(b) => match b.name.as_str() {
-                RECEIVE_HTTP | WRITE => {
+                RECEIVE_HTTP | WRITE | RELABEL => {
                     let Some(label) = &b.label else {
                         sink.error(
                             b.name_span.start,
@@ -88,10 +91,10 @@ pub(crate) fn build(body: &Body, env: &dyn Environment, sink: &mut Sink<'_>) -> 
                         continue;
                     }
                     seen.insert(key, b.name_span.start.line);
-                    if b.name == RECEIVE_HTTP {
-                        receivers_src.push(b);
-                    } else {
-                        writers_src.push(b);
+                    match b.name.as_str() {
+                        RECEIVE_HTTP => receivers_src.push(b),
+                        WRITE => writers_src.push(b),
+                        _ => relabels_src.push(b),
                     }
                 }
                 "logging" | "pyrogate" => {
@@ -118,13 +121,13 @@ pub(crate) fn build(body: &Body, env: &dyn Environment, sink: &mut Sink<'_>) -> 
                 name if name.contains('.') => sink.error(
                     b.name_span.start,
                     format!(
-                        "component {name} is not supported: pyrogate supports only the {RECEIVE_HTTP} and {WRITE} components"
+                        "component {name} is not supported: pyrogate supports only the {RECEIVE_HTTP}, {RELABEL} and {WRITE} components"
                     ),
                 ),
                 name => sink.error(
                     b.name_span.start,
                     format!(
-                        "unknown block {name:?} at the top level: pyrogate supports logging, pyrogate, {RECEIVE_HTTP} and {WRITE}"
+                        "unknown block {name:?} at the top level: pyrogate supports logging, pyrogate, {RECEIVE_HTTP}, {RELABEL} and {WRITE}"
                     ),
                 ),
             },
@@ -133,6 +136,10 @@ pub(crate) fn build(body: &Body, env: &dyn Environment, sink: &mut Sink<'_>) -> 
 
     let writer_labels: HashSet<String> =
         writers_src.iter().filter_map(|b| b.label.clone()).collect();
+    let relabel_labels: HashSet<String> = relabels_src
+        .iter()
+        .filter_map(|b| b.label.clone())
+        .collect();
     let receiver_labels: HashSet<String> = receivers_src
         .iter()
         .filter_map(|b| b.label.clone())
@@ -141,6 +148,7 @@ pub(crate) fn build(body: &Body, env: &dyn Environment, sink: &mut Sink<'_>) -> 
         ev: Evaluator {
             env,
             writers: &writer_labels,
+            relabels: &relabel_labels,
             receivers: &receiver_labels,
         },
         sink,
@@ -152,11 +160,23 @@ pub(crate) fn build(body: &Body, env: &dyn Environment, sink: &mut Sink<'_>) -> 
         .enumerate()
         .map(|(i, w)| (w.label.as_str(), i))
         .collect();
+    let targets = Targets {
+        writers: writer_index,
+        relabels: relabels_src
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| Some((b.label.as_deref()?, i)))
+            .collect(),
+    };
+    let relabels: Vec<Option<(Relabel, Vec<Pos>)>> = relabels_src
+        .iter()
+        .map(|b| cx.relabel(b, &targets))
+        .collect();
 
     let mut receivers = Vec::new();
     let mut listen_at: Vec<(SocketAddr, Pos, &Block)> = Vec::new();
     for b in &receivers_src {
-        if let Some((r, pos)) = cx.receiver(b, &writer_index) {
+        if let Some((r, pos)) = cx.receiver(b, &targets) {
             let addr = r.http.listen;
             if addr.port() != 0 {
                 if let Some((_, _, first)) =
@@ -183,9 +203,15 @@ pub(crate) fn build(body: &Body, env: &dyn Environment, sink: &mut Sink<'_>) -> 
     if cx.sink.has_errors() {
         return None;
     }
+    let relabels: Vec<(Relabel, Vec<Pos>)> = relabels.into_iter().collect::<Option<_>>()?;
+    check_cycles(&relabels, cx.sink);
+    if cx.sink.has_errors() {
+        return None;
+    }
     Some(Config {
         receivers,
         writers,
+        relabels: relabels.into_iter().map(|(r, _)| r).collect(),
         logging,
         gateway,
     })
@@ -207,52 +233,11 @@ fn is_identifier(s: &str) -> bool {
 }
 
 impl Cx<'_, '_, '_> {
-    fn receiver(&mut self, b: &Block, writers: &HashMap<&str, usize>) -> Option<(Receiver, Pos)> {
+    fn receiver(&mut self, b: &Block, targets: &Targets<'_>) -> Option<(Receiver, Pos)> {
         let label = b.label.clone().unwrap_or_default();
         let mut r = Reader::new(b.display_name(), b, self.sink);
 
-        let fwd_attr = r.attr("forward_to");
-        self.require(&r, "forward_to", fwd_attr.is_some());
-        let mut forward_to = Vec::new();
-        if let Some(a) = fwd_attr {
-            // A list literal is evaluated element by element so that one bad reference does
-            // not hide the problems of the others.
-            let items = match &a.value.kind {
-                ExprKind::List { elems, .. } => Some(
-                    elems
-                        .iter()
-                        .filter_map(|el| self.ev.eval(&el.value, self.sink))
-                        .collect(),
-                ),
-                _ => match self.eval(a) {
-                    Some(Val {
-                        kind: V::List(items),
-                        ..
-                    }) => Some(items),
-                    Some(v) => {
-                        self.type_error("forward_to", "list(ProfilesReceiver)", &v);
-                        None
-                    }
-                    None => None,
-                },
-            };
-            for item in items.unwrap_or_default() {
-                match item.kind {
-                    V::Receiver(l) => {
-                        if let Some(&i) = writers.get(l.as_str())
-                            && !forward_to.contains(&i)
-                        {
-                            forward_to.push(i);
-                        }
-                    }
-                    V::Component(path) => self.sink.error(
-                        item.span.start,
-                        format!("{path} is not a receiver; forward_to takes {path}.receiver"),
-                    ),
-                    _ => self.type_error("forward_to element", "receiver", &item),
-                }
-            }
-        }
+        let (forward_to, _) = self.forward_to(&mut r, targets);
         let graceful_shutdown_timeout = self
             .duration(&mut r, "graceful_shutdown_timeout")
             .unwrap_or(DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT);

@@ -221,6 +221,15 @@ impl<'s> Sink<'s> {
         self.items.iter().any(|d| d.severity == Severity::Error)
     }
 
+    /// How many errors were reported so far (a builder compares counts to tell whether its
+    /// own block was valid).
+    pub(crate) fn error_count(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+
     fn push(&mut self, severity: Severity, at: Pos, message: String) {
         let line_index = at.line.saturating_sub(1) as usize;
         let source_line = self

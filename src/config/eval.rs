@@ -33,10 +33,19 @@ pub(crate) enum V {
     List(Vec<Val>),
     /// Fields in the order written; spans point at each value.
     Object(Vec<(String, Val)>),
-    /// `pyroscope.write.LABEL.receiver`.
-    Receiver(String),
+    /// `pyroscope.write.LABEL.receiver` or `pyroscope.relabel.LABEL.receiver`.
+    Receiver(ReceiverRef),
     /// A reference to a component that is not a receiver, e.g. `pyroscope.write.LABEL`.
     Component(String),
+}
+
+/// Which component a `receiver` export belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ReceiverRef {
+    /// `pyroscope.write.LABEL.receiver`.
+    Writer(String),
+    /// `pyroscope.relabel.LABEL.receiver`.
+    Relabel(String),
 }
 
 impl V {
@@ -94,6 +103,8 @@ pub(crate) struct Evaluator<'a> {
     pub env: &'a dyn Environment,
     /// Labels of declared `pyroscope.write` components.
     pub writers: &'a HashSet<String>,
+    /// Labels of declared `pyroscope.relabel` components.
+    pub relabels: &'a HashSet<String>,
     /// Labels of declared `pyroscope.receive_http` components.
     pub receivers: &'a HashSet<String>,
 }
@@ -226,11 +237,19 @@ impl Evaluator<'_> {
                 );
                 None
             }
-            ["pyroscope", "write", label, rest @ ..] => {
-                if !self.writers.contains(*label) {
+            ["pyroscope", kind @ ("write" | "relabel"), label, rest @ ..] => {
+                let (declared, exports) = if *kind == "write" {
+                    (self.writers, "exports only \"receiver\"")
+                } else {
+                    (
+                        self.relabels,
+                        "exports \"receiver\" and \"rules\", and forward_to takes \"receiver\"",
+                    )
+                };
+                if !declared.contains(*label) {
                     sink.error(
                         span.start,
-                        format!("unknown component pyroscope.write.{label}"),
+                        format!("unknown component pyroscope.{kind}.{label}"),
                     );
                     return None;
                 }
@@ -240,14 +259,18 @@ impl Evaluator<'_> {
                         span,
                     }),
                     ["receiver"] => Some(Val {
-                        kind: V::Receiver(label.to_string()),
+                        kind: V::Receiver(if *kind == "write" {
+                            ReceiverRef::Writer(label.to_string())
+                        } else {
+                            ReceiverRef::Relabel(label.to_string())
+                        }),
                         span,
                     }),
                     _ => {
                         sink.error(
                             span.start,
                             format!(
-                                "{joined} is not a receiver: pyroscope.write.{label} exports only \"receiver\""
+                                "{joined} is not a receiver: pyroscope.{kind}.{label} {exports}"
                             ),
                         );
                         None
@@ -439,10 +462,12 @@ mod tests {
         let toks = lexer::lex(&src, &mut sink);
         let body = parser::parse(&toks, &mut sink);
         let writers: HashSet<String> = ["backend".to_string()].into();
+        let relabels: HashSet<String> = ["clean".to_string()].into();
         let receivers: HashSet<String> = ["in".to_string()].into();
         let ev = Evaluator {
             env: &FakeEnv,
             writers: &writers,
+            relabels: &relabels,
             receivers: &receivers,
         };
         let v = match &body.items.first().map(|i| &i.stmt) {
@@ -513,11 +538,28 @@ mod tests {
     fn references_resolve_to_receivers_or_precise_errors() {
         assert_eq!(
             eval("pyroscope.write.backend.receiver"),
-            Ok(V::Receiver("backend".to_string()))
+            Ok(V::Receiver(ReceiverRef::Writer("backend".to_string())))
         );
         assert_eq!(
             eval("pyroscope.write.backend"),
             Ok(V::Component("pyroscope.write.backend".to_string()))
+        );
+        assert_eq!(
+            eval("pyroscope.relabel.clean.receiver"),
+            Ok(V::Receiver(ReceiverRef::Relabel("clean".to_string())))
+        );
+        assert_eq!(
+            eval("pyroscope.relabel.clean.rules"),
+            Err(vec![
+                "pyroscope.relabel.clean.rules is not a receiver: pyroscope.relabel.clean exports \"receiver\" and \"rules\", and forward_to takes \"receiver\""
+                    .to_string()
+            ])
+        );
+        assert_eq!(
+            eval("pyroscope.relabel.dirty.receiver"),
+            Err(vec![
+                "unknown component pyroscope.relabel.dirty".to_string()
+            ])
         );
         assert_eq!(
             eval("pyroscope.write.missing.receiver"),

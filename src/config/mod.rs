@@ -11,6 +11,7 @@
 
 pub mod ast;
 mod build;
+mod build_relabel;
 mod build_write;
 pub mod diag;
 mod eval;

@@ -5,12 +5,18 @@
 //! indices into [`Config::writers`]). Does not own: parsing, evaluation or validation — those
 //! produce this model (see `config::build`) — nor any I/O. Cold path.
 //!
+//! The component graph is held as [`Target`]s: indices into [`Config::writers`] and
+//! [`Config::relabels`], checked at build time (every reference resolves, no cycle). The
+//! runtime turns them into typed per-core stages once, at start (see `pipeline`).
+//!
 //! Names follow Alloy's argument names; fields marked *pyrogate extension* have no Alloy
 //! equivalent and are listed in the README.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::relabel::Rule;
 
 /// Alloy's default `server_read_timeout` and `server_write_timeout`.
 pub const DEFAULT_SERVER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -61,8 +67,10 @@ pub const DEFAULT_DNS_REFRESH: Duration = Duration::from_secs(30);
 pub struct Config {
     /// Every `pyroscope.receive_http` block, in file order.
     pub receivers: Vec<Receiver>,
-    /// Every `pyroscope.write` block, in file order. [`Receiver::forward_to`] indexes this.
+    /// Every `pyroscope.write` block, in file order ([`Target::Writer`] indexes this).
     pub writers: Vec<Writer>,
+    /// Every `pyroscope.relabel` block, in file order ([`Target::Relabel`] indexes this).
+    pub relabels: Vec<Relabel>,
     /// The top-level `logging` block.
     pub logging: Logging,
     /// The top-level `pyrogate` block (*pyrogate extension*).
@@ -73,8 +81,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Receiver {
     pub label: String,
-    /// Indices into [`Config::writers`], in the order written (duplicates removed).
-    pub forward_to: Vec<usize>,
+    /// The components uploads go to, in the order written (duplicates removed).
+    pub forward_to: Vec<Target>,
     pub graceful_shutdown_timeout: Duration,
     pub http: HttpServer,
     /// When the client gets its response (*pyrogate extension* `acknowledge`).
@@ -143,6 +151,31 @@ pub struct ServerTls {
     pub client_ca_file: Option<PathBuf>,
     pub client_ca: Option<String>,
     pub min_version: Option<TlsVersion>,
+}
+
+/// A component `forward_to` names by its `receiver` export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// `pyroscope.write.LABEL.receiver`: an index into [`Config::writers`].
+    Writer(usize),
+    /// `pyroscope.relabel.LABEL.receiver`: an index into [`Config::relabels`].
+    Relabel(usize),
+}
+
+/// Alloy's default `max_cache_size` of `pyroscope.relabel`.
+pub const DEFAULT_RELABEL_CACHE_SIZE: usize = 10_000;
+
+/// One `pyroscope.relabel "LABEL"` block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Relabel {
+    pub label: String,
+    /// Where relabelled profiles go, in the order written (duplicates removed). Never leads
+    /// back to this component (checked at build time).
+    pub forward_to: Vec<Target>,
+    /// `rule` blocks, validated and compiled, in order.
+    pub rules: Vec<Rule>,
+    /// `max_cache_size`: entries of the per-core result cache (at least 1).
+    pub max_cache_size: usize,
 }
 
 /// One `pyroscope.write "LABEL"` block.

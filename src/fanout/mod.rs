@@ -17,38 +17,34 @@ use crate::metrics::DropReason;
 use crate::upload::{Failure, Outbound};
 use crate::upstream::Destination;
 
-/// Queues each `(destination index, item)`, waiting until `deadline` for room where a queue
-/// is full. Returns how many destinations accepted.
-pub async fn dispatch(
-    dests: &[Rc<Destination>],
-    items: Vec<(usize, Outbound)>,
-    deadline: Instant,
-) -> usize {
+/// Queues each `(destination, item)`, waiting until `deadline` for room where a queue is
+/// full. Returns how many destinations accepted.
+pub async fn dispatch(items: Vec<(Rc<Destination>, Outbound)>, deadline: Instant) -> usize {
     let mut accepted = 0;
     let mut pending = Vec::new();
-    for (i, item) in items {
-        match dests[i].queue.try_push(item) {
+    for (d, item) in items {
+        match d.queue.try_push(item) {
             Ok(()) => accepted += 1,
-            Err(item) => pending.push((i, item)),
+            Err(item) => pending.push((d, item)),
         }
     }
-    while let Some(&(first, _)) = pending.first() {
+    while let Some((first, _)) = pending.first() {
         let now = Instant::now();
         if now >= deadline {
             break;
         }
-        let _ = monoio::time::timeout(deadline - now, dests[first].queue.room()).await;
+        let first = first.clone();
+        let _ = monoio::time::timeout(deadline - now, first.queue.room()).await;
         let mut still = Vec::with_capacity(pending.len());
-        for (i, item) in pending {
-            match dests[i].queue.try_push(item) {
+        for (d, item) in pending {
+            match d.queue.try_push(item) {
                 Ok(()) => accepted += 1,
-                Err(item) => still.push((i, item)),
+                Err(item) => still.push((d, item)),
             }
         }
         pending = still;
     }
-    for (i, item) in pending {
-        let d = &dests[i];
+    for (d, item) in pending {
         d.metrics
             .record_dropped(item.bytes, item.profiles, DropReason::QueueFull);
         d.warn(format_args!(
@@ -101,15 +97,16 @@ pub(crate) mod tests {
             .collect();
         let body = Bytes::from(vec![7u8; 4096]);
         let up = upload(8);
-        let items = (0..8)
-            .map(|i| {
+        let items = dests
+            .iter()
+            .map(|d| {
                 (
-                    i,
+                    d.clone(),
                     Outbound::ingest(up.clone(), "/ingest".into(), Payload::Whole(body.clone())),
                 )
             })
             .collect();
-        assert_eq!(dispatch(&dests, items, Instant::now()).await, 8);
+        assert_eq!(dispatch(items, Instant::now()).await, 8);
         for d in &dests {
             let item = d.queue.pop().await.unwrap();
             assert_eq!(
@@ -124,7 +121,6 @@ pub(crate) mod tests {
     async fn a_full_queue_drops_only_its_own_copy_after_the_deadline() {
         let full = Rc::new(Destination::new(&endpoint("http://full", 1), 0, vec![]).unwrap());
         let healthy = Rc::new(Destination::new(&endpoint("http://ok", 4), 0, vec![]).unwrap());
-        let dests = vec![full.clone(), healthy.clone()];
         let blocker = upload(1);
         full.queue
             .try_push(Outbound::ingest(
@@ -137,15 +133,15 @@ pub(crate) mod tests {
         let body = Bytes::from_static(b"profile");
         let items = vec![
             (
-                0,
+                full.clone(),
                 Outbound::ingest(up.clone(), "/ingest".into(), Payload::Whole(body.clone())),
             ),
             (
-                1,
+                healthy.clone(),
                 Outbound::ingest(up.clone(), "/ingest".into(), Payload::Whole(body.clone())),
             ),
         ];
-        let accepted = dispatch(&dests, items, Instant::now() + Duration::from_millis(20)).await;
+        let accepted = dispatch(items, Instant::now() + Duration::from_millis(20)).await;
         assert_eq!(accepted, 1);
         assert_eq!(healthy.queue.len(), 1);
         assert_eq!(full.metrics.dropped_bytes.get(), 7);

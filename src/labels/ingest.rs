@@ -38,6 +38,16 @@ impl IngestLabels {
     pub fn is_empty(&self) -> bool {
         self.set.is_empty()
     }
+
+    /// The labels a `pyroscope.relabel` stage left, for [`write_stage`]: Alloy hands the
+    /// relabelled `labels.Labels` to `pyroscope.write` in place of the received ones.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut set = LabelSet::new();
+        for (k, v) in pairs {
+            set.insert(k, v);
+        }
+        IngestLabels { set }
+    }
 }
 
 /// `pyroscope.write` rejected the labels: `invalid labels in profile: <reason>`. Not retried;

@@ -50,5 +50,7 @@ pub use ingest::{
     IngestLabels, InvalidLabels, join_path, receive_stage, upstream_query, write_stage,
 };
 pub use labelset::{LabelSet, LabelValidationError, LabelsetError, parse, parse_bytes};
-pub use push::{PushLabelError, push_series_labels};
+pub use push::{
+    PushLabelError, ReceivedSeries, push_receive_stage, push_series_labels, push_write_stage,
+};
 pub use query::{QueryValues, parse_query, path_escape, query_escape};

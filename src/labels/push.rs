@@ -81,30 +81,41 @@ fn labels_string(sorted: &[(&str, &str)]) -> String {
     out
 }
 
-/// The labels of the upstream series for one incoming series, or the error Alloy reports.
-///
-/// 1. `receive_http`: each incoming pair is `Set` in wire order (later wins, empty deletes);
-///    then `service_name` = `__name__` if `service_name` is absent, else `app_name` = `__name__`
-///    (deleted when there is no `__name__`). `__name__` is NOT replaced by `service_name` here.
-/// 2. `write`: `validateLabels`; drop names starting with `__` except `__name__`/`__delta__`;
-///    apply external labels after that filter (override, empty deletes, unvalidated); sort.
-pub fn push_series_labels(
-    labels_in: &[(String, String)],
-    external_labels: &[(String, String)],
-) -> Result<Vec<(String, String)>, PushLabelError> {
+/// One incoming Push series after `pyroscope.receive_http`'s stage: what the next component
+/// (`pyroscope.relabel` or `pyroscope.write`) receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedSeries<'a> {
+    /// The pairs as `Set` in wire order (later wins, empty deletes), sorted by name: the
+    /// series Alloy names in its errors (`lb.Labels().String()`).
+    received: Vec<(&'a str, &'a str)>,
+    /// `received` plus `service_name` (or `app_name`) from `__name__` (`ensureServiceName`).
+    staged: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> ReceivedSeries<'a> {
+    /// The labels handed downstream, sorted by name.
+    pub fn labels(&self) -> &[(&'a str, &'a str)] {
+        &self.staged
+    }
+}
+
+/// `receive_http`'s stage: each incoming pair is `Set` in wire order (later wins, empty
+/// deletes); then `service_name` = `__name__` if `service_name` is absent, else `app_name` =
+/// `__name__` (deleted when there is no `__name__`). `__name__` is NOT replaced by
+/// `service_name` here.
+pub fn push_receive_stage(labels_in: &[(String, String)]) -> ReceivedSeries<'_> {
     let mut received: Vec<(&str, &str)> = Vec::with_capacity(labels_in.len() + 1);
     for (k, v) in labels_in {
         upsert(&mut received, k, v);
     }
-
-    let mut series = Vec::with_capacity(received.len() + 1 + external_labels.len());
-    series.extend_from_slice(&received);
-    let name = series
+    let mut staged = Vec::with_capacity(received.len() + 1);
+    staged.extend_from_slice(&received);
+    let name = staged
         .binary_search_by(|(k, _)| labelset::cmp_names(k, NAME_LABEL))
         .ok()
-        .and_then(|i| series.get(i))
+        .and_then(|i| staged.get(i))
         .map_or("", |(_, v)| *v);
-    let has_service_name = series
+    let has_service_name = staged
         .binary_search_by(|(k, _)| labelset::cmp_names(k, SERVICE_NAME_LABEL))
         .is_ok();
     let stage_label = if has_service_name {
@@ -112,24 +123,49 @@ pub fn push_series_labels(
     } else {
         SERVICE_NAME_LABEL
     };
-    upsert(&mut series, stage_label, name);
+    upsert(&mut staged, stage_label, name);
+    ReceivedSeries { received, staged }
+}
 
-    if let Err(cause) = labelset::validate_labels(series.iter().copied()) {
+/// `pyroscope.write`'s `Append` for one series whose labels (sorted by name) are `labels`:
+/// `validateLabels`; drop names starting with `__` except `__name__`/`__delta__`; apply
+/// external labels after that filter (override, empty deletes, unvalidated). The error names
+/// the series as `series` was received.
+pub fn push_write_stage(
+    series: &ReceivedSeries<'_>,
+    labels: &[(&str, &str)],
+    external_labels: &[(String, String)],
+) -> Result<Vec<(String, String)>, PushLabelError> {
+    if let Err(cause) = labelset::validate_labels(labels.iter().copied()) {
         return Err(PushLabelError {
-            series: labels_string(&received),
+            series: labels_string(&series.received),
             cause,
         });
     }
-
-    series
-        .retain(|(k, _)| !k.starts_with(RESERVED_PREFIX) || *k == NAME_LABEL || *k == DELTA_LABEL);
+    let mut out: Vec<(&str, &str)> = Vec::with_capacity(labels.len() + external_labels.len());
+    out.extend(
+        labels.iter().filter(|(k, _)| {
+            !k.starts_with(RESERVED_PREFIX) || *k == NAME_LABEL || *k == DELTA_LABEL
+        }),
+    );
     for (k, v) in external_labels {
-        upsert(&mut series, k, v);
+        upsert(&mut out, k, v);
     }
-    Ok(series
+    Ok(out
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect())
+}
+
+/// The labels of the upstream series for one incoming series sent straight from
+/// `receive_http` to `pyroscope.write`, or the error Alloy reports:
+/// [`push_receive_stage`] then [`push_write_stage`].
+pub fn push_series_labels(
+    labels_in: &[(String, String)],
+    external_labels: &[(String, String)],
+) -> Result<Vec<(String, String)>, PushLabelError> {
+    let series = push_receive_stage(labels_in);
+    push_write_stage(&series, series.labels(), external_labels)
 }
 
 #[cfg(test)]

@@ -23,7 +23,6 @@ use crate::fanout::budget::Reservation;
 use crate::h1::{self, BodyFraming, Method, RequestHead};
 use crate::metrics::RefuseReason;
 use crate::tls::stream::Stream;
-use crate::worker::Core;
 
 /// Initial read buffer per connection; SDK heads fit, bodies get their own buffer.
 const READ_BUFFER_BYTES: usize = 16 * 1024;
@@ -147,14 +146,14 @@ enum Next {
 }
 
 struct Conn<'a> {
-    core: &'a Core,
+    core: &'a super::Shared,
     rx: &'a ReceiverRt,
     stream: Stream,
     buf: BytesMut,
 }
 
 /// Serves one connection until it closes, times out, errs, or the core shuts down.
-pub async fn serve(core: &Core, rx: &ReceiverRt, stream: TcpStream, _peer: SocketAddr) {
+pub async fn serve(core: &super::Shared, rx: &ReceiverRt, stream: TcpStream, _peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let Some(stream) = super::tls::wrap(rx, stream).await else {
         return;
@@ -309,7 +308,7 @@ impl Conn<'_> {
     ) -> Next {
         let http = &self.rx.config.http;
         let route = api.route_name();
-        let wait_until = Instant::now() + self.core.config.gateway.queue_wait_timeout;
+        let wait_until = Instant::now() + self.core.queue_wait_timeout;
         let keep_alive = head.keep_alive;
         let (body, reservation) = match head.body {
             BodyFraming::Empty => (Bytes::new(), None),
@@ -355,28 +354,10 @@ impl Conn<'_> {
         };
         let reply = match api {
             Api::Ingest => {
-                ingest::handle(
-                    self.core,
-                    self.rx,
-                    &head,
-                    &head_bytes,
-                    body,
-                    reservation,
-                    wait_until,
-                )
-                .await
+                ingest::handle(self.rx, &head, &head_bytes, body, reservation, wait_until).await
             }
             Api::Push => {
-                push::handle(
-                    self.core,
-                    self.rx,
-                    &head,
-                    &head_bytes,
-                    body,
-                    reservation,
-                    wait_until,
-                )
-                .await
+                push::handle(self.rx, &head, &head_bytes, body, reservation, wait_until).await
             }
         };
         let close = !keep_alive || self.core.shutdown.is_triggered();

@@ -7,24 +7,21 @@
 //! per acknowledgement mode. Does not own: the label rules themselves (`labels`), queueing
 //! (`fanout`), or HTTP framing (`conn`). Hot path: yes.
 
-use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::Bytes;
 
 use super::ReceiverRt;
 use super::conn::Reply;
-use crate::config::AckMode;
-use crate::fanout::{self, budget::Reservation};
+use crate::fanout::budget::Reservation;
 use crate::h1::{self, RequestHead};
-use crate::labels;
-use crate::metrics::RefuseReason;
-use crate::upload::{Failure, Outbound, Payload, Ticket, Upload, Verdict};
-use crate::worker::Core;
+use crate::labels::{self, IngestLabels};
+use crate::metrics::{DropReason, RefuseReason};
+use crate::pipeline::deliver::Delivery;
+use crate::upload::{Protocol, Verdict};
 
 /// Handles one upload whose body has been read; returns the client's answer.
 pub async fn handle(
-    core: &Core,
     rx: &ReceiverRt,
     head: &RequestHead,
     head_bytes: &Bytes,
@@ -54,78 +51,57 @@ pub async fn handle(
         }
     }
 
-    let total: usize = rx
-        .config
-        .forward_to
-        .iter()
-        .map(|&w| core.writer_dests[w].len())
-        .sum();
-    if total == 0 {
-        return Reply::empty(200);
-    }
-    let upload = Rc::new(Upload {
-        headers,
-        ticket: Ticket::new(total),
-        received_at: Instant::now(),
-        reservation,
-    });
-    let mut items = Vec::with_capacity(total);
-    for &w in &rx.config.forward_to {
-        let writer = &core.config.writers[w];
-        match labels::write_stage(&received, &writer.external_labels) {
+    let input: Vec<(&str, &str)> = received.iter().collect();
+    let mut hops = Vec::with_capacity(rx.pipeline.paths());
+    rx.pipeline.route(&input, &mut hops);
+    let mut delivery = Delivery::new(Protocol::Ingest, headers);
+    for hop in &hops {
+        let relabelled;
+        let labels = match &hop.labels {
+            Some(l) => {
+                relabelled =
+                    IngestLabels::from_pairs(l.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                &relabelled
+            }
+            None => &received,
+        };
+        match labels::write_stage(labels, hop.writer.external_labels()) {
             Ok(name) => {
                 let query = labels::upstream_query(&query, &name);
-                for &d in &core.writer_dests[w] {
-                    let path = core.destinations[d].upstream_path(&request_path);
+                for dest in hop.writer.destinations() {
+                    let path = dest.upstream_path(&request_path);
                     let mut target = String::with_capacity(path.len() + query.len() + 1);
                     target.push_str(&path);
                     target.push('?');
                     target.push_str(&query);
-                    items.push((
-                        d,
-                        Outbound::ingest(upload.clone(), target, Payload::Whole(body.clone())),
-                    ));
+                    delivery.add_whole(dest, target, &body);
                 }
             }
             Err(e) => {
-                for &d in &core.writer_dests[w] {
-                    let dest = &core.destinations[d];
-                    dest.metrics.record_dropped(
-                        body.len() as u64,
-                        1,
-                        crate::metrics::DropReason::Rejected,
-                    );
+                for dest in hop.writer.destinations() {
+                    dest.metrics
+                        .record_dropped(body.len() as u64, 1, DropReason::Rejected);
                     dest.warn(format_args!("{e}"));
-                    upload.ticket.complete(Err(Failure::Error));
+                    delivery.fail_destination();
                 }
             }
         }
     }
-    let offered = items.len();
-    let accepted = fanout::dispatch(&core.destinations, items, wait_until).await;
-    if offered > 0 && accepted == 0 {
+    let acked = delivery
+        .run(
+            Instant::now(),
+            reservation,
+            wait_until,
+            rx.config.acknowledge,
+        )
+        .await;
+    if acked.refused {
         rx.metrics.record_refused(RefuseReason::QueueFull);
     }
-    match rx.config.acknowledge {
-        AckMode::Enqueued => {
-            drop(upload);
-            if offered > 0 && accepted == 0 {
-                Reply::overloaded()
-            } else if offered == 0 {
-                failed()
-            } else {
-                Reply::empty(200)
-            }
-        }
-        AckMode::Delivered => match upload.ticket.wait().await {
-            Verdict::Delivered => Reply::empty(200),
-            Verdict::Upstream(s) => Reply::text(s, h1::reason_phrase(s)),
-            Verdict::Overloaded => Reply::overloaded(),
-            Verdict::Failed => failed(),
-        },
+    match acked.verdict {
+        Verdict::Delivered => Reply::empty(200),
+        Verdict::Upstream(s) => Reply::text(s, h1::reason_phrase(s)),
+        Verdict::Overloaded => Reply::overloaded(),
+        Verdict::Failed => Reply::text(500, "Failed to process request"),
     }
-}
-
-fn failed() -> Reply {
-    Reply::text(500, "Failed to process request")
 }

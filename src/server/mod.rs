@@ -19,11 +19,35 @@ use std::sync::Arc;
 
 use monoio::net::TcpListener;
 
+use std::time::Duration;
+
 use crate::config::Receiver;
+use crate::fanout::budget::Budget;
 use crate::h1;
 use crate::metrics::ReceiverMetrics;
+use crate::pipeline::Pipeline;
 use crate::sync::Notify;
-use crate::worker::Core;
+use crate::worker::Shutdown;
+
+/// What every connection on one core shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The in-flight byte budget, reserved before a body is read.
+    pub(crate) budget: Rc<Budget>,
+    pub(crate) shutdown: Rc<Shutdown>,
+    /// How long a request waits for room in a full budget or queue (`queue_wait_timeout`).
+    pub(crate) queue_wait_timeout: Duration,
+}
+
+impl Shared {
+    pub fn new(budget: Rc<Budget>, shutdown: Rc<Shutdown>, queue_wait_timeout: Duration) -> Self {
+        Shared {
+            budget,
+            shutdown,
+            queue_wait_timeout,
+        }
+    }
+}
 
 /// One receiver on one core.
 #[derive(Debug)]
@@ -37,14 +61,23 @@ pub struct ReceiverRt {
     pub active: Cell<usize>,
     /// Woken whenever a connection of this receiver closes.
     pub conn_closed: Notify,
-    /// TLS settings when the receiver serves HTTPS (set by the core at start).
+    /// TLS settings when the receiver serves HTTPS.
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// Client authentication (`client_auth`), set by the core at start.
+    /// Client authentication (`client_auth`).
     pub client_auth: Option<client_auth::Check>,
+    /// Where this receiver's uploads go.
+    pub pipeline: Pipeline,
 }
 
 impl ReceiverRt {
-    pub fn new(index: usize, config: &Receiver, cores: usize) -> Self {
+    pub fn new(
+        index: usize,
+        config: &Receiver,
+        cores: usize,
+        pipeline: Pipeline,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        client_auth: Option<client_auth::Check>,
+    ) -> Self {
         let limit = config.http.conn_limit;
         ReceiverRt {
             index,
@@ -61,14 +94,15 @@ impl ReceiverRt {
             },
             active: Cell::new(0),
             conn_closed: Notify::new(),
-            tls: None,
-            client_auth: None,
+            tls,
+            client_auth,
+            pipeline,
         }
     }
 }
 
 /// Accepts connections until shutdown.
-pub async fn accept_loop(core: Rc<Core>, rx: Rc<ReceiverRt>, listener: TcpListener) {
+pub async fn accept_loop(core: Rc<Shared>, rx: Rc<ReceiverRt>, listener: TcpListener) {
     loop {
         while rx.conn_limit != 0 && rx.active.get() >= rx.conn_limit {
             monoio::select! {

@@ -15,14 +15,14 @@ use bytes::Bytes;
 
 use super::ReceiverRt;
 use super::conn::Reply;
-use crate::config::AckMode;
-use crate::fanout::{self, budget::Reservation};
+use crate::fanout::budget::Reservation;
 use crate::h1::RequestHead;
 use crate::labels;
 use crate::metrics::{DropReason, RefuseReason};
+use crate::pipeline::Writer;
+use crate::pipeline::deliver::Delivery;
 use crate::push::{self, PUSH_PATH, connect::Code, connect::Protocol as Wire};
-use crate::upload::{Failure, Outbound, Payload, Ticket, Upload, Verdict};
-use crate::worker::Core;
+use crate::upload::{Payload, Protocol, Requests, Verdict};
 
 /// An answer in the client's protocol.
 fn answer(wire: Wire, error: Option<(Code, &str)>) -> Reply {
@@ -63,7 +63,6 @@ fn header<'a>(head: &RequestHead, buf: &'a Bytes, name: &str) -> Option<&'a [u8]
 /// Handles one push whose body has been read; returns the client's answer.
 #[allow(clippy::too_many_arguments)]
 pub async fn handle(
-    core: &Core,
     rx: &ReceiverRt,
     head: &RequestHead,
     head_bytes: &Bytes,
@@ -158,99 +157,78 @@ pub async fn handle(
         Err(e) => return answer(wire, Some((Code::InvalidArgument, &e.to_string()))),
     };
 
-    let series_count = request.series.len();
-    let total: usize = rx
-        .config
-        .forward_to
-        .iter()
-        .map(|&w| core.writer_dests[w].len())
-        .sum();
-    if total == 0 || series_count == 0 {
-        return answer(wire, None);
-    }
-    let upload = Rc::new(Upload {
-        headers: forwarded_headers(rx, head, head_bytes),
-        ticket: Ticket::new(total),
-        received_at,
-        reservation,
-    });
-    let mut items = Vec::with_capacity(total);
-    for (appendable, &w) in rx.config.forward_to.iter().enumerate() {
-        let writer = &core.config.writers[w];
-        let mut requests = Vec::with_capacity(series_count);
-        let (mut profiles, mut bytes) = (0u64, 0u64);
-        let mut label_errors = Vec::new();
-        for s in &request.series {
-            match labels::push_series_labels(&s.labels, &writer.external_labels) {
+    let mut paths: Vec<PathRequests<'_>> = Vec::new();
+    paths.resize_with(rx.pipeline.paths(), PathRequests::default);
+    let mut hops = Vec::with_capacity(rx.pipeline.paths());
+    for s in &request.series {
+        let received = labels::push_receive_stage(&s.labels);
+        hops.clear();
+        rx.pipeline.route(received.labels(), &mut hops);
+        for hop in &hops {
+            let Some(acc) = paths.get_mut(hop.path) else {
+                continue;
+            };
+            acc.writer = Some(hop.writer);
+            let pairs = hop.labels(received.labels()).pairs();
+            match labels::push_write_stage(&received, &pairs, hop.writer.external_labels()) {
                 Ok(lbls) => {
-                    requests.push(Payload::Parts(
+                    acc.requests.push(Payload::Parts(
                         push::encode_series(&lbls, &s.samples).into(),
                     ));
-                    profiles += s.samples.len() as u64;
-                    bytes += s
+                    acc.profiles += s.samples.len() as u64;
+                    acc.bytes += s
                         .samples
                         .iter()
                         .map(|x| x.raw_profile.len() as u64)
                         .sum::<u64>();
                 }
-                Err(e) => label_errors.push(e.client_message_for(appendable)),
+                Err(e) => acc.errors.push(e.client_message_for(hop.appendable)),
             }
         }
-        for e in &label_errors {
-            upload.ticket.note_error(e);
+    }
+
+    let mut delivery = Delivery::new(
+        Protocol::Push { deadline },
+        forwarded_headers(rx, head, head_bytes),
+    );
+    for acc in paths {
+        let Some(writer) = acc.writer else { continue };
+        let rejected = acc.errors.len() as u64;
+        for e in acc.errors {
+            // Alloy joins the per-series errors: the valid series are still delivered, but
+            // the client is told about the invalid ones.
+            delivery.fail(e);
         }
-        if !label_errors.is_empty() {
-            // Alloy joins the per-series errors: the valid series are still delivered, but the
-            // client is told about the invalid ones.
-            upload.ticket.mark_failed();
-        }
-        for &d in &core.writer_dests[w] {
-            let dest = &core.destinations[d];
-            if !label_errors.is_empty() {
+        for dest in writer.destinations() {
+            if rejected > 0 {
                 dest.metrics
-                    .record_dropped(0, label_errors.len() as u64, DropReason::Rejected);
+                    .record_dropped(0, rejected, DropReason::Rejected);
             }
-            if requests.is_empty() {
-                upload.ticket.complete(Err(Failure::Error));
+            if acc.requests.is_empty() {
+                delivery.fail_destination();
                 continue;
             }
-            let target = dest.upstream_path(PUSH_PATH).into_owned();
-            items.push((
-                d,
-                Outbound::push(
-                    upload.clone(),
-                    target,
-                    requests.clone(),
-                    deadline,
-                    profiles,
-                    bytes,
-                ),
-            ));
+            delivery.add(
+                dest,
+                dest.upstream_path(PUSH_PATH).into_owned(),
+                Requests::Sequence(acc.requests.clone()),
+                acc.profiles,
+                acc.bytes,
+            );
         }
     }
-    let offered = items.len();
-    let accepted = fanout::dispatch(
-        &core.destinations,
-        items,
-        deadline.map_or(wait_until, |d| d.min(wait_until)),
-    )
-    .await;
-    if offered > 0 && accepted == 0 {
+    let acked = delivery
+        .run(
+            received_at,
+            reservation,
+            deadline.map_or(wait_until, |d| d.min(wait_until)),
+            rx.config.acknowledge,
+        )
+        .await;
+    if acked.refused {
         rx.metrics.record_refused(RefuseReason::QueueFull);
     }
-    let verdict = match rx.config.acknowledge {
-        AckMode::Enqueued => {
-            if offered > 0 && accepted == 0 {
-                Verdict::Overloaded
-            } else if upload.ticket.verdict() == Verdict::Failed {
-                Verdict::Failed
-            } else {
-                Verdict::Delivered
-            }
-        }
-        AckMode::Delivered => upload.ticket.wait().await,
-    };
-    match verdict {
+    match acked.verdict {
         Verdict::Delivered => answer(wire, None),
         Verdict::Overloaded => answer(
             wire,
@@ -260,10 +238,21 @@ pub async fn handle(
             )),
         ),
         Verdict::Upstream(_) | Verdict::Failed => {
-            let errors = upload.ticket.errors();
-            answer(wire, Some((Code::Internal, &errors)))
+            answer(wire, Some((Code::Internal, &acked.errors)))
         }
     }
+}
+
+/// The upstream requests of one path through the pipeline (one writer reached one way), for
+/// the series of one Push that took it.
+#[derive(Default)]
+struct PathRequests<'p> {
+    writer: Option<&'p Rc<Writer>>,
+    requests: Vec<Payload>,
+    profiles: u64,
+    bytes: u64,
+    /// Alloy's error for each series the writer rejected.
+    errors: Vec<String>,
 }
 
 fn forwarded_headers(

@@ -1,0 +1,311 @@
+//! The component graph of one receiver, resolved once per core: which `pyroscope.relabel`
+//! stages an upload's labels go through and which `pyroscope.write` components (with their
+//! destinations) they reach.
+//!
+//! Owns: the per-core component instances ([`Components`]: one [`Writer`] per
+//! `pyroscope.write`, one [`Relabel`] per `pyroscope.relabel`, each with its cache and
+//! metrics), a receiver's [`Pipeline`], and [`Pipeline::route`], which walks the graph for one
+//! label set and yields every writer reached with the labels the rules left ([`Hop`]). Does not
+//! own: the relabelling rules (`relabel`), the label rules of the upload APIs (`labels`),
+//! building upstream requests (`server`), or queueing them ([`deliver`], `fanout`).
+//!
+//! Semantics follow Alloy's components: a relabel stage counts every profile it sees
+//! (`processed`), passes an empty label set through untouched, and forwards the relabelled
+//! labels to each of its `forward_to` targets in order or drops the profile (a dropped profile
+//! is a success for the client: Alloy's `Append` returns nil). A writer reached by two paths
+//! receives the profile twice, as Alloy's fan-out appends to every path. Hot path: one graph
+//! walk per label set; a cached relabel result costs a hash lookup and an `Rc` clone.
+
+pub mod deliver;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::config::{Config, Target};
+use crate::metrics::RelabelMetrics;
+use crate::relabel::Labels;
+use crate::relabel::cache::{Outcome, Relabeler};
+use crate::upstream::Destination;
+
+/// One `pyroscope.write` on one core: its label rules' arguments and its destinations.
+#[derive(Debug)]
+pub struct Writer {
+    label: String,
+    external_labels: Vec<(String, String)>,
+    destinations: Vec<Rc<Destination>>,
+}
+
+impl Writer {
+    /// The component's label (`backend` for `pyroscope.write "backend"`).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// `external_labels`, sorted by name; an empty value deletes.
+    pub fn external_labels(&self) -> &[(String, String)] {
+        &self.external_labels
+    }
+
+    /// One per `endpoint`, in the order written.
+    pub fn destinations(&self) -> &[Rc<Destination>] {
+        &self.destinations
+    }
+}
+
+/// One `pyroscope.relabel` on one core: its rules with their result cache, where it forwards,
+/// and its metrics.
+#[derive(Debug)]
+pub struct Relabel {
+    label: String,
+    relabeler: RefCell<Relabeler>,
+    forward_to: Vec<Stage>,
+    metrics: RelabelMetrics,
+}
+
+impl Relabel {
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub fn metrics(&self) -> &RelabelMetrics {
+        &self.metrics
+    }
+
+    /// Runs the rules on `labels` (sorted by name): `None` when the profile is dropped,
+    /// `Some(None)` when it goes on unchanged (an empty label set bypasses the rules, as in
+    /// Alloy), `Some(Some(labels))` with the relabelled set otherwise.
+    fn apply(&self, labels: &[(&str, &str)]) -> Option<Option<Rc<Labels>>> {
+        if labels.is_empty() {
+            self.metrics.record(true);
+            return Some(None);
+        }
+        // The borrow ends before this function returns: never held across an await.
+        let mut relabeler = self.relabeler.borrow_mut();
+        let (outcome, hit) = relabeler.relabel(labels);
+        self.metrics.record_lookup(hit, relabeler.len());
+        match outcome {
+            Outcome::Keep(l) => {
+                self.metrics.record(true);
+                Some(Some(l))
+            }
+            Outcome::Drop => {
+                self.metrics.record(false);
+                None
+            }
+        }
+    }
+}
+
+/// A component that receives profiles: what a `forward_to` element resolves to.
+#[derive(Debug, Clone)]
+pub enum Stage {
+    Write(Rc<Writer>),
+    Relabel(Rc<Relabel>),
+}
+
+/// A writer reached by one label set.
+#[derive(Debug)]
+pub struct Hop<'p> {
+    /// The position, in the receiver's `forward_to`, of the component this path starts at
+    /// (Alloy's "appendable" index in Push errors).
+    pub appendable: usize,
+    /// Which leaf of the receiver's graph this is, `0..Pipeline::paths()`: stable for a given
+    /// configuration, so the series of one Push that take the same path can be grouped.
+    pub path: usize,
+    pub writer: &'p Rc<Writer>,
+    /// The labels the relabel stages left; `None` when no stage changed them (no relabel on
+    /// the path, or an empty label set).
+    pub labels: Option<Rc<Labels>>,
+}
+
+impl Hop<'_> {
+    /// The labels for the writer: the relabelled set, or `input` when unchanged.
+    pub fn labels<'a>(&'a self, input: &'a [(&'a str, &'a str)]) -> HopLabels<'a> {
+        match &self.labels {
+            Some(l) => HopLabels::Relabelled(l),
+            None => HopLabels::Input(input),
+        }
+    }
+}
+
+/// The labels a writer receives on one [`Hop`].
+#[derive(Debug, Clone, Copy)]
+pub enum HopLabels<'a> {
+    Input(&'a [(&'a str, &'a str)]),
+    Relabelled(&'a Labels),
+}
+
+impl<'a> HopLabels<'a> {
+    /// The pairs, sorted by name.
+    pub fn pairs(self) -> Vec<(&'a str, &'a str)> {
+        match self {
+            HopLabels::Input(l) => l.to_vec(),
+            HopLabels::Relabelled(l) => l.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+        }
+    }
+}
+
+/// The graph one receiver's uploads go through on this core.
+#[derive(Debug, Default)]
+pub struct Pipeline {
+    forward_to: Vec<Stage>,
+    paths: usize,
+}
+
+fn count_paths(stages: &[Stage]) -> usize {
+    stages
+        .iter()
+        .map(|s| match s {
+            Stage::Write(_) => 1,
+            Stage::Relabel(r) => count_paths(&r.forward_to),
+        })
+        .sum()
+}
+
+impl Pipeline {
+    fn new(forward_to: Vec<Stage>) -> Self {
+        let paths = count_paths(&forward_to);
+        Pipeline { forward_to, paths }
+    }
+
+    /// How many distinct paths from the receiver end at a writer (the most [`Hop`]s one label
+    /// set can produce).
+    pub fn paths(&self) -> usize {
+        self.paths
+    }
+
+    /// Walks the graph for `labels` (sorted by name) and appends one [`Hop`] per writer
+    /// reached, in `forward_to` order, depth first.
+    pub fn route<'p>(&'p self, labels: &[(&str, &str)], hops: &mut Vec<Hop<'p>>) {
+        let mut path = 0;
+        for (appendable, stage) in self.forward_to.iter().enumerate() {
+            walk(stage, appendable, &mut path, labels, None, hops);
+        }
+    }
+}
+
+fn walk<'p>(
+    stage: &'p Stage,
+    appendable: usize,
+    path: &mut usize,
+    input: &[(&str, &str)],
+    current: Option<Rc<Labels>>,
+    hops: &mut Vec<Hop<'p>>,
+) {
+    match stage {
+        Stage::Write(writer) => {
+            hops.push(Hop {
+                appendable,
+                path: *path,
+                writer,
+                labels: current,
+            });
+            *path += 1;
+        }
+        Stage::Relabel(r) => {
+            let outcome = match &current {
+                Some(l) => {
+                    let view: Vec<(&str, &str)> =
+                        l.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    r.apply(&view)
+                }
+                None => r.apply(input),
+            };
+            match outcome {
+                Some(next) => {
+                    let next = next.or(current);
+                    for s in &r.forward_to {
+                        walk(s, appendable, path, input, next.clone(), hops);
+                    }
+                }
+                // Dropped: the paths below this stage are skipped but keep their numbers.
+                None => *path += count_paths(&r.forward_to),
+            }
+        }
+    }
+}
+
+/// Every component instance of one configuration on one core.
+#[derive(Debug, Default)]
+pub struct Components {
+    writers: Vec<Rc<Writer>>,
+    relabels: Vec<Rc<Relabel>>,
+}
+
+impl Components {
+    /// Builds the instances: `destinations[w]` are the destinations of `config.writers[w]`.
+    /// The graph has no cycle (the config builder rejects them), so every relabel stage is
+    /// built after the stages it forwards to.
+    pub fn build(config: &Config, destinations: Vec<Vec<Rc<Destination>>>) -> Self {
+        let writers: Vec<Rc<Writer>> = config
+            .writers
+            .iter()
+            .zip(destinations)
+            .map(|(w, destinations)| {
+                Rc::new(Writer {
+                    label: w.label.clone(),
+                    external_labels: w.external_labels.clone(),
+                    destinations,
+                })
+            })
+            .collect();
+        let mut built: Vec<Option<Rc<Relabel>>> = vec![None; config.relabels.len()];
+        for i in 0..config.relabels.len() {
+            build_relabel(config, i, &writers, &mut built);
+        }
+        Components {
+            writers,
+            relabels: built.into_iter().flatten().collect(),
+        }
+    }
+
+    /// The pipeline of a receiver whose `forward_to` is `targets`.
+    pub fn pipeline(&self, targets: &[Target]) -> Pipeline {
+        Pipeline::new(targets.iter().filter_map(|t| self.stage(*t)).collect())
+    }
+
+    fn stage(&self, t: Target) -> Option<Stage> {
+        match t {
+            Target::Writer(i) => self.writers.get(i).cloned().map(Stage::Write),
+            Target::Relabel(i) => self.relabels.get(i).cloned().map(Stage::Relabel),
+        }
+    }
+
+    /// Every destination, writer order then endpoint order (the metrics order).
+    pub fn destinations(&self) -> impl Iterator<Item = &Rc<Destination>> {
+        self.writers.iter().flat_map(|w| w.destinations.iter())
+    }
+
+    /// Every relabel component, in `Config::relabels` order.
+    pub fn relabels(&self) -> &[Rc<Relabel>] {
+        &self.relabels
+    }
+}
+
+fn build_relabel(
+    config: &Config,
+    i: usize,
+    writers: &[Rc<Writer>],
+    built: &mut [Option<Rc<Relabel>>],
+) -> Option<Rc<Relabel>> {
+    if let Some(r) = built.get(i)?.clone() {
+        return Some(r);
+    }
+    let spec = config.relabels.get(i)?;
+    let forward_to = spec
+        .forward_to
+        .iter()
+        .filter_map(|t| match *t {
+            Target::Writer(w) => writers.get(w).cloned().map(Stage::Write),
+            Target::Relabel(j) => build_relabel(config, j, writers, built).map(Stage::Relabel),
+        })
+        .collect();
+    let r = Rc::new(Relabel {
+        label: spec.label.clone(),
+        relabeler: RefCell::new(Relabeler::new(spec.rules.clone(), spec.max_cache_size)),
+        forward_to,
+        metrics: RelabelMetrics::default(),
+    });
+    built[i] = Some(r.clone());
+    Some(r)
+}

@@ -642,6 +642,50 @@ fn malformed_and_unsupported_pushes_get_connect_errors(driver: Driver) {
     assert_only_marker_forwarded(&gw, &mock, "after the refused pushes");
 }
 
+/// A push over `max_request_body_bytes` gets the same Connect error whether its size is
+/// announced by Content-Length (answered before the body is read) or found while decoding a
+/// chunked body; nothing is forwarded.
+fn push_over_the_body_limit_gets_resource_exhausted_with_either_framing(driver: Driver) {
+    let mock = MockPyroscope::start();
+    let gw = Gateway::start(
+        &one_write_config(
+            &[&mock],
+            "",
+            &format!("    max_request_body_bytes = {SMALL_BODY_LIMIT}"),
+        ),
+        driver,
+        1,
+    );
+    let body = vec![0x0au8; SMALL_BODY_LIMIT + 1];
+    let head = |framing: &str| {
+        format!(
+            "POST {PUSH_PATH} HTTP/1.1\r\nHost: pyrogate.test\r\nContent-Type: application/proto\r\n{framing}\r\n"
+        )
+        .into_bytes()
+    };
+    let mut client = Client::connect(gw.addr());
+    client.send(&head(&format!("Content-Length: {}\r\n", body.len())));
+    let response = client.read_response();
+    let message = assert_connect_error(&response, 429, "resource_exhausted", "Content-Length");
+    assert_eq!(
+        message,
+        format!("request body is larger than {SMALL_BODY_LIMIT} bytes")
+    );
+
+    let mut chunked = head("Transfer-Encoding: chunked\r\n");
+    chunked.extend_from_slice(&support::client::chunked_body(&body, 1000));
+    let mut client = Client::connect(gw.addr());
+    // The peer may close while the tail is still being written.
+    let _ = client.try_send(&chunked);
+    let response = client.read_response();
+    let message = assert_connect_error(&response, 429, "resource_exhausted", "chunked");
+    assert_eq!(
+        message,
+        format!("request body is larger than {SMALL_BODY_LIMIT} bytes")
+    );
+    assert_only_marker_forwarded(&gw, &mock, "after the oversized pushes");
+}
+
 fn invalid_labels_get_internal_with_alloys_message(driver: Driver) {
     let mock = MockPyroscope::start();
     let gw = Gateway::start(&one_write_config(&[&mock], "", ""), driver, 1);
@@ -838,6 +882,7 @@ both_drivers!(
     multi_series_push_becomes_one_upstream_push_per_series,
     grpc_web_push_is_delivered_with_a_grpc_status_trailer,
     malformed_and_unsupported_pushes_get_connect_errors,
+    push_over_the_body_limit_gets_resource_exhausted_with_either_framing,
     invalid_labels_get_internal_with_alloys_message,
     upstream_503_is_retried_until_delivered,
     upstream_invalid_argument_is_not_retried,

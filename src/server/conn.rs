@@ -342,7 +342,10 @@ impl Conn<'_> {
                 if head.expect_continue && self.buf.is_empty() && !self.write_continue().await {
                     return Next::Close;
                 }
-                match self.read_chunked_body(&res, deadline, wait_until).await {
+                match self
+                    .read_chunked_body(api, &res, deadline, wait_until)
+                    .await
+                {
                     Ok(body) => {
                         res.shrink_to(body.len() as u64);
                         (body, Some(res))
@@ -409,6 +412,7 @@ impl Conn<'_> {
     /// Decodes a chunked body, growing the budget reservation before the buffer grows.
     async fn read_chunked_body(
         &mut self,
+        api: Api,
         res: &Reservation,
         deadline: Instant,
         wait_until: Instant,
@@ -423,12 +427,19 @@ impl Conn<'_> {
                 let more = (worst - res.bytes()).max(CHUNKED_RESERVE_STEP.min(max));
                 if !res.grow_until(more, wait_until).await {
                     self.rx.metrics.record_refused(RefuseReason::Budget);
-                    return Err(Some(Reply::overloaded()));
+                    return Err(Some(api.overloaded()));
                 }
             }
+            // Over the limit a Push gets the Connect error a Content-Length push gets; other
+            // framing errors are HTTP-level.
             let progress = decoder
                 .decode(&self.buf, Some(&mut body))
-                .map_err(|e| Some(Reply::text(e.status(), &e.to_string())))?;
+                .map_err(|e| match e {
+                    h1::ChunkedError::BodyTooLarge { limit } if api == Api::Push => {
+                        Some(api.too_large(limit))
+                    }
+                    e => Some(Reply::text(e.status(), &e.to_string())),
+                })?;
             self.buf.advance(progress.consumed);
             if progress.done {
                 return Ok(body.freeze());

@@ -200,14 +200,11 @@ pub(crate) fn build(body: &Body, env: &dyn Environment, sink: &mut Sink<'_>) -> 
     let logging = logging_src.map(|b| cx.logging(b)).unwrap_or_default();
     let gateway = gateway_src.map(|b| cx.gateway(b)).unwrap_or_default();
 
-    if cx.sink.has_errors() {
-        return None;
-    }
-    let relabels: Vec<(Relabel, Vec<Pos>)> = relabels.into_iter().collect::<Option<_>>()?;
     check_cycles(&relabels, cx.sink);
     if cx.sink.has_errors() {
         return None;
     }
+    let relabels: Vec<(Relabel, Vec<Pos>)> = relabels.into_iter().collect::<Option<_>>()?;
     Some(Config {
         receivers,
         writers,

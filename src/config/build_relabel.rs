@@ -124,6 +124,7 @@ impl Cx<'_, '_, '_> {
     /// reported at the attribute each one is about.
     fn rule(&mut self, b: &Block, parent: &str) -> Option<Rule> {
         let mut r = Reader::new(format!("{parent} > rule"), b, self.sink);
+        let errors_before = self.sink.error_count();
         let mut spec = RuleSpec::default();
         let mut ok = true;
         if let Some(list) = self.string_list(&mut r, "source_labels") {
@@ -163,7 +164,9 @@ impl Cx<'_, '_, '_> {
             })
         };
         r.finish(self.sink);
-        if !ok {
+        // A rule with an attribute already reported is not validated as a whole: its spec
+        // holds defaults where the bad values were, so the whole-rule message would mislead.
+        if !ok || self.sink.error_count() != errors_before {
             return None;
         }
         match Rule::new(spec) {
@@ -179,8 +182,9 @@ impl Cx<'_, '_, '_> {
 
 /// Reports every cycle between relabel components (each `forward_to` edge that closes one),
 /// naming the components in order: `pyroscope.relabel.a -> pyroscope.relabel.b ->
-/// pyroscope.relabel.a`. A cycle would send one profile around forever.
-pub(crate) fn check_cycles(relabels: &[(Relabel, Vec<Pos>)], sink: &mut Sink<'_>) {
+/// pyroscope.relabel.a`. A cycle would send one profile around forever. Components that
+/// failed to build (`None`, already reported) have no edges.
+pub(crate) fn check_cycles(relabels: &[Option<(Relabel, Vec<Pos>)>], sink: &mut Sink<'_>) {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
@@ -189,14 +193,18 @@ pub(crate) fn check_cycles(relabels: &[(Relabel, Vec<Pos>)], sink: &mut Sink<'_>
     }
     fn visit(
         i: usize,
-        relabels: &[(Relabel, Vec<Pos>)],
+        relabels: &[Option<(Relabel, Vec<Pos>)>],
         marks: &mut [Mark],
         path: &mut Vec<usize>,
         sink: &mut Sink<'_>,
     ) {
         marks[i] = Mark::OnPath;
         path.push(i);
-        let (r, at) = &relabels[i];
+        let Some((r, at)) = &relabels[i] else {
+            marks[i] = Mark::Done;
+            path.pop();
+            return;
+        };
         for (t, pos) in r.forward_to.iter().zip(at) {
             let Target::Relabel(j) = *t else { continue };
             match marks[j] {
@@ -206,7 +214,10 @@ pub(crate) fn check_cycles(relabels: &[(Relabel, Vec<Pos>)], sink: &mut Sink<'_>
                     let names: Vec<String> = path[start..]
                         .iter()
                         .chain(std::iter::once(&j))
-                        .map(|&k| format!("pyroscope.relabel.{}", relabels[k].0.label))
+                        .map(|&k| {
+                            let label = relabels[k].as_ref().map_or("?", |(r, _)| &r.label);
+                            format!("pyroscope.relabel.{label}")
+                        })
                         .collect();
                     sink.error(
                         *pos,

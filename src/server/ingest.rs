@@ -105,3 +105,98 @@ pub async fn handle(
         Verdict::Failed => Reply::text(500, "Failed to process request"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{self, ProcessEnvironment};
+    use crate::pipeline::Components;
+    use crate::upstream::Destination;
+
+    /// A receiver that sends every upload through a relabel stage to two writers (three
+    /// destinations), acknowledging on enqueue.
+    const CONFIG: &str = r#"
+pyroscope.receive_http "default" {
+  forward_to  = [pyroscope.relabel.clean.receiver]
+  acknowledge = "enqueued"
+}
+pyroscope.relabel "clean" {
+  forward_to = [pyroscope.write.a.receiver, pyroscope.write.b.receiver]
+  rule {
+    action = "labeldrop"
+    regex  = "pod"
+  }
+}
+pyroscope.write "a" {
+  endpoint {
+    url = "http://127.0.0.1:1"
+  }
+}
+pyroscope.write "b" {
+  endpoint {
+    url = "http://127.0.0.1:2"
+  }
+  endpoint {
+    url = "http://127.0.0.1:3"
+  }
+  external_labels = { env = "prod" }
+}
+"#;
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn relabelled_upload_reaches_every_destination_as_one_body_allocation() {
+        let cfg = config::load_str("t.alloy", CONFIG, &ProcessEnvironment)
+            .expect("valid config")
+            .config;
+        let dests: Vec<Vec<Rc<Destination>>> = cfg
+            .writers
+            .iter()
+            .map(|w| {
+                w.endpoints
+                    .iter()
+                    .map(|e| Rc::new(Destination::new(e, 0, vec![]).expect("destination")))
+                    .collect()
+            })
+            .collect();
+        let components = Components::build(&cfg, dests);
+        let r = &cfg.receivers[0];
+        let rx = ReceiverRt::new(0, r, 1, components.pipeline(&r.forward_to), None, None);
+        let head_bytes = Bytes::from_static(
+            b"POST /ingest?name=app%7Bpod%3Dp1%2Cenv%3Ddev%7D HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\n\r\n",
+        );
+        let head = h1::parse_request(&head_bytes, &rx.limits)
+            .expect("valid head")
+            .expect("complete head");
+        let body = Bytes::from(vec![7u8; 4096]);
+        let reply = handle(
+            &rx,
+            &head,
+            &head_bytes,
+            body.clone(),
+            None,
+            Instant::now() + Duration::from_secs(1),
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+        let mut targets = Vec::new();
+        for d in components.destinations() {
+            let item = d.queue.pop().await.expect("one item per destination");
+            let parts = item.requests.iter().next().expect("one request").parts();
+            assert_eq!(parts.len(), 1);
+            assert_eq!(parts[0].as_ptr(), body.as_ptr(), "same allocation");
+            targets.push(item.target.clone());
+            item.finish(Ok(()));
+        }
+        assert_eq!(
+            targets,
+            [
+                "/ingest?name=app%7Benv%3Ddev%2Cservice_name%3Dapp%7D",
+                "/ingest?name=app%7Benv%3Dprod%2Cservice_name%3Dapp%7D",
+                "/ingest?name=app%7Benv%3Dprod%2Cservice_name%3Dapp%7D",
+            ]
+        );
+    }
+}

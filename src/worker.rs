@@ -8,7 +8,6 @@
 //! Does not own: request handling or delivery. Nothing on a core thread blocks: DNS and file
 //! writes go to monoio's blocking pool.
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -23,7 +22,7 @@ use crate::config::Config;
 use crate::fanout::budget::Budget;
 use crate::metrics::{CoreSnapshot, DropReason};
 use crate::server::{self, ReceiverRt};
-use crate::sync::Notify;
+use crate::sync::Shutdown;
 use crate::upstream::{self, Destination};
 
 /// Which monoio driver a core runs.
@@ -50,36 +49,6 @@ impl Driver {
             Driver::Uring => "uring",
             Driver::Legacy => "legacy",
         }
-    }
-}
-
-/// Per-core shutdown signal.
-#[derive(Debug, Default)]
-pub struct Shutdown {
-    triggered: Cell<bool>,
-    notify: Notify,
-}
-
-impl Shutdown {
-    pub fn trigger(&self) {
-        self.triggered.set(true);
-        self.notify.notify_all();
-    }
-
-    pub fn is_triggered(&self) -> bool {
-        self.triggered.get()
-    }
-
-    /// Completes once shutdown has been triggered.
-    pub async fn wait(&self) {
-        while !self.triggered.get() {
-            self.notify.notified().await;
-        }
-    }
-
-    /// Sleeps for `d`; returns `true` early if shutdown is triggered meanwhile.
-    pub async fn wait_timeout(&self, d: Duration) -> bool {
-        monoio::time::timeout(d, self.wait()).await.is_ok()
     }
 }
 

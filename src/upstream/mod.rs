@@ -282,7 +282,7 @@ pub fn resolve(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
 pub async fn refresh_dns(
     dest: Rc<Destination>,
     interval: Duration,
-    shutdown: Rc<crate::worker::Shutdown>,
+    shutdown: Rc<crate::sync::Shutdown>,
 ) {
     let Target::Http(http) = &dest.target else {
         return;

@@ -8,7 +8,6 @@
 //! `Rc`/`Bytes` clone per destination, no body copy.
 
 pub mod budget;
-pub mod queue;
 
 use std::rc::Rc;
 use std::time::Instant;

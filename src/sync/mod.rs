@@ -1,5 +1,5 @@
 //! Single-threaded async primitives for one core: [`Notify`] (a wake-all / wake-one signal),
-//! [`Shutdown`] (the per-core shutdown flag).
+//! [`Shutdown`] (the per-core shutdown flag) and [`Queue`] (a bounded MPMC queue).
 //!
 //! Owns: waking tasks on the same monoio runtime when some per-core state changed (queue room,
 //! budget released, shutdown). Does not own: the state itself; callers re-check their condition
@@ -9,8 +9,10 @@
 //! Correctness relies on the thread-per-core model: between a caller's condition check and the
 //! first poll of [`Notify::notified`] no other task runs, so a wake-up cannot be lost.
 
+mod queue;
 mod shutdown;
 
+pub use queue::Queue;
 pub use shutdown::Shutdown;
 
 use std::cell::{Cell, RefCell};

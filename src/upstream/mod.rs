@@ -26,8 +26,8 @@ use bytes::Bytes;
 
 use crate::capture::CaptureSink;
 use crate::config::{Endpoint, EndpointUrl};
-use crate::fanout::queue::Queue;
 use crate::metrics::DestMetrics;
+use crate::sync::Queue;
 use crate::upload::Outbound;
 
 /// `User-Agent` of every upstream request.

@@ -35,6 +35,7 @@
 //!   took gets 503 with `Retry-After`. The byte budget is reserved before a body is read.
 
 pub mod admin;
+pub mod budget;
 pub mod capture;
 pub mod cli;
 pub mod config;

@@ -18,8 +18,8 @@ use monoio::blocking::DefaultThreadPool;
 use monoio::io::AsyncReadRent;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
+use crate::budget::Budget;
 use crate::config::Config;
-use crate::fanout::budget::Budget;
 use crate::metrics::{CoreSnapshot, DropReason};
 use crate::server::{self, ReceiverRt};
 use crate::sync::Shutdown;

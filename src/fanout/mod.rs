@@ -7,8 +7,6 @@
 //! items (`server::ingest`) or sending them (`upstream::sender`). Hot path: yes; one
 //! `Rc`/`Bytes` clone per destination, no body copy.
 
-pub mod budget;
-
 use std::rc::Rc;
 use std::time::Instant;
 

@@ -15,8 +15,9 @@ use bytes::Bytes;
 
 use super::ReceiverRt;
 use super::conn::Reply;
+use crate::budget::Reservation;
 use crate::config::AckMode;
-use crate::fanout::{self, budget::Reservation};
+use crate::fanout;
 use crate::h1::RequestHead;
 use crate::labels;
 use crate::metrics::{DropReason, RefuseReason};

@@ -14,11 +14,12 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::admin;
 use crate::config::{Config, EndpointUrl};
+use crate::io::Driver;
 use crate::metrics::CoreSnapshot;
 use crate::server;
 use crate::upstream;
 use crate::upstream::transport::{self, Transport};
-use crate::worker::{self, CoreHandle, CoreMsg, CoreSetup, Driver};
+use crate::worker::{self, CoreHandle, CoreMsg, CoreSetup};
 
 /// Listen backlog per core socket.
 const LISTEN_BACKLOG: i32 = 4096;

@@ -20,37 +20,11 @@ use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
 use crate::budget::Budget;
 use crate::config::Config;
+use crate::io::Driver;
 use crate::metrics::{CoreSnapshot, DropReason};
 use crate::server::{self, ReceiverRt};
 use crate::sync::Shutdown;
 use crate::upstream::{self, Destination};
-
-/// Which monoio driver a core runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Driver {
-    Auto,
-    Uring,
-    Legacy,
-}
-
-impl Driver {
-    /// The driver `Auto` resolves to on this machine.
-    pub fn resolve(self) -> Driver {
-        match self {
-            Driver::Auto if monoio::utils::detect_uring() => Driver::Uring,
-            Driver::Auto => Driver::Legacy,
-            d => d,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Driver::Auto => "auto",
-            Driver::Uring => "uring",
-            Driver::Legacy => "legacy",
-        }
-    }
-}
 
 /// Everything one core owns.
 #[derive(Debug)]

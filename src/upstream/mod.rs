@@ -9,7 +9,6 @@
 pub mod auth;
 pub mod backoff;
 pub mod client;
-pub mod iovec;
 pub mod oauth2;
 pub mod proxy;
 pub mod redirect;

@@ -149,7 +149,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<CoreSnapshot, StartError>
         .map_err(|(receiver, error)| StartError::ReceiverTls { receiver, error })?;
     let mut watches = prepared.watches;
     watches.extend(receiver_watches);
-    upstream::auth::spawn_watcher(watches)?;
+    crate::secrets::spawn_watcher(watches)?;
     let (listeners, bound) = bind_all(&config, cores)?;
     for (r, addr) in config.receivers.iter().zip(&bound) {
         tracing::info!(receiver = %r.label, addr = %addr, "receiver listening");

@@ -48,6 +48,7 @@ pub mod logging;
 pub mod metrics;
 pub mod push;
 pub mod relabel;
+pub mod secrets;
 pub mod server;
 pub mod sync;
 pub mod tls;

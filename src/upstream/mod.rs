@@ -6,7 +6,6 @@
 //! ([`sender`]) or the wire exchange ([`client`]). Hot path: yes, but everything built here is
 //! built once at start.
 
-pub mod auth;
 pub mod backoff;
 pub mod client;
 pub mod oauth2;
@@ -75,7 +74,7 @@ pub struct Destination {
     /// TLS, proxy and credential source, shared with the other cores.
     pub transport: Arc<transport::Transport>,
     /// This core's view of the current `Authorization` value.
-    pub auth: auth::AuthView,
+    pub auth: crate::secrets::AuthView,
     last_warn: Cell<Option<Instant>>,
     suppressed_warnings: Cell<u64>,
 }
@@ -159,7 +158,7 @@ impl Destination {
             }
         };
         let (static_headers, fallback_content_type) = static_headers(endpoint)?;
-        let auth = auth::AuthView::new(transport.auth.clone());
+        let auth = crate::secrets::AuthView::new(transport.auth.clone());
         Ok(Destination {
             endpoint: endpoint.clone(),
             queue: Queue::new(endpoint.queue_capacity),
@@ -217,27 +216,6 @@ impl Destination {
         self.last_warn.set(Some(now));
         tracing::warn!(endpoint = %self.endpoint.url_text, suppressed, "{}", message);
     }
-}
-
-pub(crate) fn base64(input: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Headers every request carries, and the endpoint's fallback `Content-Type`.
@@ -315,7 +293,7 @@ pub async fn refresh_dns(
 
 #[cfg(test)]
 mod tests {
-    use super::{base64, upstream_path_for};
+    use super::upstream_path_for;
 
     #[test]
     fn upstream_paths_join_like_alloy_for_ingest_and_like_connect_for_push() {
@@ -333,20 +311,5 @@ mod tests {
             upstream_path_for("/prefix/", push),
             "/prefix/push.v1.PusherService/Push"
         );
-    }
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(i.as_bytes()), o);
-        }
     }
 }

@@ -291,6 +291,30 @@ pub async fn refresh_dns(
     }
 }
 
+/// Test helpers for this module's tests and the modules above it.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::config;
+
+    /// A plain-HTTP endpoint named `url` (its host and port are placeholders: tests pass the
+    /// addresses to dial to `Destination::new`) with one attempt, one sender per core and a
+    /// queue of `queue_capacity`.
+    pub(crate) fn endpoint(url: &str, queue_capacity: usize) -> config::Endpoint {
+        let target = config::EndpointUrl::Http {
+            tls: false,
+            host: "127.0.0.1".into(),
+            port: 1,
+            path: String::new(),
+        };
+        config::Endpoint {
+            max_backoff_retries: 1,
+            queue_capacity,
+            senders_per_core: 1,
+            ..config::Endpoint::new(target, url)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::upstream_path_for;

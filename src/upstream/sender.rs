@@ -461,7 +461,7 @@ mod tests {
     }
 
     fn endpoint_for(addr: std::net::SocketAddr) -> config::Endpoint {
-        let mut e = crate::fanout::tests::endpoint(&format!("http://{addr}"), 4);
+        let mut e = crate::upstream::testing::endpoint(&format!("http://{addr}"), 4);
         e.url = config::EndpointUrl::Http {
             tls: false,
             host: addr.ip().to_string(),

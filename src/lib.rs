@@ -11,9 +11,13 @@
 //! - [`labels`]: Pyroscope's label-set grammar, Go-compatible query parsing and encoding, and
 //!   the label rules Alloy applies on `/ingest` and Push. Pure.
 //! - [`gateway`] (main thread) starts [`worker`] core threads; each core runs [`server`]
-//!   (accept, HTTP/1.1 connections, `/ingest`), [`fanout`] (bounded per-destination queues, the
-//!   in-flight byte budget) and [`upstream`] (sender pools, retries, keep-alive connections,
-//!   [`capture`] files). [`admin`] serves `/metrics` from [`metrics`] snapshots.
+//!   (accept, HTTP/1.1 connections, `/ingest`), [`fanout`] (admission to the per-destination
+//!   queues) and [`upstream`] (sender pools, retries, keep-alive connections, [`capture`]
+//!   files). [`admin`] serves `/metrics` from [`metrics`] snapshots.
+//! - Leaves shared by those: [`upload`] (what crosses from handler to sender), [`budget`] (the
+//!   in-flight byte budget), [`sync`] (per-core `Notify`, `Shutdown`, `Queue`), [`io`] (reads,
+//!   the vectored write, the driver choice), [`secrets`] (rotating credentials), [`tls`].
+//!   `tests/module_dag.rs` fails on any dependency cycle between these modules.
 //!
 //! # Data flow on one core
 //! ```text

@@ -296,7 +296,9 @@ fn gzip_payload(payload: &Payload) -> Payload {
 }
 
 /// One attempt: a pooled connection if there is one (falling back to a fresh connection when
-/// the pooled one turns out stale), else a new one.
+/// the pooled one turns out stale), else a new one. Only connections that completed an
+/// exchange enter the pool, so "pooled" is exactly "reused": the stale keep-alive fallback
+/// never applies to a fresh connection, whose failures are the attempt's.
 async fn attempt(
     dest: &Destination,
     http: &HttpTarget,

@@ -199,10 +199,12 @@ async fn core_main(
         shutdown: Rc::new(Shutdown::default()),
     });
 
-    let mut senders = Vec::new();
+    // Sender tasks are not awaited: once the queues are closed after the drain, idle senders
+    // end on their own, and one still delivering past the drain deadline is abandoned with the
+    // runtime (its upload is counted as dropped by the drain).
     for d in &core.destinations {
         for _ in 0..d.senders() {
-            senders.push(monoio::spawn(upstream::sender::run(d.clone())));
+            monoio::spawn(upstream::sender::run(d.clone()));
         }
         monoio::spawn(upstream::refresh_dns(
             d.clone(),
@@ -240,7 +242,6 @@ async fn core_main(
     for d in &core.destinations {
         d.queue.close();
     }
-    let _ = senders;
     core.snapshot()
 }
 

@@ -256,15 +256,27 @@ async fn drain(core: &Core) {
         .max()
         .unwrap_or(Duration::ZERO);
     let deadline = Instant::now() + grace;
-    let busy = || {
-        core.receivers.iter().any(|r| r.active.get() > 0)
-            || core
-                .destinations
-                .iter()
-                .any(|d| !d.queue.is_empty() || d.in_flight.get() > 0)
-    };
-    while busy() && Instant::now() < deadline {
-        monoio::time::sleep(Duration::from_millis(5)).await;
+    // Everything must settle, so waiting on the first busy receiver or destination until it
+    // changes, then checking again, misses nothing. A destination settles when a sender
+    // finishes an upload: a pop is followed at once by `in_flight += 1`, so an emptied queue
+    // with nothing in flight only ever appears at a finish.
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        let changed = if let Some(r) = core.receivers.iter().find(|r| r.active.get() > 0) {
+            r.conn_closed.notified()
+        } else if let Some(d) = core
+            .destinations
+            .iter()
+            .find(|d| !d.queue.is_empty() || d.in_flight.get() > 0)
+        {
+            d.settled.notified()
+        } else {
+            break;
+        };
+        let _ = monoio::time::timeout(deadline - now, changed).await;
     }
     for d in &core.destinations {
         let left = d.queue.drain();

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use crate::capture::CaptureSink;
 use crate::config::{Endpoint, EndpointUrl};
 use crate::metrics::DestMetrics;
-use crate::sync::Queue;
+use crate::sync::{Notify, Queue};
 use crate::upload::Outbound;
 
 /// `User-Agent` of every upstream request.
@@ -62,6 +62,9 @@ pub struct Destination {
     pub metrics: DestMetrics,
     /// Uploads taken from the queue and not yet finished (shutdown accounting).
     pub in_flight: Cell<usize>,
+    /// Woken whenever a sender finishes an upload (`in_flight` went down), so the shutdown
+    /// drain waits for the destination to settle instead of polling.
+    pub settled: Notify,
     pub target: Target,
     /// Headers sent on every request, in order: endpoint `headers` (except Content-Type),
     /// `http_headers`, authorization, `User-Agent`.
@@ -164,6 +167,7 @@ impl Destination {
             queue: Queue::new(endpoint.queue_capacity),
             metrics: DestMetrics::default(),
             in_flight: Cell::new(0),
+            settled: Notify::new(),
             target,
             static_headers,
             fallback_content_type,

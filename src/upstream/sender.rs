@@ -27,6 +27,7 @@ pub async fn run(dest: Rc<Destination>) {
         dest.in_flight.set(dest.in_flight.get() + 1);
         let result = deliver(&dest, &item).await;
         dest.in_flight.set(dest.in_flight.get() - 1);
+        dest.settled.notify_all();
         match result {
             Ok(()) => {
                 dest.metrics.record_sent(

@@ -6,7 +6,8 @@
 //! with `dispatch`, then — standing in for the senders — pop each destination's copy and finish
 //! it, which completes the upload's ticket. Network I/O is excluded on purpose: this is the
 //! per-destination cost the gateway adds on the hot path. The body is 16 KiB, a typical Go SDK
-//! upload (`shared/reference/pyroscope-ingest-api.md` §2). Runs inside one monoio runtime
+//! upload (pyroscope-go `upstream/remote/remote.go`, one gzip'd pprof per profile type). Runs
+//! inside one monoio runtime
 //! (legacy driver, timers on), as a core thread does; iterations are timed inside it.
 
 use std::hint::black_box;

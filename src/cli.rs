@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::worker::Driver;
+use crate::io::Driver;
 
 /// Default admin listener, as Alloy's `--server.http.listen-addr`.
 pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:12345";

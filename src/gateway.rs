@@ -14,11 +14,12 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::admin;
 use crate::config::{Config, EndpointUrl};
+use crate::io::Driver;
 use crate::metrics::CoreSnapshot;
 use crate::server;
 use crate::upstream;
 use crate::upstream::transport::{self, Transport};
-use crate::worker::{self, CoreHandle, CoreMsg, CoreSetup, Driver};
+use crate::worker::{self, CoreHandle, CoreMsg, CoreSetup};
 
 /// Listen backlog per core socket.
 const LISTEN_BACKLOG: i32 = 4096;
@@ -148,7 +149,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<CoreSnapshot, StartError>
         .map_err(|(receiver, error)| StartError::ReceiverTls { receiver, error })?;
     let mut watches = prepared.watches;
     watches.extend(receiver_watches);
-    upstream::auth::spawn_watcher(watches)?;
+    crate::secrets::spawn_watcher(watches)?;
     let (listeners, bound) = bind_all(&config, cores)?;
     for (r, addr) in config.receivers.iter().zip(&bound) {
         tracing::info!(receiver = %r.label, addr = %addr, "receiver listening");

@@ -11,9 +11,13 @@
 //! - [`labels`]: Pyroscope's label-set grammar, Go-compatible query parsing and encoding, and
 //!   the label rules Alloy applies on `/ingest` and Push. Pure.
 //! - [`gateway`] (main thread) starts [`worker`] core threads; each core runs [`server`]
-//!   (accept, HTTP/1.1 connections, `/ingest`), [`fanout`] (bounded per-destination queues, the
-//!   in-flight byte budget) and [`upstream`] (sender pools, retries, keep-alive connections,
-//!   [`capture`] files). [`admin`] serves `/metrics` from [`metrics`] snapshots.
+//!   (accept, HTTP/1.1 connections, `/ingest`), [`fanout`] (admission to the per-destination
+//!   queues) and [`upstream`] (sender pools, retries, keep-alive connections, [`capture`]
+//!   files). [`admin`] serves `/metrics` from [`metrics`] snapshots.
+//! - Leaves shared by those: [`upload`] (what crosses from handler to sender), [`budget`] (the
+//!   in-flight byte budget), [`sync`] (per-core `Notify`, `Shutdown`, `Queue`), [`io`] (reads,
+//!   the vectored write, the driver choice), [`secrets`] (rotating credentials), [`tls`].
+//!   `tests/module_dag.rs` fails on any dependency cycle between these modules.
 //!
 //! # Data flow on one core
 //! ```text
@@ -35,6 +39,7 @@
 //!   took gets 503 with `Retry-After`. The byte budget is reserved before a body is read.
 
 pub mod admin;
+pub mod budget;
 pub mod capture;
 pub mod cli;
 pub mod config;
@@ -48,6 +53,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod push;
 pub mod relabel;
+pub mod secrets;
 pub mod server;
 pub mod sync;
 pub mod tls;

@@ -27,15 +27,16 @@ pub enum DropReason {
 
 const DROP_REASONS: [&str; 4] = ["queue_full", "retries_exhausted", "rejected", "shutdown"];
 
-/// Why a request was answered 503 before anything was queued.
+/// Why a request was answered 503 before anything was queued. (Shutdown refuses nothing: a
+/// request already being read is served, and a keep-alive connection is closed between
+/// requests without an answer, as Go's server does.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefuseReason {
     Budget = 0,
     QueueFull = 1,
-    Shutdown = 2,
 }
 
-const REFUSE_REASONS: [&str; 3] = ["budget", "queue_full", "shutdown"];
+const REFUSE_REASONS: [&str; 2] = ["budget", "queue_full"];
 
 /// Upper bounds (seconds) of the rendered upstream latency histogram.
 const LATENCY_BUCKETS_SECONDS: [f64; 12] = [
@@ -55,7 +56,7 @@ pub struct DestMetrics {
     pub dropped_bytes: Cell<u64>,
     pub dropped_profiles: Cell<u64>,
     pub retries: Cell<u64>,
-    dropped: [Cell<u64>; 4],
+    dropped: [Cell<u64>; DROP_REASONS.len()],
     /// Time from enqueue to final success, in microseconds.
     latency: RefCell<Histogram<u64>>,
 }
@@ -120,7 +121,7 @@ impl DestMetrics {
 #[derive(Debug, Default)]
 pub struct ReceiverMetrics {
     requests: RefCell<BTreeMap<(&'static str, u16), u64>>,
-    refused: [Cell<u64>; 3],
+    refused: [Cell<u64>; REFUSE_REASONS.len()],
     pub connections: Cell<u64>,
 }
 
@@ -227,7 +228,7 @@ pub struct DestSnapshot {
     pub dropped_bytes: u64,
     pub dropped_profiles: u64,
     pub retries: u64,
-    pub dropped: [u64; 4],
+    pub dropped: [u64; DROP_REASONS.len()],
     pub latency: Histogram<u64>,
     pub queue_depth: u64,
 }
@@ -252,7 +253,7 @@ impl DestSnapshot {
 #[derive(Debug, Clone, Default)]
 pub struct ReceiverSnapshot {
     pub requests: BTreeMap<(&'static str, u16), u64>,
-    pub refused: [u64; 3],
+    pub refused: [u64; REFUSE_REASONS.len()],
     pub connections: u64,
 }
 

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::fanout::budget::Reservation;
+use crate::budget::Reservation;
 use crate::sync::Notify;
 
 /// The body of one upstream request, as reference-counted handles into received memory.

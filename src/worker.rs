@@ -8,7 +8,6 @@
 //! Does not own: request handling or delivery. Nothing on a core thread blocks: DNS and file
 //! writes go to monoio's blocking pool.
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -19,70 +18,14 @@ use monoio::blocking::DefaultThreadPool;
 use monoio::io::AsyncReadRent;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
+use crate::budget::Budget;
 use crate::config::Config;
-use crate::fanout::budget::Budget;
+use crate::io::Driver;
 use crate::metrics::{CoreSnapshot, DropReason};
 use crate::pipeline::Components;
 use crate::server::{self, ReceiverRt};
-use crate::sync::Notify;
+use crate::sync::Shutdown;
 use crate::upstream::{self, Destination};
-
-/// Which monoio driver a core runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Driver {
-    Auto,
-    Uring,
-    Legacy,
-}
-
-impl Driver {
-    /// The driver `Auto` resolves to on this machine.
-    pub fn resolve(self) -> Driver {
-        match self {
-            Driver::Auto if monoio::utils::detect_uring() => Driver::Uring,
-            Driver::Auto => Driver::Legacy,
-            d => d,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Driver::Auto => "auto",
-            Driver::Uring => "uring",
-            Driver::Legacy => "legacy",
-        }
-    }
-}
-
-/// Per-core shutdown signal.
-#[derive(Debug, Default)]
-pub struct Shutdown {
-    triggered: Cell<bool>,
-    notify: Notify,
-}
-
-impl Shutdown {
-    pub fn trigger(&self) {
-        self.triggered.set(true);
-        self.notify.notify_all();
-    }
-
-    pub fn is_triggered(&self) -> bool {
-        self.triggered.get()
-    }
-
-    /// Completes once shutdown has been triggered.
-    pub async fn wait(&self) {
-        while !self.triggered.get() {
-            self.notify.notified().await;
-        }
-    }
-
-    /// Sleeps for `d`; returns `true` early if shutdown is triggered meanwhile.
-    pub async fn wait_timeout(&self, d: Duration) -> bool {
-        monoio::time::timeout(d, self.wait()).await.is_ok()
-    }
-}
 
 /// Everything one core owns.
 #[derive(Debug)]
@@ -264,10 +207,12 @@ async fn core_main(
         )),
     });
 
-    let mut senders = Vec::new();
+    // Sender tasks are not awaited: once the queues are closed after the drain, idle senders
+    // end on their own, and one still delivering past the drain deadline is abandoned with the
+    // runtime (its upload is counted as dropped by the drain).
     for d in core.components.destinations() {
         for _ in 0..d.senders() {
-            senders.push(monoio::spawn(upstream::sender::run(d.clone())));
+            monoio::spawn(upstream::sender::run(d.clone()));
         }
         monoio::spawn(upstream::refresh_dns(
             d.clone(),
@@ -305,7 +250,6 @@ async fn core_main(
     for d in core.components.destinations() {
         d.queue.close();
     }
-    let _ = senders;
     core.snapshot()
 }
 
@@ -320,15 +264,27 @@ async fn drain(core: &Core) {
         .max()
         .unwrap_or(Duration::ZERO);
     let deadline = Instant::now() + grace;
-    let busy = || {
-        core.receivers.iter().any(|r| r.active.get() > 0)
-            || core
-                .components
-                .destinations()
-                .any(|d| !d.queue.is_empty() || d.in_flight.get() > 0)
-    };
-    while busy() && Instant::now() < deadline {
-        monoio::time::sleep(Duration::from_millis(5)).await;
+    // Everything must settle, so waiting on the first busy receiver or destination until it
+    // changes, then checking again, misses nothing. A destination settles when a sender
+    // finishes an upload: a pop is followed at once by `in_flight += 1`, so an emptied queue
+    // with nothing in flight only ever appears at a finish.
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        let changed = if let Some(r) = core.receivers.iter().find(|r| r.active.get() > 0) {
+            r.conn_closed.notified()
+        } else if let Some(d) = core
+            .components
+            .destinations()
+            .find(|d| !d.queue.is_empty() || d.in_flight.get() > 0)
+        {
+            d.settled.notified()
+        } else {
+            break;
+        };
+        let _ = monoio::time::timeout(deadline - now, changed).await;
     }
     for d in core.components.destinations() {
         let left = d.queue.drain();

@@ -1,4 +1,4 @@
-//! Black-box tests of the `pyrogate` command line (issue 2, "Command line" and "Diagnostics").
+//! Black-box tests of the `pyrogate` command line (README, "Command line") and its diagnostics.
 //!
 //! Covers, by running the built binary:
 //! - `--help` (exit 0; names run, validate and fmt; explains `--stability.level`) and

@@ -1,7 +1,7 @@
 //! End-to-end: delivery, retries, acknowledgement, backpressure, capture and shutdown.
 //!
-//! Covers, under both drivers (issue 3, "Delivery and acknowledgement", "Fan-out ... and
-//! backpressure", "Capture destination", "Shutdown"):
+//! Covers, under both drivers (README, "Behaviour" and "Capture format"; tuning.md, "Memory: the
+//! in-flight budget and the queues"):
 //! - retry then success: upstream 503, 503, 200 → client 200 after exactly 3 attempts;
 //! - no retry on 400: exactly 1 attempt, client 400 `Bad Request\n`;
 //! - 429 with `Retry-After: 1` is honoured: the retry comes ≥ 900 ms after the first attempt

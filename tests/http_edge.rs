@@ -1,6 +1,6 @@
 //! End-to-end: the receiver's HTTP/1.1 edge cases (RFC 9112), seen from a raw socket.
 //!
-//! Covers, under both drivers (issue 3, "HTTP/1.1 server, by hand on httparse"):
+//! Covers, under both drivers (the HTTP/1.1 server of `src/h1` and `src/server/conn.rs`):
 //! - pipelining: three requests in one write are answered in order (a slow upstream delivery
 //!   before an instant 404) and both uploads reach the upstream;
 //! - `Expect: 100-continue`: `HTTP/1.1 100 Continue` arrives before the body is sent, then 200;
@@ -154,7 +154,7 @@ fn assert_markers_only(gw: &Gateway, mock: &MockPyroscope, n: u64) {
     assert_eq!(recorded.len(), n as usize);
 }
 
-/// A framing case: name, the bytes of the bad request, the statuses the contract allows.
+/// A framing case: name, the bytes of the bad request, the statuses RFC 9112 §6.1 and §6.3 allow.
 struct FramingCase {
     name: &'static str,
     bytes: Vec<u8>,

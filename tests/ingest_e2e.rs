@@ -1,4 +1,4 @@
-//! End-to-end: what reaches Pyroscope when SDKs upload through pyrogate (issue 3, "Done when").
+//! End-to-end: what reaches Pyroscope when SDKs upload through pyrogate (README, "Behaviour").
 //!
 //! Covers, under both drivers, with the real binary and in-process Pyroscope stand-ins that
 //! enforce the name grammar:

@@ -1,14 +1,11 @@
-//! Every case of `compat/label-vectors.json` (produced by running Alloy's real code) checked
+//! Every case of `tests/data/label-vectors.json` (produced by running Alloy's real code) checked
 //! against `pyrogate::labels`. Each section reports all failing case ids at once and asserts
 //! that it checked exactly as many cases as the file holds.
 
 use pyrogate::labels::{self, ingest};
 use serde_json::Value;
 
-const VECTORS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/compat/label-vectors.json"
-);
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/label-vectors.json");
 
 fn load() -> Value {
     let text = std::fs::read_to_string(VECTORS).expect("read label-vectors.json");

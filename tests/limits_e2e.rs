@@ -1,8 +1,8 @@
 //! End-to-end: the receiver's timeouts, connection cap and size limits, seen from raw sockets.
 //!
-//! Covers, under both drivers (issue 3, "Limits with named defaults" and "`server_read_timeout`
-//! ... `conn_limit` as Alloy defines them; a slow client cannot hold a core or a connection slot
-//! beyond them"):
+//! Covers, under both drivers, the limits with their named defaults, and `server_read_timeout`
+//! ... `conn_limit` as Alloy defines them (grafana/alloy `internal/component/common/net/config.go`;
+//! dskit `server/server.go`): a slow client cannot hold a core or a connection slot beyond them:
 //! - `server_read_timeout = "500ms"` bounds the whole request: a client that stalls inside the
 //!   head, one that stalls inside the body, and one that keeps dripping body bytes (so that no
 //!   single read ever waits long) are all disconnected without a response, not before the

@@ -1,6 +1,6 @@
 //! End-to-end: the admin listener's `/metrics`, `/-/ready` and `/-/healthy`.
 //!
-//! Covers, under both drivers (runtime contract, "Admin listener"; README, "Metrics"):
+//! Covers, under both drivers (README, "Metrics"; tuning.md, "What the metrics tell"):
 //! - a fan-out to two destinations where A answers 200 and B answers 400, run on two cores with
 //!   one connection per upload (so that SO_REUSEPORT spreads them over both cores): after `n`
 //!   uploads of every SDK shape, one scrape shows exact, merged values — Alloy's

@@ -1,8 +1,10 @@
-//! End-to-end: the Connect Push API (`POST /push.v1.PusherService/Push`, issue 5) through the
+//! End-to-end: the Connect Push API (`POST /push.v1.PusherService/Push`) through the
 //! real binary, against Pyroscope stand-ins that decode and validate every forwarded push with
 //! an independent codec (`support::push`).
 //!
-//! Covers, under both drivers, the "Push API" section of the runtime contract:
+//! Covers, under both drivers, Push as Alloy's `pyroscope.receive_http` serves it and
+//! `pyroscope.write` forwards it (grafana/alloy `internal/component/pyroscope/write/write.go`,
+//! `Append`; README, "Behaviour"):
 //! - the Python/Rust SDK shape (gzip'd `application/proto`, UUID sample ID, no
 //!   `Connect-Protocol-Version`) reaches every destination of a two-write fan-out with Alloy's
 //!   labels (sorted, `app_name` added, external labels overriding on one write), the same
@@ -11,7 +13,7 @@
 //!   Content-Encoding, the endpoint headers, no client header); the client gets 200
 //!   `application/proto` with an empty body;
 //! - the .NET shape (uncompressed, empty ID) likewise, with the labels of the `push-sdk-dotnet`
-//!   vector of `shared/compat/label-vectors.json`;
+//!   vector of `tests/data/label-vectors.json`;
 //! - a JSON push (`rawProfile` and `raw_profile`) arrives as proto with identical bytes; the
 //!   client gets `{}` as `application/json`; a client `Connect-Timeout-Ms` bounds the upstream
 //!   one;
@@ -52,17 +54,11 @@ const REMOTE_TIMEOUT_MS: u64 = 7000;
 const CLIENT_EXTRA_HEADERS: &[(&str, &str)] =
     &[("X-Custom-Client", "dropped"), ("Accept-Encoding", "gzip")];
 
-/// The Alloy label vectors, from the shared reference beside the checkout.
-const VECTOR_PATHS: &[&str] = &[concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/compat/label-vectors.json"
-)];
+/// The Alloy label vectors, vendored in the repository (`tests/data/label-vectors.json`).
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/label-vectors.json");
 
 fn push_vectors() -> Vec<serde_json::Value> {
-    let text = VECTOR_PATHS
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
-        .unwrap_or_else(|| panic!("label-vectors.json not found in any of {VECTOR_PATHS:?}"));
+    let text = std::fs::read_to_string(VECTORS).unwrap_or_else(|e| panic!("read {VECTORS}: {e}"));
     let all: serde_json::Value = serde_json::from_str(&text).expect("vectors are JSON");
     all["push"].as_array().expect("push vectors").clone()
 }
@@ -139,7 +135,8 @@ fn assert_connect_error(response: &Response, status: u16, code: &str, what: &str
     message
 }
 
-/// The headers pyrogate must put on an upstream push (contract, "Upstream").
+/// The headers pyrogate must put on an upstream push (Alloy's `pyroscope.write` push client:
+/// connect-go's unary Connect protocol, `application/proto`, `Connect-Protocol-Version: 1`).
 fn assert_upstream_push_headers(r: &Recorded, endpoint_header: Option<(&str, &str)>, what: &str) {
     assert_eq!(r.method, "POST", "{what}");
     assert_eq!(r.path, PUSH_PATH, "{what}");

@@ -1,6 +1,6 @@
 //! End-to-end: graceful shutdown on SIGTERM, seen from clients, the upstream and the exit.
 //!
-//! Covers, under both drivers (issue 3, "Shutdown"; runtime contract, "Shutdown"):
+//! Covers, under both drivers (README, "Behaviour"; tuning.md, "Acknowledgement and timeouts"):
 //! - SIGTERM while an upload is being delivered to a slow upstream (the mock answers after
 //!   1 s): the upload still reaches the upstream, the client gets its 200 and then the
 //!   connection is closed, the process exits 0 after `shutdown complete delivered=1 dropped=0`;

@@ -1,7 +1,7 @@
 //! Self-tests of the e2e harness, runnable without the gateway runtime.
 //!
 //! Covers: the mock upstream's label-set grammar (against every `labelset` case of
-//! `shared/compat/label-vectors.json`, computed by running Pyroscope's own code), its query
+//! `tests/data/label-vectors.json`, computed by running Pyroscope's own code), its query
 //! parsing, its status codes (404, 405, 400 name errors, 400 unknown profile type, 413 by
 //! Content-Length and by chunked total, 422 multipart without the required part), chunked
 //! request bodies, keep-alive with pipelining, scripted answers (status, Retry-After, close,
@@ -25,19 +25,11 @@ use support::upstream::{
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// Where the label vectors may live: in the repository once vendored, else the shared
-/// reference directory next to the worktrees.
-/// The Alloy label vectors, from the shared reference beside the checkout.
-const VECTOR_PATHS: &[&str] = &[concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/compat/label-vectors.json"
-)];
+/// The Alloy label vectors, vendored in the repository (`tests/data/label-vectors.json`).
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/label-vectors.json");
 
 fn vectors() -> serde_json::Value {
-    let text = VECTOR_PATHS
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
-        .unwrap_or_else(|| panic!("label-vectors.json not found in any of {VECTOR_PATHS:?}"));
+    let text = std::fs::read_to_string(VECTORS).unwrap_or_else(|e| panic!("read {VECTORS}: {e}"));
     serde_json::from_str(&text).expect("vectors are JSON")
 }
 

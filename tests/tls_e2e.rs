@@ -1,4 +1,4 @@
-//! End-to-end: secure transport (issue 4), under both drivers.
+//! End-to-end: secure transport (README, "Secure transport"), under both drivers.
 //!
 //! Upstream side, against a rustls stand-in with a CA made at test time:
 //! - delivery over https with a private CA (`tls_config.ca_file`), body byte-identical;

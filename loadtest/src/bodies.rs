@@ -1,8 +1,9 @@
 //! Upload bodies in every SDK shape, with the checksum trailer the sink verifies.
 //!
-//! Owns: the seeded byte source, the size mixes taken from
-//! `shared/reference/pyroscope-ingest-api.md` (§2: Go SDK 2–50 KB per profile type, Java JFR
-//! 48–250 KB, .NET pprof 54–260 KB, Pyroscope's 4 MiB `max_profile_size_bytes` as the ceiling),
+//! Owns: the seeded byte source, the size mixes of real SDK uploads (Go SDK 2–50 KB per profile
+//! type; Java JFR 48–250 KB, grafana/pyroscope `pkg/og/convert/jfr/testdata/*.jfr.gz`; .NET pprof
+//! 54–260 KB, pyroscope-dotnet's test pprofs; Pyroscope's 4 MiB `max_profile_size_bytes`,
+//! `pkg/validation/limits.go`, as the ceiling),
 //! the label sets, the body templates (Go multipart pprof, raw gzip pprof, Java JFR multipart
 //! with a `labels` part, folded text, gzip'd Push protobuf) and the per-upload trailer. Does not
 //! own any I/O. Cold relative to the gateway (pure, built before a run; per upload only the
@@ -213,7 +214,8 @@ fn multipart(boundary: &str, parts: &[(&str, &str, &str, &[u8])]) -> (String, Ve
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-/// The SDK shapes of `pyroscope-ingest-api.md` §2.
+/// The SDK upload shapes (what each SDK sends: pyroscope-go `upstream/remote/remote.go`,
+/// pyroscope-java `PyroscopeExporter.java`, `@pyroscope/nodejs`, pyroscope-rs `src/session.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Shape {
     /// pyroscope-go: multipart `profile` (gzip pprof) + `sample_type_config`, ns timestamps.

@@ -1,10 +1,13 @@
 //! Builder: syntax tree to the typed [`Config`], with all validation.
 //!
-//! Owns: which blocks and attributes exist where, their types and defaults (Alloy's, from
-//! `alloy-behaviour.md` §1.5 and §3.1, plus the pyrogate extensions), cross-component checks
-//! (duplicate labels, `forward_to` resolution, listen-address clashes) and every message about
-//! them. The `pyroscope.write` half lives in `build_write`, the typed getters in `reader`. Does not own syntax or expression
-//! meaning (see `parser`, `eval`). Pure, cold path; collects every problem.
+//! Owns: which blocks and attributes exist where, their types and defaults (Alloy's: grafana/alloy
+//! `internal/component/common/net/config.go` `DefaultServerConfig` with the `receive_http.go`
+//! override for `pyroscope.receive_http`, `internal/component/pyroscope/write/write.go`
+//! `GetDefaultEndpointOptions` for `pyroscope.write`; plus the pyrogate extensions),
+//! cross-component checks (duplicate labels, `forward_to` resolution, listen-address clashes)
+//! and every message about them. The `pyroscope.write` half lives in `build_write`, the typed
+//! getters in `reader`. Does not own syntax or expression meaning (see `parser`, `eval`). Pure,
+//! cold path; collects every problem.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

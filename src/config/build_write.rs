@@ -1,7 +1,9 @@
 //! Builder for `pyroscope.write`: endpoints, authentication, TLS and proxy settings.
 //!
 //! Owns: the `pyroscope.write` half of validation, with Alloy's own messages where Alloy has
-//! them (`alloy-behaviour.md` §3.1: one auth method, exclusive pairs, reserved `http_headers`).
+//! them (grafana/alloy `internal/component/common/config/types.go` `HTTPClientConfig.Validate`:
+//! one auth method, exclusive pairs; prometheus/common `config/http_config.go`: reserved
+//! `http_headers`).
 //! Does not own the reader and typed getters (see `reader`). Pure, cold path.
 
 use super::ast::Block;

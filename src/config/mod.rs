@@ -5,7 +5,8 @@
 //! problem as positioned [`Diagnostics`], and canonical formatting ([`format_source`]).
 //! Does not own the runtime. Cold path: runs once at start-up (and for `validate`/`fmt`).
 //!
-//! The steps follow the style guide's rule 13: text → tokens ([`lexer`]) → syntax tree with
+//! The steps, each its own module, with errors collected rather than stopping at the first:
+//! text → tokens ([`lexer`]) → syntax tree with
 //! spans ([`ast`], [`parser`]) → values ([`eval`]) → typed, validated model (`build`,
 //! `build_write`). Formatting works on the syntax tree ([`fmt`](self::fmt)).
 

@@ -7,9 +7,6 @@
 //! items (`server::ingest`) or sending them (`upstream::sender`). Hot path: yes; one
 //! `Rc`/`Bytes` clone per destination, no body copy.
 
-pub mod budget;
-pub mod queue;
-
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -57,27 +54,12 @@ pub async fn dispatch(items: Vec<(Rc<Destination>, Outbound)>, deadline: Instant
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::config;
     use crate::upload::{Payload, Ticket, Upload};
+    use crate::upstream::testing::endpoint;
     use bytes::Bytes;
     use std::time::Duration;
-
-    pub(crate) fn endpoint(url: &str, queue_capacity: usize) -> config::Endpoint {
-        let target = config::EndpointUrl::Http {
-            tls: false,
-            host: "127.0.0.1".into(),
-            port: 1,
-            path: String::new(),
-        };
-        config::Endpoint {
-            max_backoff_retries: 1,
-            queue_capacity,
-            senders_per_core: 1,
-            ..config::Endpoint::new(target, url)
-        }
-    }
 
     fn upload(n: usize) -> Rc<Upload> {
         Rc::new(Upload {

@@ -105,18 +105,6 @@ impl ChunkedError {
             _ => 400,
         }
     }
-
-    /// A stable, low-cardinality name for metrics and logs.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::BodyTooLarge { .. } => "body_too_large",
-            Self::InvalidChunkSize => "invalid_chunk_size",
-            Self::ChunkSizeOverflow => "chunk_size_overflow",
-            Self::ExtensionsTooLong => "chunk_extensions_too_long",
-            Self::TrailersTooLong => "trailers_too_long",
-            Self::Malformed(_) => "malformed_chunked_body",
-        }
-    }
 }
 
 impl ChunkedDecoder {

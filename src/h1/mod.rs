@@ -3,14 +3,15 @@
 //!
 //! Owns: turning bytes into framing decisions (RFC 9112) and values into bytes. Does not own: any
 //! I/O, timeouts, buffering strategy or routing — the runtime reads into a `BytesMut`, calls these
-//! functions, and slices the frozen buffer with the ranges they return (no copies; style rule 7).
+//! functions, and slices the frozen buffer with the ranges they return (no copies: what is
+//! forwarded is a `Bytes::slice` of what was read).
 //! Hot path: every request and every upstream response goes through here. Nothing in this module
 //! allocates per header, panics on any input, or touches monoio, so all of it is table-tested,
 //! fuzzed (`fuzz/fuzz_targets/{request_head,chunked,response_head}.rs`) and benched
 //! (`benches/h1.rs`).
 //!
-//! Convention (style rule 6): `Ok(None)` means "not enough bytes yet", `Err` means "answer the
-//! error's status (if any) and close the connection".
+//! Convention (httparse's `Status::Partial`, as hyper uses it): `Ok(None)` means "not enough
+//! bytes yet", `Err` means "answer the error's status (if any) and close the connection".
 
 use std::mem::MaybeUninit;
 use std::ops::Range;

@@ -119,23 +119,6 @@ impl RequestError {
             HeadFailure::Malformed(e) => Self::Malformed(e),
         }
     }
-
-    /// A stable, low-cardinality name for metrics and logs.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::HeadTooLarge { .. } => "head_too_large",
-            Self::TooManyHeaders { .. } => "too_many_headers",
-            Self::Malformed(_) => "malformed_head",
-            Self::UnsupportedVersion => "unsupported_version",
-            Self::MissingHost => "missing_host",
-            Self::DuplicateHost => "duplicate_host",
-            Self::ContentLengthWithTransferEncoding => "content_length_with_transfer_encoding",
-            Self::InvalidContentLength => "invalid_content_length",
-            Self::ConflictingContentLength => "conflicting_content_length",
-            Self::UnsupportedTransferCoding => "unsupported_transfer_coding",
-            Self::TransferEncodingOnHttp10 => "transfer_encoding_on_http10",
-        }
-    }
 }
 
 /// Where the head in `buf` ends (just past the blank line), or `None` if no blank line has arrived.

@@ -85,18 +85,6 @@ impl ResponseError {
             HeadFailure::Malformed(e) => Self::Malformed(e),
         }
     }
-
-    /// A stable, low-cardinality name for metrics and logs.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::HeadTooLarge { .. } => "head_too_large",
-            Self::TooManyHeaders { .. } => "too_many_headers",
-            Self::Malformed(_) => "malformed_head",
-            Self::UnsupportedVersion => "unsupported_version",
-            Self::InvalidContentLength => "invalid_content_length",
-            Self::ConflictingContentLength => "conflicting_content_length",
-        }
-    }
 }
 
 /// Parses the response head at the start of `buf`. `request_was_head` selects the HEAD rule of

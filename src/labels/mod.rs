@@ -3,7 +3,7 @@
 //! `net/url`): the label-set grammar, Go-compatible query parsing and encoding, `path.Join`, and
 //! the label rules of the `/ingest` and Push paths. Pure code: bytes and strings in, values
 //! out; no I/O. Hot path (see each submodule for its costs). Verified against
-//! `compat/label-vectors.json`, which was produced by running Alloy's code.
+//! `tests/data/label-vectors.json`, which was produced by running Alloy's code.
 //!
 //! # Alloy quirks reproduced on purpose
 //! - **Lenient `name`**: a missing or empty first `name` value, or one that fails to parse,

@@ -21,8 +21,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::budget::Reservation;
 use crate::config::AckMode;
-use crate::fanout::{self, budget::Reservation};
+use crate::fanout;
 use crate::upload::{Failure, Outbound, Payload, Protocol, Requests, Ticket, Upload, Verdict};
 use crate::upstream::Destination;
 

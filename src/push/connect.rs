@@ -137,7 +137,9 @@ impl Code {
     }
 
     /// The code connect-go's client gives a response whose body is not a Connect error
-    /// (`connectHTTPToCode`; alloy-behaviour.md §3.2). 400 becoming `internal` is real.
+    /// (connectrpc/connect-go `protocol_connect.go`, `connectHTTPToCode`; Alloy's
+    /// `internal/component/pyroscope/write/write.go` `shouldRetry` retries on it). 400 becoming
+    /// `internal` is real.
     pub fn from_http_status(status: u16) -> Code {
         match status {
             400 => Code::Internal,
@@ -259,7 +261,8 @@ impl fmt::Display for UnsupportedContentType {
 
 impl std::error::Error for UnsupportedContentType {}
 
-/// The protocol of a request by its `Content-Type` (runtime contract, "Push API"): the media
+/// The protocol of a request by its `Content-Type` (the unary content types connect-go's handler
+/// accepts: `protocol_connect.go`, `protocol_grpc.go` for gRPC and gRPC-Web): the media
 /// type before any `;` parameter, trimmed, compared case-insensitively.
 pub fn classify(content_type: &[u8]) -> Result<Protocol, UnsupportedContentType> {
     let essence = content_type

@@ -14,7 +14,7 @@ use bytes::BytesMut;
 
 use crate::config::ClientAuth;
 use crate::h1;
-use crate::upstream::auth::{self, AuthCell, AuthView, FileWatch};
+use crate::secrets::{self, AuthCell, AuthView, FileWatch};
 
 /// Realm named in `WWW-Authenticate`.
 pub const REALM: &str = "pyrogate";
@@ -34,14 +34,14 @@ pub struct Prepared {
 }
 
 /// Builds the check of a receiver (main thread, at start).
-pub fn prepare(c: &ClientAuth) -> Result<(Prepared, Option<FileWatch>), auth::AuthError> {
+pub fn prepare(c: &ClientAuth) -> Result<(Prepared, Option<FileWatch>), secrets::AuthError> {
     let (scheme, prefix, source) = match c {
         ClientAuth::Basic { username, password } => {
             (Scheme::Basic, format!("{username}:"), password)
         }
         ClientAuth::Bearer(s) => (Scheme::Bearer, String::new(), s),
     };
-    let (cell, watch) = auth::build_raw(&prefix, source)?;
+    let (cell, watch) = secrets::build_raw(&prefix, source)?;
     Ok((Prepared { scheme, cell }, watch))
 }
 

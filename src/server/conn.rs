@@ -19,7 +19,7 @@ use monoio::net::TcpStream;
 
 use super::ReceiverRt;
 use super::{ingest, push};
-use crate::fanout::budget::Reservation;
+use crate::budget::Reservation;
 use crate::h1::{self, BodyFraming, Method, RequestHead};
 use crate::metrics::RefuseReason;
 use crate::tls::stream::Stream;

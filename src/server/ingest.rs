@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use super::ReceiverRt;
 use super::conn::Reply;
-use crate::fanout::budget::Reservation;
+use crate::budget::Reservation;
 use crate::h1::{self, RequestHead};
 use crate::labels::{self, IngestLabels};
 use crate::metrics::{DropReason, RefuseReason};

@@ -21,13 +21,13 @@ use monoio::net::TcpListener;
 
 use std::time::Duration;
 
+use crate::budget::Budget;
 use crate::config::Receiver;
-use crate::fanout::budget::Budget;
 use crate::h1;
 use crate::metrics::ReceiverMetrics;
 use crate::pipeline::Pipeline;
 use crate::sync::Notify;
-use crate::worker::Shutdown;
+use crate::sync::Shutdown;
 
 /// What every connection on one core shares.
 #[derive(Debug)]

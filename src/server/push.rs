@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use super::ReceiverRt;
 use super::conn::Reply;
-use crate::fanout::budget::Reservation;
+use crate::budget::Reservation;
 use crate::h1::RequestHead;
 use crate::labels;
 use crate::metrics::{DropReason, RefuseReason};

@@ -30,14 +30,14 @@ pub enum PrepareError {
     #[error("http > tls: {0}")]
     Tls(#[from] TlsError),
     #[error("client_auth: {0}")]
-    ClientAuth(#[from] crate::upstream::auth::AuthError),
+    ClientAuth(#[from] crate::secrets::AuthError),
 }
 
 /// Prepares every receiver (in `config.receivers` order); also returns the secret files to
 /// watch.
 pub fn prepare_all(
     config: &Config,
-) -> Result<(Vec<Prepared>, Vec<crate::upstream::auth::FileWatch>), (String, PrepareError)> {
+) -> Result<(Vec<Prepared>, Vec<crate::secrets::FileWatch>), (String, PrepareError)> {
     let tls = prepare(config).map_err(|(r, e)| (r, PrepareError::Tls(e)))?;
     let mut out = Vec::new();
     let mut watches = Vec::new();

@@ -410,10 +410,10 @@ impl Stream {
     }
 
     /// Writes `pieces` back to back: with vectored writes of the very same memory for plain TCP
-    /// (no copy; see `upstream::iovec`), encrypted record by record for TLS.
+    /// (no copy; see `io::iovec`), encrypted record by record for TLS.
     pub async fn write_pieces(&mut self, pieces: Vec<bytes::Bytes>) -> io::Result<usize> {
         match self {
-            Stream::Plain(s) => crate::upstream::iovec::write_all_vectored(s, pieces).await,
+            Stream::Plain(s) => crate::io::iovec::write_all_vectored(s, pieces).await,
             Stream::Tls(t) => {
                 let mut total = 0;
                 for p in &pieces {

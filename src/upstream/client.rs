@@ -50,9 +50,6 @@ pub struct Response {
 pub struct Connection {
     pub stream: Stream,
     rbuf: BytesMut,
-    /// Whether a previous exchange completed on it (a failure before any response byte on a
-    /// reused connection is a stale keep-alive, retried at once on a fresh one).
-    pub reused: bool,
 }
 
 #[cfg(test)]
@@ -66,7 +63,6 @@ impl Connection {
         Connection {
             stream,
             rbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
-            reused: false,
         }
     }
 
@@ -84,11 +80,7 @@ impl Connection {
             pieces.push(part.clone());
         }
         self.stream.write_pieces(pieces).await?;
-        let out = self.read_response().await;
-        if out.is_ok() {
-            self.reused = true;
-        }
-        out
+        self.read_response().await
     }
 
     async fn fill(&mut self, response_started: bool) -> Result<(), ExchangeError> {

@@ -6,10 +6,8 @@
 //! ([`sender`]) or the wire exchange ([`client`]). Hot path: yes, but everything built here is
 //! built once at start.
 
-pub mod auth;
 pub mod backoff;
 pub mod client;
-pub mod iovec;
 pub mod oauth2;
 pub mod proxy;
 pub mod redirect;
@@ -26,8 +24,8 @@ use bytes::Bytes;
 
 use crate::capture::CaptureSink;
 use crate::config::{Endpoint, EndpointUrl};
-use crate::fanout::queue::Queue;
 use crate::metrics::DestMetrics;
+use crate::sync::{Notify, Queue};
 use crate::upload::Outbound;
 
 /// `User-Agent` of every upstream request.
@@ -64,6 +62,9 @@ pub struct Destination {
     pub metrics: DestMetrics,
     /// Uploads taken from the queue and not yet finished (shutdown accounting).
     pub in_flight: Cell<usize>,
+    /// Woken whenever a sender finishes an upload (`in_flight` went down), so the shutdown
+    /// drain waits for the destination to settle instead of polling.
+    pub settled: Notify,
     pub target: Target,
     /// Headers sent on every request, in order: endpoint `headers` (except Content-Type),
     /// `http_headers`, authorization, `User-Agent`.
@@ -76,7 +77,7 @@ pub struct Destination {
     /// TLS, proxy and credential source, shared with the other cores.
     pub transport: Arc<transport::Transport>,
     /// This core's view of the current `Authorization` value.
-    pub auth: auth::AuthView,
+    pub auth: crate::secrets::AuthView,
     last_warn: Cell<Option<Instant>>,
     suppressed_warnings: Cell<u64>,
 }
@@ -160,12 +161,13 @@ impl Destination {
             }
         };
         let (static_headers, fallback_content_type) = static_headers(endpoint)?;
-        let auth = auth::AuthView::new(transport.auth.clone());
+        let auth = crate::secrets::AuthView::new(transport.auth.clone());
         Ok(Destination {
             endpoint: endpoint.clone(),
             queue: Queue::new(endpoint.queue_capacity),
             metrics: DestMetrics::default(),
             in_flight: Cell::new(0),
+            settled: Notify::new(),
             target,
             static_headers,
             fallback_content_type,
@@ -220,27 +222,6 @@ impl Destination {
     }
 }
 
-pub(crate) fn base64(input: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// Headers every request carries, and the endpoint's fallback `Content-Type`.
 type StaticHeaders = (Vec<(Bytes, Bytes)>, Option<Bytes>);
 
@@ -282,7 +263,7 @@ pub fn resolve(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
 pub async fn refresh_dns(
     dest: Rc<Destination>,
     interval: Duration,
-    shutdown: Rc<crate::worker::Shutdown>,
+    shutdown: Rc<crate::sync::Shutdown>,
 ) {
     let Target::Http(http) = &dest.target else {
         return;
@@ -314,9 +295,33 @@ pub async fn refresh_dns(
     }
 }
 
+/// Test helpers for this module's tests and the modules above it.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::config;
+
+    /// A plain-HTTP endpoint named `url` (its host and port are placeholders: tests pass the
+    /// addresses to dial to `Destination::new`) with one attempt, one sender per core and a
+    /// queue of `queue_capacity`.
+    pub(crate) fn endpoint(url: &str, queue_capacity: usize) -> config::Endpoint {
+        let target = config::EndpointUrl::Http {
+            tls: false,
+            host: "127.0.0.1".into(),
+            port: 1,
+            path: String::new(),
+        };
+        config::Endpoint {
+            max_backoff_retries: 1,
+            queue_capacity,
+            senders_per_core: 1,
+            ..config::Endpoint::new(target, url)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{base64, upstream_path_for};
+    use super::upstream_path_for;
 
     #[test]
     fn upstream_paths_join_like_alloy_for_ingest_and_like_connect_for_push() {
@@ -334,20 +339,5 @@ mod tests {
             upstream_path_for("/prefix/", push),
             "/prefix/push.v1.PusherService/Push"
         );
-    }
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(i.as_bytes()), o);
-        }
     }
 }

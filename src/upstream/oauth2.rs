@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::auth::{AuthCell, AuthValue, read_secret};
 use crate::config::{OAuth2, SecretSource};
+use crate::secrets::{AuthCell, AuthValue, base64, read_secret};
 
 /// Refresh a token when this share of its lifetime has passed.
 pub const REFRESH_AT_PERCENT: u64 = 80;
@@ -316,7 +316,7 @@ pub fn fetch(
         let cred = format!("{}:{}", form_escape(&o.client_id), form_escape(&secret));
         req.push_str(&format!(
             "Authorization: Basic {}\r\n",
-            super::base64(cred.as_bytes())
+            base64(cred.as_bytes())
         ));
     }
     req.push_str("\r\n");

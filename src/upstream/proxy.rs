@@ -112,7 +112,7 @@ pub fn parse_proxy_url(url: &str) -> Result<ProxyTarget, ProxyError> {
     let authorization = userinfo.map(|u| {
         let (user, pass) = u.split_once(':').unwrap_or((u, ""));
         let cred = format!("{}:{}", percent_decode(user), percent_decode(pass));
-        format!("Basic {}", super::base64(cred.as_bytes()))
+        format!("Basic {}", crate::secrets::base64(cred.as_bytes()))
     });
     Ok(ProxyTarget {
         host: host.to_string(),

@@ -27,6 +27,7 @@ pub async fn run(dest: Rc<Destination>) {
         dest.in_flight.set(dest.in_flight.get() + 1);
         let result = deliver(&dest, &item).await;
         dest.in_flight.set(dest.in_flight.get() - 1);
+        dest.settled.notify_all();
         match result {
             Ok(()) => {
                 dest.metrics.record_sent(
@@ -296,7 +297,9 @@ fn gzip_payload(payload: &Payload) -> Payload {
 }
 
 /// One attempt: a pooled connection if there is one (falling back to a fresh connection when
-/// the pooled one turns out stale), else a new one.
+/// the pooled one turns out stale), else a new one. Only connections that completed an
+/// exchange enter the pool, so "pooled" is exactly "reused": the stale keep-alive fallback
+/// never applies to a fresh connection, whose failures are the attempt's.
 async fn attempt(
     dest: &Destination,
     http: &HttpTarget,
@@ -461,7 +464,7 @@ mod tests {
     }
 
     fn endpoint_for(addr: std::net::SocketAddr) -> config::Endpoint {
-        let mut e = crate::fanout::tests::endpoint(&format!("http://{addr}"), 4);
+        let mut e = crate::upstream::testing::endpoint(&format!("http://{addr}"), 4);
         e.url = config::EndpointUrl::Http {
             tls: false,
             host: addr.ip().to_string(),

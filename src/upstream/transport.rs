@@ -15,9 +15,9 @@ use monoio::net::TcpStream;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 
-use super::auth::{self, AuthCell, FileWatch};
 use super::proxy::{self, ProxyTarget};
 use crate::config::{Auth, Endpoint, EndpointUrl};
+use crate::secrets::{self, AuthCell, FileWatch};
 use crate::tls::stream::{Stream, TlsStream};
 use crate::tls::{self, TlsError};
 
@@ -45,7 +45,7 @@ impl Default for Transport {
             proxy: None,
             proxy_headers: Vec::new(),
             authority: String::new(),
-            auth: AuthCell::new(auth::AuthValue::None),
+            auth: AuthCell::new(secrets::AuthValue::None),
         }
     }
 }
@@ -56,7 +56,7 @@ pub enum TransportError {
     #[error("tls_config: {0}")]
     Tls(#[from] TlsError),
     #[error("{0}")]
-    Auth(#[from] auth::AuthError),
+    Auth(#[from] secrets::AuthError),
     #[error("proxy: {0}")]
     Proxy(#[from] proxy::ProxyError),
     #[error("oauth2: {0}")]
@@ -108,7 +108,7 @@ pub fn build(
         .iter()
         .flat_map(|(n, vs)| vs.iter().map(move |v| (n.clone(), v.0.clone())))
         .collect();
-    let (cell, watch) = auth::build(e)?;
+    let (cell, watch) = secrets::build(e)?;
     if let Some(Auth::OAuth2(o)) = &e.auth
         && !e
             .headers

@@ -1,5 +1,6 @@
 //! Realistic `/ingest` upload bodies, built in code, in the shapes real SDKs send
-//! (`shared/reference/pyroscope-ingest-api.md` §2).
+//! (grafana/pyroscope `pkg/ingester/pyroscope/ingest_handler.go`, `readInputRawDataFromRequest`;
+//! pyroscope-go `upstream/remote/remote.go`; pyroscope-java `PyroscopeExporter.java`).
 //!
 //! Owns: a seeded pseudo-random byte source, a minimal gzip encoder (stored deflate blocks,
 //! RFC 1951 §3.2.4 + RFC 1952, enough for the `1f 8b` magic Pyroscope sniffs), and the Go SDK

@@ -2,10 +2,10 @@
 //!
 //! Owns: writing the config to a temporary directory, spawning
 //! `pyrogate run --driver=<d> --cores=<n> --server.http.listen-addr=127.0.0.1:0 <path>`,
-//! reading the startup lines of the runtime contract from stderr (receiver and admin addresses,
+//! reading the startup lines the binary logs to stderr (receiver and admin addresses,
 //! `pyrogate ready`) within a bounded wait, scraping `/metrics`, and stopping the process with
 //! SIGTERM (then SIGKILL after a bound). Does not own anything inside the gateway: it relies only
-//! on the contract's command line, log lines, signals and admin routes.
+//! on the command line, log lines, signals and admin routes of the README's "Command line".
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

@@ -3,8 +3,8 @@
 //! Owns: the in-process Pyroscope stand-in ([`upstream`]), the gateway process driver
 //! ([`gateway`]), a raw-bytes HTTP/1.1 client ([`client`]), realistic SDK upload bodies
 //! ([`bodies`]) and an independent codec and SDK shapes for the Connect Push API ([`push`]). Does not own any gateway code: everything here talks to the `pyrogate` binary
-//! over sockets, signals and its stderr, as the runtime contract
-//! (`/work/briefs/runtime-contract.md`) describes. Test code, so plain std threads and blocking
+//! over sockets, signals and its stderr, as the README ("Command line") describes. Test code, so
+//! plain std threads and blocking
 //! sockets; every blocking call has a timeout so that no test can hang.
 //!
 //! Each test file includes this module with `mod support;`, and most use only part of it.

@@ -8,8 +8,8 @@
 //! skipped, strings must be UTF-8, the last value of a scalar wins), its protojson form, RFC 4648
 //! base64, gzip (via `flate2`, a dev-dependency) including a bounded decompressor and a gzip
 //! bomb, gRPC-Web framing, Connect JSON error parsing, Pyroscope's own series validation (what the
-//! stand-in answers 400 to), and push bodies in the shapes the SDKs send
-//! (`shared/reference/pyroscope-ingest-api.md` §2 and §4). Does not own any socket I/O: the
+//! stand-in answers 400 to), and push bodies in the shapes the SDKs send (pyroscope-rs
+//! `src/session.rs`, pyroscope-dotnet `PyroscopePprofSink.cpp`). Does not own any socket I/O: the
 //! stand-in in [`super::upstream`] and the tests do. Test code: plain values, clarity over speed.
 
 use std::io::{Read, Write};

@@ -1,13 +1,16 @@
-//! The `Authorization` value of an endpoint, kept current while secrets rotate.
+//! Credentials kept current while secrets rotate: the `Authorization` value of an endpoint and
+//! the expected credential of a receiver's `client_auth`.
 //!
 //! Owns: rendering `basic_auth`, `bearer_token(_file)` and `authorization { }` into a header
-//! value exactly as Alloy's round-trippers do; one [`AuthCell`] per endpoint, shared by all
-//! cores, holding the current value behind a version counter (a core reads one atomic per
-//! request and locks only after a change); and the `pyrogate-secrets` thread that stats each
-//! secret file every [`SECRET_POLL_INTERVAL`] and re-reads it when its mtime, size or inode
-//! changed (a Kubernetes secret rotation swaps a symlink). No core thread ever touches a file.
-//! Secrets never reach logs, errors or `Debug` output. The OAuth2 token source is
-//! [`super::oauth2`]. Cold path except [`AuthView::current`].
+//! value exactly as Alloy's round-trippers do (prometheus/common `config/http_config.go`); one
+//! [`AuthCell`] per credential, shared by all cores, holding the current value behind a version
+//! counter (a core reads one atomic per request and locks only after a change); the
+//! `pyrogate-secrets` thread that stats each secret file every [`SECRET_POLL_INTERVAL`] and
+//! re-reads it when its mtime, size or inode changed (a Kubernetes secret rotation swaps a
+//! symlink); and RFC 4648 [`base64`] for credentials. No core thread ever touches a file.
+//! Secrets never reach logs, errors or `Debug` output. Does not own: the OAuth2 token source
+//! (`upstream::oauth2`, which fills a cell) or checking clients (`server::client_auth`). Cold
+//! path except [`AuthView::current`]. A leaf above `config` only.
 
 use std::cell::{Cell, RefCell};
 use std::os::unix::fs::MetadataExt;
@@ -139,13 +142,35 @@ impl Render {
             Render::Basic { username } => {
                 format!(
                     "Basic {}",
-                    super::base64(format!("{username}:{secret}").as_bytes())
+                    base64(format!("{username}:{secret}").as_bytes())
                 )
             }
             Render::Scheme(s) => format!("{s} {secret}"),
             Render::Raw(prefix) => format!("{prefix}{secret}"),
         })
     }
+}
+
+/// RFC 4648 §4 base64 with padding (Basic credentials for endpoints, proxies and OAuth2 clients).
+pub fn base64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// File identity used to notice a change without reading the file.
@@ -177,7 +202,7 @@ pub struct FileWatch {
 
 /// Builds the cell of an endpoint (reading secret files now, on the main thread) and, for a
 /// file-backed secret, the watch that keeps it current. OAuth2 cells start `Unavailable`;
-/// [`super::oauth2`] fills them.
+/// `upstream::oauth2` fills them.
 pub fn build(e: &Endpoint) -> Result<(Arc<AuthCell>, Option<FileWatch>), AuthError> {
     // Alloy's auth round-trippers skip when the request already has Authorization.
     if e.headers
@@ -278,6 +303,16 @@ pub fn spawn_watcher(mut watches: Vec<FileWatch>) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    fn endpoint() -> Endpoint {
+        let target = crate::config::EndpointUrl::Http {
+            tls: false,
+            host: "x".into(),
+            port: 80,
+            path: String::new(),
+        };
+        Endpoint::new(target, "http://x")
+    }
+
     #[test]
     fn a_view_sees_a_new_value_after_set() {
         let cell = AuthCell::new(AuthValue::Header(Bytes::from_static(b"Bearer a")));
@@ -300,7 +335,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("token");
         std::fs::write(&p, "one\n").unwrap();
-        let mut e = crate::fanout::tests::endpoint("http://x", 1);
+        let mut e = endpoint();
         e.auth = Some(Auth::Authorization {
             scheme: "Bearer".into(),
             credentials: SecretSource::File(p.clone()),
@@ -322,7 +357,7 @@ mod tests {
 
     #[test]
     fn a_missing_secret_file_names_the_file() {
-        let mut e = crate::fanout::tests::endpoint("http://x", 1);
+        let mut e = endpoint();
         e.auth = Some(Auth::Basic {
             username: "u".into(),
             password: Some(SecretSource::File("/nonexistent/pw".into())),
@@ -332,5 +367,20 @@ mod tests {
             err.starts_with("reading secret file /nonexistent/pw: "),
             "{err}"
         );
+    }
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
     }
 }

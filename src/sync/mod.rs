@@ -1,11 +1,19 @@
-//! Single-threaded async primitives for one core: [`Notify`], a wake-all signal.
+//! Single-threaded async primitives for one core: [`Notify`] (a wake-all / wake-one signal),
+//! [`Shutdown`] (the per-core shutdown flag) and [`Queue`] (a bounded MPMC queue).
 //!
 //! Owns: waking tasks on the same monoio runtime when some per-core state changed (queue room,
 //! budget released, shutdown). Does not own: the state itself; callers re-check their condition
-//! after every wake-up. Hot path: yes; no allocation once the waiter list has grown.
+//! after every wake-up. Hot path: yes; no allocation once the waiter list has grown. A leaf:
+//! depends on nothing else in the crate.
 //!
 //! Correctness relies on the thread-per-core model: between a caller's condition check and the
 //! first poll of [`Notify::notified`] no other task runs, so a wake-up cannot be lost.
+
+mod queue;
+mod shutdown;
+
+pub use queue::Queue;
+pub use shutdown::Shutdown;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;

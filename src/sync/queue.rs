@@ -1,14 +1,14 @@
-//! Per-core bounded queue between the request handler and one destination's senders.
+//! Per-core bounded queue, used between the request handler and one destination's senders.
 //!
-//! Owns: capacity accounting, waking idle senders when an item arrives and waking waiting
-//! producers when room appears, and closing for shutdown. Does not own: what happens when the
-//! queue stays full (see `fanout::dispatch`). Hot path: yes; a push or pop is a `VecDeque`
+//! Owns: capacity accounting, waking idle consumers when an item arrives and waking waiting
+//! producers when room appears, and closing for shutdown. Does not own: what is queued, or what
+//! happens when the queue stays full (see `fanout::dispatch`). Hot path: yes; a push or pop is a `VecDeque`
 //! operation and one wake-up, no allocation once the deque has grown to its capacity.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
-use crate::sync::Notify;
+use super::Notify;
 
 /// A bounded multi-producer, multi-consumer queue for tasks on one core.
 #[derive(Debug)]

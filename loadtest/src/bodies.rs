@@ -23,6 +23,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+pub use testkit::Prng;
+pub use testkit::gzip::gzip_stored;
 
 /// Bytes of the checksum trailer at the end of every profile payload.
 pub const TRAILER_LEN: usize = 49;
@@ -30,55 +32,6 @@ pub const TRAILER_LEN: usize = 49;
 const TRAILER_MAGIC: &[u8] = b"\n#lt1:";
 /// Pyroscope's `max_profile_size_bytes` (4 MiB): the largest body any mix produces.
 pub const MAX_PROFILE_BYTES: usize = 4 * 1024 * 1024;
-/// Size of a stored deflate block (RFC 1951 §3.2.4: LEN is 16 bits).
-const STORED_BLOCK: usize = u16::MAX as usize;
-
-/// xorshift64*: deterministic and seedable; distinct seeds give distinct payloads.
-#[derive(Debug, Clone)]
-pub struct Prng(u64);
-
-impl Prng {
-    pub fn new(seed: u64) -> Prng {
-        Prng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `[lo, hi)` (`lo` when the range is empty).
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        match hi.checked_sub(lo) {
-            Some(span) if span > 0 => lo + self.next_u64() % span,
-            _ => lo,
-        }
-    }
-
-    pub fn fill(&mut self, out: &mut Vec<u8>, n: usize) {
-        let end = out.len() + n;
-        while out.len() < end {
-            let word = self.next_u64().to_le_bytes();
-            let take = (end - out.len()).min(8);
-            out.extend_from_slice(&word[..take]);
-        }
-    }
-
-    pub fn hex(&mut self, n_bytes: usize) -> String {
-        let mut raw = Vec::with_capacity(n_bytes);
-        self.fill(&mut raw, n_bytes);
-        raw.iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
 
 /// A fast 64-bit hash of `data` (word at a time, multiply-rotate; not cryptographic: it
 /// detects corruption, truncation and reordering, which is all the integrity check needs).
@@ -168,30 +121,6 @@ pub fn verify(payload: &[u8]) -> Verdict {
     }
 }
 
-/// A gzip member (RFC 1952) holding `data` in stored deflate blocks (RFC 1951 §3.2.4): real
-/// gzip framing with the `1f 8b` magic Pyroscope sniffs, at memcpy cost.
-pub fn gzip_stored(data: &[u8]) -> Vec<u8> {
-    let blocks = data.len().div_ceil(STORED_BLOCK).max(1);
-    let mut out = Vec::with_capacity(data.len() + 18 + 5 * blocks);
-    // Header: magic, CM=8 (deflate), no flags, mtime 0, XFL 0, OS 255 (unknown).
-    out.extend_from_slice(&[0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff]);
-    if data.is_empty() {
-        out.extend_from_slice(&[0x01, 0x00, 0x00, 0xff, 0xff]);
-    }
-    let mut chunks = data.chunks(STORED_BLOCK).peekable();
-    while let Some(block) = chunks.next() {
-        out.push(u8::from(chunks.peek().is_none())); // BFINAL, BTYPE=00
-        let len = u16::try_from(block.len()).unwrap_or(u16::MAX);
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
-        out.extend_from_slice(block);
-    }
-    out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
-    // ISIZE is the length modulo 2^32 (RFC 1952 §2.3.1).
-    out.extend_from_slice(&((data.len() as u64 & 0xFFFF_FFFF) as u32).to_le_bytes());
-    out
-}
-
 /// Pseudo-pprof bytes: a protobuf-looking prefix, then noise, `len` bytes long.
 fn fake_pprof(rng: &mut Prng, len: usize) -> Vec<u8> {
     let mut out = vec![0x0a, 0x04, 0x08, 0x01, 0x10, 0x02];
@@ -199,19 +128,6 @@ fn fake_pprof(rng: &mut Prng, len: usize) -> Vec<u8> {
     let rest = len - out.len();
     rng.fill(&mut out, rest);
     out
-}
-
-/// A multipart/form-data body (RFC 7578) whose parts all carry a `filename` (Pyroscope reads
-/// only file parts). Returns (Content-Type, body).
-fn multipart(boundary: &str, parts: &[(&str, &str, &str, &[u8])]) -> (String, Vec<u8>) {
-    let mut body = Vec::with_capacity(parts.iter().map(|p| p.3.len() + 160).sum());
-    for (name, filename, content_type, data) in parts {
-        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n").as_bytes());
-        body.extend_from_slice(data);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 /// The SDK upload shapes (what each SDK sends: pyroscope-go `upstream/remote/remote.go`,
@@ -460,19 +376,19 @@ fn build_template(shape: Shape, size: usize, rng: &mut Prng) -> Template {
             let config: &[u8] = br#"{"alloc_objects":{"units":"objects"},"alloc_space":{"units":"bytes"},"inuse_space":{"units":"bytes","aggregation":"average"},"inuse_objects":{"units":"objects","aggregation":"average"}}"#;
             let overhead = 2 * 180 + config.len() + 18;
             let profile = gzip_stored(&fake_pprof(rng, size.saturating_sub(overhead).max(16)));
-            let (ct, body) = multipart(
+            let (ct, body) = testkit::bodies::multipart(
                 &boundary,
                 &[
                     (
                         "profile",
                         "profile.pprof",
-                        "application/octet-stream",
+                        Some("application/octet-stream"),
                         &profile,
                     ),
                     (
                         "sample_type_config",
                         "sample_type_config.json",
-                        "application/octet-stream",
+                        Some("application/octet-stream"),
                         config,
                     ),
                 ],
@@ -491,25 +407,18 @@ fn build_template(shape: Shape, size: usize, rng: &mut Prng) -> Template {
             gzip_stored(&fake_pprof(rng, size.saturating_sub(18))),
         ),
         Shape::JfrMultipart => {
-            let boundary = format!(
-                "{}-{}-{}-{}-{}",
-                rng.hex(4),
-                rng.hex(2),
-                rng.hex(2),
-                rng.hex(2),
-                rng.hex(6)
-            );
-            let mut jfr = b"FLR\0\x00\x02\x00\x01".to_vec();
+            let boundary = testkit::bodies::okhttp_boundary(rng);
+            let mut jfr = testkit::bodies::JFR_HEADER.to_vec();
             rng.fill(&mut jfr, size.saturating_sub(700));
             let jfr = gzip_stored(&jfr);
             let mut labels = Vec::new();
             rng.fill(&mut labels, 300);
             let labels = gzip_stored(&labels);
-            let (ct, body) = multipart(
+            let (ct, body) = testkit::bodies::multipart(
                 &boundary,
                 &[
-                    ("jfr", "jfr", "application/octet-stream", &jfr),
-                    ("labels", "labels", "application/x-protobuf", &labels),
+                    ("jfr", "jfr", Some("application/octet-stream"), &jfr),
+                    ("labels", "labels", Some("application/x-protobuf"), &labels),
                 ],
             );
             (

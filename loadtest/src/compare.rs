@@ -22,8 +22,8 @@ use anyhow::{Context, bail};
 
 use crate::bodies::{BodyPool, Mix};
 use crate::generator::{self, Plan, Schedule};
+use crate::integrity::{Sink, SinkConfig};
 use crate::report::{markdown_table, opt1, ratio, text_table, thousands};
-use crate::sink::{Sink, SinkConfig};
 use crate::stats::{self, Latencies, Outcomes, fmt_us};
 use crate::svg;
 
@@ -514,7 +514,7 @@ fn run_one(
             generator::sum_metric(&String::from_utf8_lossy(&body), "pyrogate_dropped_total")
         })
     });
-    let named: Vec<(String, crate::sink::SinkStats)> = sinks
+    let named: Vec<(String, crate::integrity::SinkStats)> = sinks
         .iter()
         .take(fanout)
         .enumerate()

@@ -20,7 +20,7 @@ use bytes::BytesMut;
 use pyrogate::h1::{self, ChunkedDecoder, Limits, ResponseBody};
 
 use crate::bodies::{Request, UploadId};
-use crate::sink::SinkStats;
+use crate::integrity::SinkStats;
 use crate::stats::{Latencies, Outcomes};
 
 /// Limits for response heads.

@@ -7,16 +7,16 @@
 //! not the data path: std threads with blocking sockets, everything on 127.0.0.1, every run
 //! bounded in time and count; it stops only processes it started, by PID.
 //!
-//! Modules: [`bodies`] (SDK-shaped bodies with checksum trailers), [`sink`] (the stand-in
-//! upstream), [`generator`] (schedules, client, integrity check), [`replay`], [`compare`] (systems
+//! Modules: [`bodies`] (SDK-shaped bodies with checksum trailers), [`integrity`] (the sink: the
+//! test kit's Pyroscope stand-in with loadtest's checksum layer), [`generator`] (schedules, client, integrity check), [`replay`], [`compare`] (systems
 //! under test and rounds), [`report`] and [`svg`] (table, JSON, plot), [`stats`], [`cli`].
 
 pub mod bodies;
 pub mod cli;
 pub mod compare;
 pub mod generator;
+pub mod integrity;
 pub mod replay;
 pub mod report;
-pub mod sink;
 pub mod stats;
 pub mod svg;

@@ -14,8 +14,8 @@ use loadtest::bodies::{BodyPool, Mix};
 use loadtest::cli::{Args, CliError, invalid};
 use loadtest::compare::{self, CompareConfig};
 use loadtest::generator::{self, Plan, RunResult, Schedule};
+use loadtest::integrity::{self as sink, Faults, Sink, SinkConfig, SinkStats};
 use loadtest::report::thousands;
-use loadtest::sink::{self, Faults, Latency, Sink, SinkConfig, SinkStats};
 use loadtest::stats::fmt_us;
 
 const USAGE: &str = "\
@@ -114,7 +114,7 @@ fn mix(args: &Args) -> Result<Mix, CliError> {
 fn cmd_sink(args: &Args) -> anyhow::Result<ExitCode> {
     let latency_text = args.str("latency").unwrap_or("0");
     let faults = Faults {
-        latency: Latency::parse(latency_text)
+        latency: sink::parse_latency(latency_text)
             .ok_or_else(|| invalid("latency", latency_text, "0, 5ms, 2ms..20ms or exp:10ms"))?,
         error_rate: args.rate("error-rate")?,
         error_status: args.get("error-status", 503u16, "an HTTP status")?,

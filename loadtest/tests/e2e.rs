@@ -15,7 +15,7 @@ use std::time::Duration;
 use loadtest::bodies::{BodyPool, Mix};
 use loadtest::compare;
 use loadtest::generator::{self, Plan, Schedule};
-use loadtest::sink::{Faults, Latency, Sink, SinkConfig};
+use loadtest::integrity::{Faults, Latency, Sink, SinkConfig};
 
 /// Uploads the e2e run sends.
 const UPLOADS: u64 = 300;

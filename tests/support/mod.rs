@@ -1,39 +1,37 @@
-//! Shared harness for pyrogate's black-box end-to-end tests.
+//! The e2e tests' view of the test kit (`testkit/`), under the names the test files use, plus
+//! what only pyrogate's own tests need: the io_uring probe and the `both_drivers!` macro.
 //!
-//! Owns: the in-process Pyroscope stand-in ([`upstream`]), the gateway process driver
-//! ([`gateway`]), a raw-bytes HTTP/1.1 client ([`client`]), realistic SDK upload bodies
-//! ([`bodies`]) and an independent codec and SDK shapes for the Connect Push API ([`push`]). Does not own any gateway code: everything here talks to the `pyrogate` binary
-//! over sockets, signals and its stderr, as the README ("Command line") describes. Test code, so
-//! plain std threads and blocking
-//! sockets; every blocking call has a timeout so that no test can hang.
-//!
-//! Each test file includes this module with `mod support;`, and most use only part of it.
+//! Owns: name mapping only (and [`tls::Upstream`], the kit's stand-in in its recording-upstream
+//! configuration under the TLS tests' old name). Does not own a stand-in, a parser or a
+//! client: those are the kit's, written independently of the gateway. Each test file includes
+//! this module with `mod support;`, and most use only part of it.
 #![allow(dead_code, unused_macros, unused_imports)]
 
-pub mod bodies;
-pub mod client;
-pub mod config;
-pub mod gateway;
-pub mod push;
+pub use testkit::{bodies, client, config, push, upstream};
+
 pub mod tls;
-pub mod upstream;
 
-pub use client::{Client, Response};
+/// Process control for the `pyrogate` binary, and the io_uring probe for `both_drivers!`.
+pub mod gateway {
+    pub use testkit::gateway::*;
 
-/// The first value of header `name` (case-insensitive) among `(name, value)` pairs.
-pub fn header_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    header_values(headers, name).into_iter().next()
+    /// Whether this kernel (and seccomp profile) lets a process set up io_uring with the
+    /// opcodes monoio needs. `/proc/sys/kernel/io_uring_disabled` ≠ 0 disables it system-wide;
+    /// Docker's default seccomp profile makes `io_uring_setup` fail, which monoio's probe
+    /// detects.
+    pub fn uring_available() -> bool {
+        if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+            && v.trim() != "0"
+        {
+            return false;
+        }
+        monoio::utils::detect_uring()
+    }
 }
 
-/// Every value of header `name` (case-insensitive), in order.
-pub fn header_values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
-    headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-        .collect()
-}
 pub use gateway::{Driver, Gateway};
+pub use testkit::client::{Client, Response};
+pub use testkit::http::{header_value, header_values};
 pub use upstream::{Action, MockPyroscope, Recorded};
 
 /// Generates one `#[test]` per driver for a scenario written as `fn(Driver)`:

@@ -1,436 +1,61 @@
-//! TLS test fixtures: a private PKI made at test time (rcgen), an upstream stand-in that
-//! speaks HTTP/1.1 over TLS (or plain TCP) and records exact request heads, an HTTP CONNECT
-//! proxy stand-in, and a blocking TLS client for the receiver side.
+//! The TLS tests' fixtures under their old names: the kit's PKI, CONNECT proxy and TLS client,
+//! and `Upstream` — the kit's one Pyroscope stand-in configured as a plain recording upstream
+//! (no Pyroscope rules: these tests send transport payloads, not profiles), over TLS or TCP.
 //!
-//! Owns: certificates written as PEM files into a temp dir, the recorded requests, and the
-//! threads of the stand-ins (torn down with the process; every socket has a timeout). Does not
-//! own any gateway code: the stand-ins use rustls directly, written independently of
-//! `pyrogate::tls`. Test code: std threads, blocking sockets.
+//! Owns: that configuration only. Does not own a server: [`testkit::server`] does.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-
-/// Socket timeout of every stand-in and client read/write.
-const IO_TIMEOUT: Duration = Duration::from_secs(15);
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// A CA, a server certificate for `localhost`/`127.0.0.1` and a client certificate, all signed
-/// by the CA, plus an unrelated self-signed server certificate; PEM files in `dir`.
-pub struct Pki {
-    pub dir: tempfile::TempDir,
-    pub ca_pem: String,
-    pub server_cert: String,
-    pub server_key: String,
-    pub client_cert: String,
-    pub client_key: String,
-    pub rogue_cert: String,
-    pub rogue_key: String,
-}
-
-impl Pki {
-    pub fn new() -> Pki {
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "pyrogate test CA");
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-        let leaf = |names: Vec<String>, cn: &str| {
-            let key = KeyPair::generate().unwrap();
-            let mut p = CertificateParams::new(names).unwrap();
-            p.distinguished_name.push(DnType::CommonName, cn);
-            let cert = p.signed_by(&key, &ca).unwrap();
-            (cert.pem(), key.serialize_pem())
-        };
-        let (server_cert, server_key) = leaf(
-            vec![
-                "localhost".into(),
-                "127.0.0.1".into(),
-                "upstream.test".into(),
-            ],
-            "upstream",
-        );
-        let (client_cert, client_key) = leaf(vec!["client.test".into()], "client");
-        let rogue_key = KeyPair::generate().unwrap();
-        let rogue = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-            .unwrap()
-            .self_signed(&rogue_key)
-            .unwrap();
-        let pki = Pki {
-            dir: tempfile::tempdir().unwrap(),
-            ca_pem: ca.pem(),
-            server_cert,
-            server_key,
-            client_cert,
-            client_key,
-            rogue_cert: rogue.pem(),
-            rogue_key: rogue_key.serialize_pem(),
-        };
-        for (name, text) in [
-            ("ca.pem", &pki.ca_pem),
-            ("server.pem", &pki.server_cert),
-            ("server-key.pem", &pki.server_key),
-            ("client.pem", &pki.client_cert),
-            ("client-key.pem", &pki.client_key),
-            ("rogue.pem", &pki.rogue_cert),
-            ("rogue-key.pem", &pki.rogue_key),
-        ] {
-            std::fs::write(pki.dir.path().join(name), text).unwrap();
-        }
-        pki
-    }
-
-    /// The path of one of the PEM files written by [`Pki::new`].
-    pub fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
-    }
-
-    fn roots(&self) -> rustls::RootCertStore {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
-            roots.add(c.unwrap()).unwrap();
-        }
-        roots
-    }
-
-    /// Server settings for a stand-in: `rogue` serves the self-signed certificate; with
-    /// `require_client_cert`, clients must present a certificate signed by the CA.
-    pub fn server_config(
-        &self,
-        rogue: bool,
-        require_client_cert: bool,
-    ) -> Arc<rustls::ServerConfig> {
-        let (cert, key) = if rogue {
-            (&self.rogue_cert, &self.rogue_key)
-        } else {
-            (&self.server_cert, &self.server_key)
-        };
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.as_bytes())
-            .map(|c| c.unwrap())
-            .collect();
-        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
-        let b = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap();
-        let b = if require_client_cert {
-            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(self.roots()),
-                provider(),
-            )
-            .build()
-            .unwrap();
-            b.with_client_cert_verifier(v)
-        } else {
-            b.with_no_client_auth()
-        };
-        Arc::new(b.with_single_cert(chain, key).unwrap())
-    }
-
-    /// Client settings trusting the CA, with the client certificate when `with_cert`.
-    pub fn client_config(&self, with_cert: bool) -> Arc<rustls::ClientConfig> {
-        let b = rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(self.roots());
-        Arc::new(if with_cert {
-            let chain = CertificateDer::pem_slice_iter(self.client_cert.as_bytes())
-                .map(|c| c.unwrap())
-                .collect();
-            let key = PrivateKeyDer::from_pem_slice(self.client_key.as_bytes()).unwrap();
-            b.with_client_auth_cert(chain, key).unwrap()
-        } else {
-            b.with_no_client_auth()
-        })
-    }
-}
-
-/// One request as the stand-in received it.
-#[derive(Debug, Clone)]
-pub struct Req {
-    pub method: String,
-    pub target: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Req {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        super::header_value(&self.headers, name)
-    }
-
-    pub fn header_all(&self, name: &str) -> Vec<&str> {
-        super::header_values(&self.headers, name)
-    }
-}
+use testkit::MockPyroscope;
+pub use testkit::http::status_response;
+pub use testkit::server::Recorded as Req;
+pub use testkit::tls::{ConnectProxy, Pki, replace_file, tls_roundtrip};
 
 /// How the stand-in answers a request: the full response bytes.
 pub type Responder = Arc<dyn Fn(&Req, SocketAddr) -> Vec<u8> + Send + Sync>;
 
-/// `HTTP/1.1 <status>` with an empty body.
-pub fn status_response(status: u16) -> Vec<u8> {
-    format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n").into_bytes()
-}
-
-/// An HTTP/1.1 upstream stand-in over TLS (`config`) or plain TCP (`None`).
+/// A recording upstream over TLS (`config`) or plain TCP (`None`); derefs to the stand-in.
+#[derive(Debug)]
 pub struct Upstream {
     pub addr: SocketAddr,
-    requests: Arc<Mutex<Vec<Req>>>,
-    handshake_failures: Arc<Mutex<usize>>,
+    mock: MockPyroscope,
 }
 
 impl Upstream {
+    /// Answers 200 to everything.
     pub fn start(config: Option<Arc<rustls::ServerConfig>>) -> Upstream {
-        Self::start_with(config, Arc::new(|_, _| status_response(200)))
+        Self::from_builder(config, MockPyroscope::builder())
     }
 
+    /// Answers each request with `respond`.
     pub fn start_with(config: Option<Arc<rustls::ServerConfig>>, respond: Responder) -> Upstream {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let failures = Arc::new(Mutex::new(0));
-        let (reqs, fails) = (requests.clone(), failures.clone());
-        std::thread::spawn(move || {
-            for s in l.incoming() {
-                let Ok(s) = s else { continue };
-                let (config, reqs, fails, respond) =
-                    (config.clone(), reqs.clone(), fails.clone(), respond.clone());
-                std::thread::spawn(move || {
-                    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-                    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-                    match config {
-                        Some(c) => {
-                            let conn = rustls::ServerConnection::new(c).unwrap();
-                            let mut t = rustls::StreamOwned::new(conn, s);
-                            // Complete the handshake before reading, to count failures.
-                            while t.conn.is_handshaking() {
-                                if t.conn.complete_io(&mut t.sock).is_err() {
-                                    *fails.lock().unwrap() += 1;
-                                    return;
-                                }
-                            }
-                            serve(&mut t, addr, &reqs, &respond);
-                        }
-                        None => {
-                            let mut s = s;
-                            serve(&mut s, addr, &reqs, &respond);
-                        }
-                    }
-                });
-            }
-        });
+        let builder =
+            MockPyroscope::builder().handler(Arc::new(move |r, view| Some(respond(r, view.addr))));
+        Self::from_builder(config, builder)
+    }
+
+    fn from_builder(
+        config: Option<Arc<rustls::ServerConfig>>,
+        builder: testkit::server::MockBuilder,
+    ) -> Upstream {
+        let builder = builder.accept_anything();
+        let mock = match config {
+            Some(c) => builder.tls(c),
+            None => builder,
+        }
+        .start();
         Upstream {
-            addr,
-            requests,
-            handshake_failures: failures,
-        }
-    }
-
-    pub fn requests(&self) -> Vec<Req> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    pub fn handshake_failures(&self) -> usize {
-        *self.handshake_failures.lock().unwrap()
-    }
-
-    /// Polls (bounded) until `pred` holds for the recorded requests; returns them.
-    pub fn wait_until(&self, what: &str, pred: impl Fn(&[Req]) -> bool) -> Vec<Req> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let r = self.requests();
-            if pred(&r) {
-                return r;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "waited 30 s for {what}; have {r:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+            addr: mock.addr(),
+            mock,
         }
     }
 }
 
-fn serve(s: &mut impl ReadWrite, addr: SocketAddr, reqs: &Mutex<Vec<Req>>, respond: &Responder) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        let (req, used) = loop {
-            if let Some(r) = parse_request(&buf) {
-                break r;
-            }
-            match s.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        buf.drain(..used);
-        let out = respond(&req, addr);
-        reqs.lock().unwrap().push(req);
-        if s.write_all(&out).is_err() || s.flush().is_err() {
-            return;
-        }
+impl std::ops::Deref for Upstream {
+    type Target = MockPyroscope;
+
+    fn deref(&self) -> &MockPyroscope {
+        &self.mock
     }
-}
-
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
-
-/// A complete request (Content-Length framing) at the start of `buf`, and its length.
-fn parse_request(buf: &[u8]) -> Option<(Req, usize)> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut r = httparse::Request::new(&mut headers);
-    let head = match r.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        _ => return None,
-    };
-    let headers: Vec<(String, String)> = r
-        .headers
-        .iter()
-        .map(|h| {
-            (
-                h.name.to_string(),
-                String::from_utf8_lossy(h.value).into_owned(),
-            )
-        })
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    if buf.len() < head + len {
-        return None;
-    }
-    Some((
-        Req {
-            method: r.method.unwrap_or("").to_string(),
-            target: r.path.unwrap_or("").to_string(),
-            headers,
-            body: buf[head..head + len].to_vec(),
-        },
-        head + len,
-    ))
-}
-
-/// An HTTP CONNECT proxy stand-in that tunnels every CONNECT to `target`, whatever authority
-/// was asked for, and records each CONNECT head.
-pub struct ConnectProxy {
-    pub addr: SocketAddr,
-    connects: Arc<Mutex<Vec<Req>>>,
-}
-
-impl ConnectProxy {
-    pub fn start(target: SocketAddr) -> ConnectProxy {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let connects = Arc::new(Mutex::new(Vec::new()));
-        let rec = connects.clone();
-        std::thread::spawn(move || {
-            for s in l.incoming() {
-                let Ok(mut client) = s else { continue };
-                let rec = rec.clone();
-                std::thread::spawn(move || {
-                    client.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    let req = loop {
-                        if let Some((r, n)) = parse_request(&buf) {
-                            buf.drain(..n);
-                            break r;
-                        }
-                        match client.read(&mut chunk) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    };
-                    rec.lock().unwrap().push(req);
-                    let Ok(mut up) = TcpStream::connect(target) else {
-                        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
-                        return;
-                    };
-                    client
-                        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                        .unwrap();
-                    let _ = up.write_all(&buf);
-                    client.set_read_timeout(None).unwrap();
-                    let (mut c2, mut u2) = (client.try_clone().unwrap(), up.try_clone().unwrap());
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut u2, &mut c2);
-                        let _ = c2.shutdown(std::net::Shutdown::Write);
-                    });
-                    let _ = std::io::copy(&mut client, &mut up);
-                    let _ = up.shutdown(std::net::Shutdown::Write);
-                });
-            }
-        });
-        ConnectProxy { addr, connects }
-    }
-
-    pub fn connects(&self) -> Vec<Req> {
-        self.connects.lock().unwrap().clone()
-    }
-}
-
-/// Sends `request` over TLS to `addr` and returns the whole response text, or the error the
-/// TLS or socket layer reported.
-pub fn tls_roundtrip(
-    addr: SocketAddr,
-    config: Arc<rustls::ClientConfig>,
-    request: &[u8],
-) -> Result<String, String> {
-    let tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    let name = ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
-    let mut s = rustls::StreamOwned::new(conn, tcp);
-    s.write_all(request).map_err(|e| e.to_string())?;
-    s.flush().map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        match s.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => {
-                out.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&out);
-                if let Some(h) = text.find("\r\n\r\n") {
-                    let cl: usize = text[..h]
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length: ")
-                                .map(str::to_string)
-                        })
-                        .and_then(|v| v.trim().parse().ok())
-                        .unwrap_or(0);
-                    if out.len() >= h + 4 + cl {
-                        break;
-                    }
-                }
-            }
-            Err(e) if out.is_empty() => return Err(e.to_string()),
-            Err(_) => break,
-        }
-    }
-    if out.is_empty() {
-        return Err("connection closed without a response".into());
-    }
-    Ok(String::from_utf8_lossy(&out).into_owned())
-}
-
-/// Writes `text` to `path` atomically (a new inode, as a Kubernetes secret update does).
-pub fn replace_file(path: &std::path::Path, text: &str) {
-    let tmp: PathBuf = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
 }

@@ -10,7 +10,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::bodies::Upload;
+use crate::bodies::Upload;
+use crate::http::{find, parse_chunk_size, parse_response_head};
 
 /// Default bound on waiting for a response (generous: the machine is shared and slow).
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(20);
@@ -32,7 +33,7 @@ pub struct Response {
 impl Response {
     /// The first value of a header (case-insensitive name).
     pub fn header(&self, name: &str) -> Option<&str> {
-        super::header_value(&self.headers, name)
+        crate::http::header_value(&self.headers, name)
     }
 
     pub fn body_str(&self) -> String {
@@ -178,35 +179,14 @@ impl Client {
                 ));
             }
         };
-        let (version, status, reason, headers) = {
-            let mut hdrs = [httparse::EMPTY_HEADER; 128];
-            let mut resp = httparse::Response::new(&mut hdrs);
-            match resp.parse(&self.buf[..head_end]) {
-                Ok(httparse::Status::Complete(_)) => {}
-                other => {
-                    return Err(format!(
-                        "bad response head ({other:?}): {:?}",
-                        String::from_utf8_lossy(&self.buf[..head_end])
-                    ));
-                }
-            }
-            let headers: Vec<(String, String)> = resp
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_string(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect();
-            (
-                resp.version.unwrap_or(1),
-                resp.code.unwrap_or(0),
-                resp.reason.unwrap_or("").to_string(),
-                headers,
+        let head = parse_response_head(&self.buf[..head_end]).map_err(|e| {
+            format!(
+                "bad response head ({e:?}): {:?}",
+                String::from_utf8_lossy(&self.buf[..head_end])
             )
-        };
+        })?;
+        let (version, status, reason, headers) =
+            (head.version, head.status, head.reason, head.headers);
         self.buf.drain(..head_end);
         let mut response = Response {
             version,
@@ -248,9 +228,9 @@ impl Client {
         let mut body = Vec::new();
         loop {
             let (consumed, size) = loop {
-                match httparse::parse_chunk_size(&self.buf) {
-                    Ok(httparse::Status::Complete(v)) => break v,
-                    Ok(httparse::Status::Partial) => {
+                match parse_chunk_size(&self.buf) {
+                    Ok(Some(v)) => break v,
+                    Ok(None) => {
                         if !self.fill(deadline)? {
                             return Err("closed inside chunked body".into());
                         }
@@ -355,13 +335,6 @@ pub fn chunked_body(body: &[u8], chunk: usize) -> Vec<u8> {
     }
     out.extend_from_slice(b"0\r\n\r\n");
     out
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if haystack.len() < needle.len() {
-        return None;
-    }
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// One GET with `Connection: close`, for the admin listener.

@@ -1,12 +1,15 @@
-//! Realistic `/ingest` upload bodies, built in code, in the shapes real SDKs send
-//! (grafana/pyroscope `pkg/ingester/pyroscope/ingest_handler.go`, `readInputRawDataFromRequest`;
-//! pyroscope-go `upstream/remote/remote.go`; pyroscope-java `PyroscopeExporter.java`).
+//! Realistic `/ingest` upload bodies, built in code, in the shapes real SDKs send, and the
+//! seeded byte source every builder of the kit (and loadtest's body pool) draws from.
 //!
-//! Owns: a seeded pseudo-random byte source, a minimal gzip encoder (stored deflate blocks,
-//! RFC 1951 §3.2.4 + RFC 1952, enough for the `1f 8b` magic Pyroscope sniffs), and the Go SDK
-//! multipart, Node raw-pprof, Java JFR multipart and folded-text shapes. Payloads are not valid
-//! pprof/JFR (neither the gateway nor the mock decodes them) but every body is byte-distinct
-//! per seed, so identity checks mean something.
+//! Owns: the xorshift64* [`Prng`], fake pprof bytes, the multipart/form-data writer (RFC 7578),
+//! and the Go SDK multipart (grafana/pyroscope-go `upstream/remote/remote.go`), Node raw-pprof
+//! (grafana/pyroscope-nodejs), Java JFR multipart (grafana/pyroscope-java
+//! `PyroscopeExporter.java`) and folded-text shapes. Does not own gzip ([`crate::gzip`]) nor
+//! push bodies ([`crate::push`]). Payloads are not valid pprof/JFR (neither the gateway nor the
+//! stand-in decodes them) but every body is byte-distinct per seed, so identity checks mean
+//! something.
+
+use crate::gzip::gzip_stored;
 
 /// One upload as a client sends it: query string, Content-Type and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,11 +36,11 @@ impl Upload {
             headers.push(("Content-Type", ct));
         }
         headers.extend_from_slice(extra);
-        super::client::upload_request(&self.target(), &headers, &self.body)
+        crate::client::upload_request(&self.target(), &headers, &self.body)
     }
 }
 
-/// xorshift64*: deterministic, seedable, good enough for distinct payloads.
+/// xorshift64*: deterministic, seedable, good enough for distinct payloads and fault draws.
 #[derive(Debug, Clone)]
 pub struct Prng(u64);
 
@@ -55,15 +58,36 @@ impl Prng {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(n + 8);
-        while out.len() < n {
-            out.extend_from_slice(&self.next_u64().to_le_bytes());
+    /// Uniform in `[0, 1)`.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `[lo, hi)` (`lo` when the range is empty).
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        match hi.checked_sub(lo) {
+            Some(span) if span > 0 => lo + self.next_u64() % span,
+            _ => lo,
         }
-        out.truncate(n);
+    }
+
+    /// Appends `n` bytes to `out`.
+    pub fn fill(&mut self, out: &mut Vec<u8>, n: usize) {
+        let end = out.len() + n;
+        while out.len() < end {
+            let word = self.next_u64().to_le_bytes();
+            let take = (end - out.len()).min(8);
+            out.extend_from_slice(&word[..take]);
+        }
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(n);
+        self.fill(&mut out, n);
         out
     }
 
+    /// `n_bytes` random bytes as lower-case hex.
     pub fn hex(&mut self, n_bytes: usize) -> String {
         self.bytes(n_bytes)
             .iter()
@@ -77,40 +101,6 @@ pub fn fake_pprof(seed: u64, len: usize) -> Vec<u8> {
     let mut out = vec![0x0a, 0x04, 0x08, 0x01, 0x10, 0x02];
     out.extend_from_slice(&Prng::new(seed).bytes(len.saturating_sub(out.len())));
     out.truncate(len);
-    out
-}
-
-/// CRC-32 (IEEE, reflected, as gzip uses it).
-pub fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    !crc
-}
-
-/// A valid gzip member holding `data` in stored (uncompressed) deflate blocks.
-pub fn gzip_stored(data: &[u8]) -> Vec<u8> {
-    // RFC 1952 header: magic, CM=8 (deflate), no flags, mtime 0, XFL 0, OS 255 (unknown).
-    let mut out = vec![0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff];
-    let mut blocks = data.chunks(u16::MAX as usize).peekable();
-    if blocks.peek().is_none() {
-        out.extend_from_slice(&[0x01, 0x00, 0x00, 0xff, 0xff]);
-    }
-    while let Some(block) = blocks.next() {
-        let last = blocks.peek().is_none();
-        out.push(u8::from(last)); // BFINAL, BTYPE=00 (stored)
-        let len = block.len() as u16;
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
-        out.extend_from_slice(block);
-    }
-    out.extend_from_slice(&crc32(data).to_le_bytes());
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
     out
 }
 
@@ -183,20 +173,28 @@ pub fn node_pprof(seed: u64) -> Upload {
     }
 }
 
-/// Java agent (io.pyroscope:agent 2.9.1): OkHttp multipart with `jfr` and `labels` parts
-/// (both gzip), `format=jfr`, parameters in the agent's order.
-pub fn java_jfr(seed: u64) -> Upload {
-    let mut rng = Prng::new(seed ^ 0x1a);
-    // OkHttp boundaries are UUIDs.
-    let boundary = format!(
+/// The start of a JFR chunk (magic `FLR\0`, major 2, minor 1), as the Java agent's
+/// recordings begin.
+pub const JFR_HEADER: &[u8] = b"FLR\0\x00\x02\x00\x01";
+
+/// A multipart boundary as OkHttp makes it (a UUID: 8-4-4-4-12 hex), from `rng`.
+pub fn okhttp_boundary(rng: &mut Prng) -> String {
+    format!(
         "{}-{}-{}-{}-{}",
         rng.hex(4),
         rng.hex(2),
         rng.hex(2),
         rng.hex(2),
         rng.hex(6)
-    );
-    let mut jfr = b"FLR\0\x00\x02\x00\x01".to_vec();
+    )
+}
+
+/// Java agent (io.pyroscope:agent 2.9.1): OkHttp multipart with `jfr` and `labels` parts
+/// (both gzip), `format=jfr`, parameters in the agent's order.
+pub fn java_jfr(seed: u64) -> Upload {
+    let mut rng = Prng::new(seed ^ 0x1a);
+    let boundary = okhttp_boundary(&mut rng);
+    let mut jfr = JFR_HEADER.to_vec();
     jfr.extend_from_slice(&Prng::new(seed).bytes(5000));
     let jfr = gzip_stored(&jfr);
     let labels = gzip_stored(&Prng::new(seed ^ 0x1abe1).bytes(300));
@@ -258,19 +256,4 @@ pub fn all_shapes(seed: u64) -> Vec<Upload> {
         java_jfr(seed + 2),
         folded(seed + 3),
     ]
-}
-
-/// Go's `url.QueryEscape` (space as `+`, unreserved `A-Za-z0-9-_.~` kept, the rest `%XX`).
-pub fn go_query_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            b => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }

@@ -39,18 +39,6 @@ impl Driver {
     }
 }
 
-/// Whether this kernel (and seccomp profile) lets a process set up io_uring with the opcodes
-/// monoio needs. `/proc/sys/kernel/io_uring_disabled` ≠ 0 disables it system-wide; Docker's
-/// default seccomp profile makes `io_uring_setup` fail, which monoio's probe detects.
-pub fn uring_available() -> bool {
-    if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
-        && v.trim() != "0"
-    {
-        return false;
-    }
-    monoio::utils::detect_uring()
-}
-
 /// Splits one logfmt line into `(key, value)` pairs, unquoting `"..."` values.
 pub fn logfmt(line: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -170,12 +158,29 @@ pub struct Gateway {
     pub cores: usize,
 }
 
-/// The gateway binary: Cargo's `pyrogate`, or `$PYROGATE_E2E_BIN` when set (to run the suite
-/// against another build, e.g. a release binary or a stand-in while checking the harness).
+/// The gateway binary: `$PYROGATE_E2E_BIN` when set (to run a suite against another build,
+/// e.g. a release binary), else `pyrogate` in the Cargo target directory of the running test
+/// executable (`target/<profile>/deps/<test>` → `target/<profile>/pyrogate`), which Cargo
+/// builds before the root package's integration tests run.
 pub fn binary() -> PathBuf {
-    std::env::var_os("PYROGATE_E2E_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pyrogate")))
+    if let Some(path) = std::env::var_os("PYROGATE_E2E_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let mut dir = exe.parent();
+    while let Some(d) = dir {
+        let candidate = d.join("pyrogate");
+        if candidate.is_file() {
+            return candidate;
+        }
+        dir = d
+            .parent()
+            .filter(|p| p.file_name().is_some_and(|n| n != "target"));
+    }
+    panic!(
+        "no pyrogate binary next to {} (build it with `cargo build --bin pyrogate`, or set PYROGATE_E2E_BIN)",
+        exe.display()
+    )
 }
 
 /// Maps a wildcard listen address to loopback, so a client can connect to it.
@@ -354,7 +359,7 @@ impl Gateway {
 
     /// `GET /metrics` on the admin listener.
     pub fn metrics(&self) -> String {
-        let response = super::client::get(self.admin, "/metrics");
+        let response = crate::client::get(self.admin, "/metrics");
         assert_eq!(response.status, 200, "GET /metrics: {response:?}");
         response.body_str()
     }

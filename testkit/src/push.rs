@@ -1,27 +1,24 @@
-//! Test-side codec for the Connect Push API (`/push.v1.PusherService/Push`), written
-//! independently of pyrogate's own push module so the e2e tests do not check the gateway
-//! against itself.
+//! The Connect Push API message (`push.v1.PushRequest`) and the push bodies SDKs send,
+//! written for the kit alone so that the tests do not check pyrogate's push codec against
+//! itself.
 //!
-//! Owns: the `PushRequest` message model and a hand-written protobuf encoder/decoder for it
-//! (`api/push/v1/push.proto`, protobuf wire format per the protobuf encoding spec, decoding
-//! rules as protobuf-go's: unknown fields and known fields with an unexpected wire type are
-//! skipped, strings must be UTF-8, the last value of a scalar wins), its protojson form, RFC 4648
-//! base64, gzip (via `flate2`, a dev-dependency) including a bounded decompressor and a gzip
-//! bomb, gRPC-Web framing, Connect JSON error parsing, Pyroscope's own series validation (what the
-//! stand-in answers 400 to), and push bodies in the shapes the SDKs send (pyroscope-rs
-//! `src/session.rs`, pyroscope-dotnet `PyroscopePprofSink.cpp`). Does not own any socket I/O: the
-//! stand-in in [`super::upstream`] and the tests do. Test code: plain values, clarity over speed.
+//! Owns: the `PushRequest` model and a hand-written protobuf encoder/decoder for it
+//! (grafana/pyroscope `api/push/v1/push.proto`; decoding as protobuf-go does: unknown fields and
+//! known fields with an unexpected wire type are skipped, strings must be UTF-8), its protojson
+//! form, RFC 4648 base64, gRPC-Web framing, Connect JSON error parsing, and the SDK shapes
+//! (pyroscope-rs `src/session.rs`, pyroscope-dotnet `PyroscopePprofSink.cpp`, connect-go
+//! clients). Does not own sockets ([`crate::server`], [`crate::client`]) nor Pyroscope's
+//! verdict on a push ([`crate::rules`]).
 
-use std::io::{Read, Write};
-
-use super::bodies::{self, Prng};
+use crate::bodies::{self, Prng};
+pub use crate::gzip::{Gunzip, gunzip_bounded, gzip, gzip_bomb};
+pub use crate::rules::{
+    MAX_PROFILE_SIZE_BYTES, connect_code_for_status, label_pairs_string, valid_label_name,
+    validate_push,
+};
 
 /// The Connect procedure path of `push.v1.PusherService.Push`.
 pub const PUSH_PATH: &str = "/push.v1.PusherService/Push";
-
-/// Pyroscope's default `max_profile_size_bytes`: a sample's `raw_profile` larger than this is
-/// refused with `invalid_argument` (`pkg/validation/limits.go`).
-pub const MAX_PROFILE_SIZE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Largest protobuf field number (2^29 - 1, protobuf encoding spec "Message Structure").
 const MAX_FIELD_NUMBER: u64 = (1 << 29) - 1;
@@ -451,53 +448,6 @@ pub fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// gzip
-
-/// gzip with real (default-level) deflate compression, as the Rust/Python SDKs send.
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(data).expect("gzip into memory");
-    encoder.finish().expect("finish gzip")
-}
-
-/// Why a bounded gunzip failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Gunzip {
-    /// The data inflates past the limit (inflation stopped there).
-    TooLarge,
-    /// Not a valid gzip stream.
-    Corrupt(String),
-}
-
-/// Inflates `data`, never holding more than `limit + 1` output bytes.
-pub fn gunzip_bounded(data: &[u8], limit: usize) -> Result<Vec<u8>, Gunzip> {
-    let decoder = flate2::read::GzDecoder::new(data);
-    let mut out = Vec::new();
-    decoder
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| Gunzip::Corrupt(e.to_string()))?;
-    if out.len() > limit {
-        return Err(Gunzip::TooLarge);
-    }
-    Ok(out)
-}
-
-/// A gzip'd, otherwise valid PushRequest whose one sample is `inflated_len` zero bytes: a few
-/// KB on the wire (deflate reaches about 1000:1 on zeros) that inflate past any small limit.
-pub fn gzip_bomb(inflated_len: usize) -> Vec<u8> {
-    let request = PushRequest::new(vec![Series::new(
-        &[("__name__", "process_cpu"), ("service_name", "bomb")],
-        vec![Sample::new(vec![0; inflated_len], "")],
-    )]);
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    encoder
-        .write_all(&request.encode())
-        .expect("gzip into memory");
-    encoder.finish().expect("finish gzip")
-}
-
-// ---------------------------------------------------------------------------------------------
 // gRPC-Web
 
 /// One gRPC-Web frame: flag byte (0x00 data, 0x80 trailers, bit 0 = compressed), u32
@@ -555,86 +505,6 @@ pub fn connect_error(body: &[u8]) -> Option<(String, String)> {
     Some((code, message))
 }
 
-/// The Connect code a Connect server puts on an error answered with HTTP `status` (the
-/// inverse of Connect's code → HTTP table, one code per status).
-pub fn connect_code_for_status(status: u16) -> &'static str {
-    match status {
-        400 => "invalid_argument",
-        401 => "unauthenticated",
-        403 => "permission_denied",
-        404 => "not_found",
-        408 | 504 => "deadline_exceeded",
-        409 => "aborted",
-        412 => "failed_precondition",
-        413 | 429 => "resource_exhausted",
-        499 => "canceled",
-        500 => "internal",
-        501 => "unimplemented",
-        503 => "unavailable",
-        _ => "unknown",
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Pyroscope's series validation
-
-/// Pyroscope's label-name rule for pushed series, `[a-zA-Z_][a-zA-Z0-9_.]*`.
-pub fn valid_label_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    match bytes.next() {
-        Some(b) if b.is_ascii_alphabetic() || b == b'_' => {}
-        _ => return false,
-    }
-    bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
-}
-
-/// `{a="1", b="2"}` as Pyroscope's `LabelPairsString` prints a series in error messages.
-pub fn label_pairs_string(labels: &[(String, String)]) -> String {
-    let inner: Vec<String> = labels.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
-    format!("{{{}}}", inner.join(", "))
-}
-
-/// What Pyroscope's distributor checks on a push before accepting it (`pkg/validation`):
-/// at least one series; per series `__name__` and `service_name` present and non-empty,
-/// names valid and distinct; per sample a `raw_profile` of at most 4 MiB. `Err` holds the
-/// message of the `invalid_argument` answer.
-pub fn validate_push(request: &PushRequest) -> Result<(), String> {
-    if request.series.is_empty() {
-        return Err("no profiles received".into());
-    }
-    for series in &request.series {
-        let mut sorted = series.labels.clone();
-        sorted.sort();
-        let shown = label_pairs_string(&sorted);
-        let invalid = |why: String| format!("invalid labels '{shown}' with error: {why}");
-        if series.label("__name__").is_none_or(str::is_empty) {
-            return Err(invalid("invalid metric name".into()));
-        }
-        if series.label("service_name").is_none_or(str::is_empty) {
-            return Err(invalid("service name is not provided".into()));
-        }
-        let mut last: Option<&str> = None;
-        for (name, _) in &sorted {
-            if !valid_label_name(name) {
-                return Err(invalid(format!("invalid label name '{name}'")));
-            }
-            if last == Some(name.as_str()) {
-                return Err(invalid(format!("duplicate label name '{name}'")));
-            }
-            last = Some(name);
-        }
-        for sample in &series.samples {
-            if sample.raw_profile.len() > MAX_PROFILE_SIZE_BYTES {
-                return Err(format!(
-                    "profile payload size exceeds limit of {MAX_PROFILE_SIZE_BYTES} bytes: {} bytes",
-                    sample.raw_profile.len()
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 // ---------------------------------------------------------------------------------------------
 // SDK shapes
 
@@ -664,7 +534,7 @@ impl PushUpload {
             headers.push(("Content-Encoding", ce));
         }
         headers.extend_from_slice(extra);
-        super::client::upload_request(PUSH_PATH, &headers, &self.body)
+        crate::client::upload_request(PUSH_PATH, &headers, &self.body)
     }
 }
 
@@ -734,7 +604,7 @@ pub fn dotnet_sdk(seed: u64) -> PushUpload {
             ("otel.scope.name", "com.grafana.pyroscope/dotnet"),
         ]),
         samples: vec![Sample::new(
-            bodies::gzip_stored(&bodies::fake_pprof(seed, 20_000)),
+            crate::gzip::gzip_stored(&bodies::fake_pprof(seed, 20_000)),
             "",
         )],
     }]);

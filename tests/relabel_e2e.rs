@@ -21,6 +21,7 @@ use support::client::upload_request;
 use support::gateway::metric_sum;
 use support::push::{self, PUSH_PATH, PushRequest, Sample, Series, owned_labels};
 use support::{Client, Driver, Gateway, MockPyroscope, Recorded, both_drivers};
+use testkit::labelset::go_query_escape;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -270,21 +271,6 @@ const CASES: &[Case] = &[
     },
 ];
 
-/// Go's `url.QueryEscape`.
-fn query_escape(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 /// What `pyroscope.write` sends upstream for `/ingest` labels `labels` (sorted) and the
 /// `case` external label: `__name__` from a non-empty `service_name`, then Pyroscope's
 /// `Normalized()` text, in the re-encoded query.
@@ -312,7 +298,7 @@ fn ingest_query(labels: &[(String, String)], case: &str) -> String {
     let name = format!("{app}{{{}}}", inner.join(","));
     format!(
         "from=1700000000&name={}&sampleRate=100&spyName=gospy&until=1700000010",
-        query_escape(&name)
+        go_query_escape(&name)
     )
 }
 

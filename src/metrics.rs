@@ -25,7 +25,25 @@ pub enum DropReason {
     Shutdown = 3,
 }
 
-const DROP_REASONS: [&str; 4] = ["queue_full", "retries_exhausted", "rejected", "shutdown"];
+impl DropReason {
+    /// Every reason, in counter order.
+    pub const ALL: [DropReason; 4] = [
+        DropReason::QueueFull,
+        DropReason::RetriesExhausted,
+        DropReason::Rejected,
+        DropReason::Shutdown,
+    ];
+
+    /// The `reason` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::RetriesExhausted => "retries_exhausted",
+            DropReason::Rejected => "rejected",
+            DropReason::Shutdown => "shutdown",
+        }
+    }
+}
 
 /// Why a request was answered 503 before anything was queued. (Shutdown refuses nothing: a
 /// request already being read is served, and a keep-alive connection is closed between
@@ -36,7 +54,18 @@ pub enum RefuseReason {
     QueueFull = 1,
 }
 
-const REFUSE_REASONS: [&str; 2] = ["budget", "queue_full"];
+impl RefuseReason {
+    /// Every reason, in counter order.
+    pub const ALL: [RefuseReason; 2] = [RefuseReason::Budget, RefuseReason::QueueFull];
+
+    /// The `reason` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            RefuseReason::Budget => "budget",
+            RefuseReason::QueueFull => "queue_full",
+        }
+    }
+}
 
 /// Upper bounds (seconds) of the rendered upstream latency histogram.
 const LATENCY_BUCKETS_SECONDS: [f64; 12] = [
@@ -56,7 +85,7 @@ pub struct DestMetrics {
     pub dropped_bytes: Cell<u64>,
     pub dropped_profiles: Cell<u64>,
     pub retries: Cell<u64>,
-    dropped: [Cell<u64>; DROP_REASONS.len()],
+    dropped: [Cell<u64>; DropReason::ALL.len()],
     /// Time from enqueue to final success, in microseconds.
     latency: RefCell<Histogram<u64>>,
 }
@@ -121,7 +150,7 @@ impl DestMetrics {
 #[derive(Debug, Default)]
 pub struct ReceiverMetrics {
     requests: RefCell<BTreeMap<(&'static str, u16), u64>>,
-    refused: [Cell<u64>; REFUSE_REASONS.len()],
+    refused: [Cell<u64>; RefuseReason::ALL.len()],
     pub connections: Cell<u64>,
 }
 
@@ -228,7 +257,7 @@ pub struct DestSnapshot {
     pub dropped_bytes: u64,
     pub dropped_profiles: u64,
     pub retries: u64,
-    pub dropped: [u64; DROP_REASONS.len()],
+    pub dropped: [u64; DropReason::ALL.len()],
     pub latency: Histogram<u64>,
     pub queue_depth: u64,
 }
@@ -253,7 +282,7 @@ impl DestSnapshot {
 #[derive(Debug, Clone, Default)]
 pub struct ReceiverSnapshot {
     pub requests: BTreeMap<(&'static str, u16), u64>,
-    pub refused: [u64; REFUSE_REASONS.len()],
+    pub refused: [u64; RefuseReason::ALL.len()],
     pub connections: u64,
 }
 
@@ -411,7 +440,7 @@ pub fn render(config: &Config, snap: &CoreSnapshot) -> String {
         "Accepted uploads not delivered to a destination, by reason.",
     );
     for (d, n) in snap.dests.iter().zip(&names) {
-        for (i, reason) in DROP_REASONS.iter().enumerate() {
+        for (i, reason) in DropReason::ALL.iter().map(|r| r.label()).enumerate() {
             f.sample(
                 "pyrogate_dropped_total",
                 &[label("endpoint", n), label("reason", reason)],
@@ -481,7 +510,7 @@ pub fn render(config: &Config, snap: &CoreSnapshot) -> String {
         "Requests answered 503 before anything was queued, by reason.",
     );
     for (r, rc) in snap.receivers.iter().zip(&config.receivers) {
-        for (i, reason) in REFUSE_REASONS.iter().enumerate() {
+        for (i, reason) in RefuseReason::ALL.iter().map(|r| r.label()).enumerate() {
             f.sample(
                 "pyrogate_refused_total",
                 &[label("receiver", &rc.label), label("reason", reason)],

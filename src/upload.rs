@@ -17,6 +17,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::budget::Reservation;
+use crate::metrics::DropReason;
 use crate::sync::Notify;
 
 /// The body of one upstream request, as reference-counted handles into received memory.
@@ -68,25 +69,109 @@ impl Requests {
     }
 }
 
-/// Which upstream API an [`Outbound`] speaks.
+/// Which upload API a request uses, downstream and upstream (the one enum for it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
+pub enum Api {
     /// `POST /ingest`: the client's body and `Content-Type`, Alloy's `/ingest` retry rules.
     Ingest,
     /// Connect unary `Push`: `application/proto`, `Connect-Protocol-Version: 1`,
     /// `Connect-Timeout-Ms` from the remaining deadline, Connect's retry rules.
-    Push { deadline: Option<Instant> },
+    Push,
 }
 
-/// Why one destination did not take an upload.
+/// Which side of the gateway a delivery error belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// The upstream answered this status on the last attempt.
-    Status(u16),
-    /// The destination's queue stayed full past the wait deadline.
-    Overloaded,
-    /// Anything without an HTTP status: network errors, timeouts, invalid labels, shutdown.
-    Error,
+pub enum Side {
+    /// What the client sent (labels a writer refuses, a deadline it set).
+    Client,
+    /// What the upstream did (a status, a broken connection).
+    Upstream,
+    /// The gateway's own limits and state (a full queue, shutdown, a capture file).
+    Internal,
+}
+
+/// Whether the attempt that met an error may be made again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    No,
+    /// Within the endpoint's retry budget (backoff, `max_backoff_retries`).
+    Yes,
+    /// Only when it happened on a reused keep-alive connection, and then at once on a fresh
+    /// one without counting an attempt: the upstream closed the idle connection first.
+    OnReusedConnection,
+}
+
+/// Why one destination's copy of an upload was not delivered, or why one attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryError {
+    /// The writer refused the labels (`invalid labels in profile: ...`).
+    InvalidLabels,
+    /// The destination's queue stayed full past the request's wait deadline.
+    QueueFull,
+    /// The upstream answered this status (not 200); `retryable` per the protocol's rules
+    /// (Alloy's `shouldRetry` for `/ingest`, Connect's codes for Push).
+    Status { status: u16, retryable: bool },
+    /// No usable response: connect failure, reset, malformed response, attempt timeout.
+    Transport,
+    /// A reused keep-alive connection failed before any response byte arrived.
+    StaleConnection,
+    /// The client's deadline (`Connect-Timeout-Ms`) passed before an attempt could start.
+    DeadlineExceeded,
+    /// Writing a capture record failed.
+    Capture,
+    /// Still queued or in flight when graceful shutdown ran out of time (or the item was
+    /// dropped unfinished).
+    Shutdown,
+}
+
+impl DeliveryError {
+    pub fn side(self) -> Side {
+        match self {
+            DeliveryError::InvalidLabels | DeliveryError::DeadlineExceeded => Side::Client,
+            DeliveryError::Status { .. }
+            | DeliveryError::Transport
+            | DeliveryError::StaleConnection => Side::Upstream,
+            DeliveryError::QueueFull | DeliveryError::Capture | DeliveryError::Shutdown => {
+                Side::Internal
+            }
+        }
+    }
+
+    pub fn retry(self) -> Retry {
+        match self {
+            DeliveryError::Status {
+                retryable: true, ..
+            }
+            | DeliveryError::Transport => Retry::Yes,
+            DeliveryError::StaleConnection => Retry::OnReusedConnection,
+            _ => Retry::No,
+        }
+    }
+
+    /// A stable name for logs and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            DeliveryError::InvalidLabels => "invalid_labels",
+            DeliveryError::QueueFull => "queue_full",
+            DeliveryError::Status { .. } => "status",
+            DeliveryError::Transport => "transport",
+            DeliveryError::StaleConnection => "stale_connection",
+            DeliveryError::DeadlineExceeded => "deadline_exceeded",
+            DeliveryError::Capture => "capture",
+            DeliveryError::Shutdown => "shutdown",
+        }
+    }
+
+    /// The `reason` a final error is counted under in `pyrogate_dropped_total`: a retryable
+    /// error that ended the delivery did so because the attempts ran out.
+    pub fn drop_reason(self) -> DropReason {
+        match self {
+            DeliveryError::QueueFull => DropReason::QueueFull,
+            DeliveryError::Shutdown => DropReason::Shutdown,
+            e if e.retry() != Retry::No => DropReason::RetriesExhausted,
+            _ => DropReason::Rejected,
+        }
+    }
 }
 
 /// What the client is told once every destination has finished (Alloy's rules).
@@ -126,17 +211,18 @@ impl Ticket {
         }
     }
 
-    /// Records one destination's final result.
-    pub fn complete(&self, result: Result<(), Failure>) {
+    /// Records one destination's final result: the first upstream status wins, then a full
+    /// queue, then any other error.
+    pub fn complete(&self, result: Result<(), DeliveryError>) {
         match result {
             Ok(()) => {}
-            Err(Failure::Status(s)) => {
+            Err(DeliveryError::Status { status, .. }) => {
                 if self.first_status.get().is_none() {
-                    self.first_status.set(Some(s));
+                    self.first_status.set(Some(status));
                 }
             }
-            Err(Failure::Overloaded) => self.overloaded.set(true),
-            Err(Failure::Error) => self.failed.set(true),
+            Err(DeliveryError::QueueFull) => self.overloaded.set(true),
+            Err(_) => self.failed.set(true),
         }
         let left = self.remaining.get().saturating_sub(1);
         self.remaining.set(left);
@@ -207,7 +293,9 @@ pub struct Upload {
 #[derive(Debug)]
 pub struct Outbound {
     pub upload: Rc<Upload>,
-    pub protocol: Protocol,
+    pub api: Api,
+    /// The client's deadline (Push `Connect-Timeout-Ms`), which caps every attempt.
+    pub deadline: Option<Instant>,
     /// Upstream request-target: path and query, already rewritten.
     pub target: String,
     pub requests: Requests,
@@ -222,7 +310,8 @@ impl Outbound {
     /// One destination's requests for `upload`.
     pub fn new(
         upload: Rc<Upload>,
-        protocol: Protocol,
+        api: Api,
+        deadline: Option<Instant>,
         target: String,
         requests: Requests,
         profiles: u64,
@@ -230,7 +319,8 @@ impl Outbound {
     ) -> Self {
         Outbound {
             upload,
-            protocol,
+            api,
+            deadline,
             target,
             requests,
             profiles,
@@ -244,7 +334,8 @@ impl Outbound {
         let bytes = body.len();
         Outbound {
             upload,
-            protocol: Protocol::Ingest,
+            api: Api::Ingest,
+            deadline: None,
             target,
             requests: Requests::One(body),
             profiles: 1,
@@ -264,7 +355,8 @@ impl Outbound {
     ) -> Self {
         Outbound {
             upload,
-            protocol: Protocol::Push { deadline },
+            api: Api::Push,
+            deadline,
             target,
             requests: Requests::Sequence(series),
             profiles,
@@ -274,7 +366,7 @@ impl Outbound {
     }
 
     /// Reports this destination's final result to the upload's ticket.
-    pub fn finish(mut self, result: Result<(), Failure>) {
+    pub fn finish(mut self, result: Result<(), DeliveryError>) {
         self.finished = true;
         self.upload.ticket.complete(result);
     }
@@ -285,7 +377,7 @@ impl Drop for Outbound {
     /// ticket, so no client waits forever.
     fn drop(&mut self) {
         if !self.finished {
-            self.upload.ticket.complete(Err(Failure::Error));
+            self.upload.ticket.complete(Err(DeliveryError::Shutdown));
         }
     }
 }
@@ -295,12 +387,82 @@ mod tests {
     use super::*;
 
     #[test]
+    fn delivery_errors_know_their_side_retry_rule_and_drop_reason() {
+        use DeliveryError as E;
+        let cases = [
+            (
+                E::InvalidLabels,
+                Side::Client,
+                Retry::No,
+                DropReason::Rejected,
+            ),
+            (
+                E::QueueFull,
+                Side::Internal,
+                Retry::No,
+                DropReason::QueueFull,
+            ),
+            (
+                E::Status {
+                    status: 503,
+                    retryable: true,
+                },
+                Side::Upstream,
+                Retry::Yes,
+                DropReason::RetriesExhausted,
+            ),
+            (
+                E::Status {
+                    status: 400,
+                    retryable: false,
+                },
+                Side::Upstream,
+                Retry::No,
+                DropReason::Rejected,
+            ),
+            (
+                E::Transport,
+                Side::Upstream,
+                Retry::Yes,
+                DropReason::RetriesExhausted,
+            ),
+            (
+                E::StaleConnection,
+                Side::Upstream,
+                Retry::OnReusedConnection,
+                DropReason::RetriesExhausted,
+            ),
+            (
+                E::DeadlineExceeded,
+                Side::Client,
+                Retry::No,
+                DropReason::Rejected,
+            ),
+            (E::Capture, Side::Internal, Retry::No, DropReason::Rejected),
+            (E::Shutdown, Side::Internal, Retry::No, DropReason::Shutdown),
+        ];
+        for (e, side, retry, reason) in cases {
+            assert_eq!(
+                (e.side(), e.retry(), e.drop_reason()),
+                (side, retry, reason),
+                "{e:?}"
+            );
+        }
+    }
+
+    #[test]
     fn first_upstream_status_wins_over_other_failures() {
         let t = Ticket::new(3);
-        t.complete(Err(Failure::Error));
-        t.complete(Err(Failure::Status(429)));
+        t.complete(Err(DeliveryError::Transport));
+        t.complete(Err(DeliveryError::Status {
+            status: 429,
+            retryable: true,
+        }));
         assert!(!t.is_done());
-        t.complete(Err(Failure::Status(503)));
+        t.complete(Err(DeliveryError::Status {
+            status: 503,
+            retryable: true,
+        }));
         assert!(t.is_done());
         assert_eq!(t.verdict(), Verdict::Upstream(429));
     }

@@ -10,8 +10,7 @@
 use std::rc::Rc;
 use std::time::Instant;
 
-use crate::metrics::DropReason;
-use crate::upload::{Failure, Outbound};
+use crate::upload::{DeliveryError, Outbound};
 use crate::upstream::Destination;
 
 /// Queues each `(destination, item)`, waiting until `deadline` for room where a queue is
@@ -42,13 +41,16 @@ pub async fn dispatch(items: Vec<(Rc<Destination>, Outbound)>, deadline: Instant
         pending = still;
     }
     for (d, item) in pending {
-        d.metrics
-            .record_dropped(item.bytes, item.profiles, DropReason::QueueFull);
+        d.metrics.record_dropped(
+            item.bytes,
+            item.profiles,
+            DeliveryError::QueueFull.drop_reason(),
+        );
         d.warn(format_args!(
             "queue full ({} uploads): upload dropped for this endpoint",
             d.queue.capacity()
         ));
-        item.finish(Err(Failure::Overloaded));
+        item.finish(Err(DeliveryError::QueueFull));
     }
     accepted
 }

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use crate::budget::Reservation;
 use crate::config::AckMode;
 use crate::fanout;
-use crate::upload::{Failure, Outbound, Payload, Protocol, Requests, Ticket, Upload, Verdict};
+use crate::upload::{Api, DeliveryError, Outbound, Payload, Requests, Ticket, Upload, Verdict};
 use crate::upstream::Destination;
 
 /// One upstream request sequence for one destination, before the shared upload exists.
@@ -40,7 +40,9 @@ struct Planned {
 /// The upstream requests of one client request, built by an API handler.
 #[derive(Debug)]
 pub struct Delivery {
-    protocol: Protocol,
+    api: Api,
+    /// The client's deadline, for Push.
+    deadline: Option<Instant>,
     headers: Vec<(Bytes, Bytes)>,
     planned: Vec<Planned>,
     /// Destinations that finished with a failure before anything was queued.
@@ -61,11 +63,12 @@ pub struct Acked {
 }
 
 impl Delivery {
-    /// A delivery in `protocol` that forwards `headers` (name, value slices of the client's
-    /// head) with every upstream request.
-    pub fn new(protocol: Protocol, headers: Vec<(Bytes, Bytes)>) -> Self {
+    /// A delivery in `api` (bounded by the client's `deadline`, if any) that forwards
+    /// `headers` (name, value slices of the client's head) with every upstream request.
+    pub fn new(api: Api, deadline: Option<Instant>, headers: Vec<(Bytes, Bytes)>) -> Self {
         Delivery {
-            protocol,
+            api,
+            deadline,
             headers,
             planned: Vec::new(),
             failed_early: 0,
@@ -127,7 +130,8 @@ impl Delivery {
         ack: AckMode,
     ) -> Acked {
         let Delivery {
-            protocol,
+            api,
+            deadline,
             headers,
             planned,
             failed_early,
@@ -147,7 +151,7 @@ impl Delivery {
             upload.ticket.mark_failed();
         }
         for _ in 0..failed_early {
-            upload.ticket.complete(Err(Failure::Error));
+            upload.ticket.complete(Err(DeliveryError::InvalidLabels));
         }
         let offered = planned.len();
         let items = planned
@@ -155,7 +159,8 @@ impl Delivery {
             .map(|p| {
                 let item = Outbound::new(
                     upload.clone(),
-                    protocol,
+                    api,
+                    deadline,
                     p.target,
                     p.requests,
                     p.profiles,

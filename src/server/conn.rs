@@ -23,6 +23,7 @@ use crate::budget::Reservation;
 use crate::h1::{self, BodyFraming, Method, RequestHead};
 use crate::metrics::RefuseReason;
 use crate::tls::stream::Stream;
+use crate::upload::Api;
 
 /// Initial read buffer per connection; SDK heads fit, bodies get their own buffer.
 const READ_BUFFER_BYTES: usize = 16 * 1024;
@@ -66,41 +67,32 @@ impl Reply {
     }
 }
 
-/// The two upload APIs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Api {
-    Ingest,
-    Push,
+fn route_name(api: Api) -> &'static str {
+    match api {
+        Api::Ingest => "ingest",
+        Api::Push => "push_v1_pusherservice",
+    }
 }
 
-impl Api {
-    fn route_name(self) -> &'static str {
-        match self {
-            Api::Ingest => "ingest",
-            Api::Push => "push_v1_pusherservice",
-        }
+/// The answer when the body is over `max_request_body_bytes`, before it is read.
+fn too_large(api: Api, limit: u64) -> Reply {
+    match api {
+        Api::Ingest => Reply::text(413, h1::reason_phrase(413)),
+        Api::Push => push_error(
+            crate::push::connect::Code::ResourceExhausted,
+            &format!("request body is larger than {limit} bytes"),
+        ),
     }
+}
 
-    /// The answer when the body is over `max_request_body_bytes`, before it is read.
-    fn too_large(self, limit: u64) -> Reply {
-        match self {
-            Api::Ingest => Reply::text(413, h1::reason_phrase(413)),
-            Api::Push => push_error(
-                crate::push::connect::Code::ResourceExhausted,
-                &format!("request body is larger than {limit} bytes"),
-            ),
-        }
-    }
-
-    /// The answer when the in-flight budget stays full.
-    fn overloaded(self) -> Reply {
-        match self {
-            Api::Ingest => Reply::overloaded(),
-            Api::Push => push_error(
-                crate::push::connect::Code::Unavailable,
-                "in-flight budget exhausted; retry later",
-            ),
-        }
+/// The answer when the in-flight budget stays full.
+fn overloaded(api: Api) -> Reply {
+    match api {
+        Api::Ingest => Reply::overloaded(),
+        Api::Push => push_error(
+            crate::push::connect::Code::Unavailable,
+            "in-flight budget exhausted; retry later",
+        ),
     }
 }
 
@@ -307,19 +299,19 @@ impl Conn<'_> {
         deadline: Instant,
     ) -> Next {
         let http = &self.rx.config.http;
-        let route = api.route_name();
+        let route = route_name(api);
         let wait_until = Instant::now() + self.core.queue_wait_timeout;
         let keep_alive = head.keep_alive;
         let (body, reservation) = match head.body {
             BodyFraming::Empty => (Bytes::new(), None),
             BodyFraming::Length(n) if n > http.max_body_bytes => {
-                let reply = api.too_large(http.max_body_bytes);
+                let reply = too_large(api, http.max_body_bytes);
                 return self.respond(&reply, true, route).await;
             }
             BodyFraming::Length(n) => {
                 let Some(res) = self.core.budget.reserve_until(n, wait_until).await else {
                     self.rx.metrics.record_refused(RefuseReason::Budget);
-                    return self.respond(&api.overloaded(), true, route).await;
+                    return self.respond(&overloaded(api), true, route).await;
                 };
                 if head.expect_continue && self.buf.is_empty() && !self.write_continue().await {
                     return Next::Close;
@@ -337,7 +329,7 @@ impl Conn<'_> {
                     .await
                 else {
                     self.rx.metrics.record_refused(RefuseReason::Budget);
-                    return self.respond(&api.overloaded(), true, route).await;
+                    return self.respond(&overloaded(api), true, route).await;
                 };
                 if head.expect_continue && self.buf.is_empty() && !self.write_continue().await {
                     return Next::Close;
@@ -427,7 +419,7 @@ impl Conn<'_> {
                 let more = (worst - res.bytes()).max(CHUNKED_RESERVE_STEP.min(max));
                 if !res.grow_until(more, wait_until).await {
                     self.rx.metrics.record_refused(RefuseReason::Budget);
-                    return Err(Some(api.overloaded()));
+                    return Err(Some(overloaded(api)));
                 }
             }
             // Over the limit a Push gets the Connect error a Content-Length push gets; other
@@ -436,7 +428,7 @@ impl Conn<'_> {
                 .decode(&self.buf, Some(&mut body))
                 .map_err(|e| match e {
                     h1::ChunkedError::BodyTooLarge { limit } if api == Api::Push => {
-                        Some(api.too_large(limit))
+                        Some(too_large(api, limit))
                     }
                     e => Some(Reply::text(e.status(), &e.to_string())),
                 })?;

@@ -18,7 +18,7 @@ use crate::h1::{self, RequestHead};
 use crate::labels::{self, IngestLabels};
 use crate::metrics::{DropReason, RefuseReason};
 use crate::pipeline::deliver::Delivery;
-use crate::upload::{Protocol, Verdict};
+use crate::upload::{Api, Verdict};
 
 /// Handles one upload whose body has been read; returns the client's answer.
 pub async fn handle(
@@ -54,7 +54,7 @@ pub async fn handle(
     let input: Vec<(&str, &str)> = received.iter().collect();
     let mut hops = Vec::with_capacity(rx.pipeline.paths());
     rx.pipeline.route(&input, &mut hops);
-    let mut delivery = Delivery::new(Protocol::Ingest, headers);
+    let mut delivery = Delivery::new(Api::Ingest, None, headers);
     for hop in &hops {
         let relabelled;
         let labels = match &hop.labels {

@@ -22,7 +22,7 @@ use crate::metrics::{DropReason, RefuseReason};
 use crate::pipeline::Writer;
 use crate::pipeline::deliver::Delivery;
 use crate::push::{self, PUSH_PATH, connect::Code, connect::Protocol as Wire};
-use crate::upload::{Payload, Protocol, Requests, Verdict};
+use crate::upload::{Api, Payload, Requests, Verdict};
 
 /// An answer in the client's protocol.
 fn answer(wire: Wire, error: Option<(Code, &str)>) -> Reply {
@@ -187,10 +187,7 @@ pub async fn handle(
         }
     }
 
-    let mut delivery = Delivery::new(
-        Protocol::Push { deadline },
-        forwarded_headers(rx, head, head_bytes),
-    );
+    let mut delivery = Delivery::new(Api::Push, deadline, forwarded_headers(rx, head, head_bytes));
     for acc in paths {
         let Some(writer) = acc.writer else { continue };
         let rejected = acc.errors.len() as u64;

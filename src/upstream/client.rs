@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::h1;
 use crate::tls::stream::Stream;
-use crate::upload::Payload;
+use crate::upload::{DeliveryError, Payload};
 use bytes::{Buf, Bytes, BytesMut};
 
 /// Upstream error bodies kept for logs, as Alloy keeps (2 KiB).
@@ -32,6 +32,21 @@ pub enum ExchangeError {
     Closed { response_started: bool },
     #[error("malformed upstream response: {0}")]
     Malformed(String),
+}
+
+impl ExchangeError {
+    /// The delivery error this is on a reused keep-alive connection: before any response
+    /// byte, an i/o error or a close means the upstream closed the idle connection first
+    /// (RFC 9112 §9.3.1 allows it), which is retried at once on a fresh connection.
+    pub fn on_reused_connection(&self) -> DeliveryError {
+        match self {
+            ExchangeError::Io(_)
+            | ExchangeError::Closed {
+                response_started: false,
+            } => DeliveryError::StaleConnection,
+            _ => DeliveryError::Transport,
+        }
+    }
 }
 
 /// The parts of an upstream response pyrogate acts on.

@@ -17,9 +17,8 @@ use super::{Destination, HttpTarget, Target};
 use crate::capture;
 use crate::config::Compression;
 use crate::h1;
-use crate::metrics::DropReason;
 use crate::push::connect;
-use crate::upload::{Failure, Outbound, Payload, Protocol};
+use crate::upload::{Api, DeliveryError, Outbound, Payload, Retry};
 
 /// Runs one sender until the destination's queue is closed and empty.
 pub async fn run(dest: Rc<Destination>) {
@@ -38,12 +37,15 @@ pub async fn run(dest: Rc<Destination>) {
                 item.finish(Ok(()));
             }
             Err(undelivered) => {
-                dest.metrics
-                    .record_dropped(item.bytes, item.profiles, undelivered.reason);
-                if matches!(item.protocol, Protocol::Push { .. }) {
+                dest.metrics.record_dropped(
+                    item.bytes,
+                    item.profiles,
+                    undelivered.error.drop_reason(),
+                );
+                if matches!(item.api, Api::Push) {
                     item.upload.ticket.note_error(&undelivered.message);
                 }
-                item.finish(Err(undelivered.failure));
+                item.finish(Err(undelivered.error));
             }
         }
     }
@@ -52,8 +54,7 @@ pub async fn run(dest: Rc<Destination>) {
 /// The final failure of one upload at one destination.
 #[derive(Debug)]
 struct Undelivered {
-    failure: Failure,
-    reason: DropReason,
+    error: DeliveryError,
     /// Alloy's wording: `failed to push to endpoint <url> (<n> retries): <cause>`.
     message: String,
 }
@@ -72,8 +73,8 @@ fn headers_of<'a>(
     for (n, v) in &item.upload.headers {
         h.push((n, v));
     }
-    match item.protocol {
-        Protocol::Ingest => {
+    match item.api {
+        Api::Ingest => {
             let client_has_ct = item
                 .upload
                 .headers
@@ -83,7 +84,7 @@ fn headers_of<'a>(
                 h.push((b"Content-Type", ct));
             }
         }
-        Protocol::Push { .. } => {
+        Api::Push => {
             h.push((b"Content-Type", b"application/proto"));
             if gzip {
                 h.push((b"Content-Encoding", b"gzip"));
@@ -137,8 +138,7 @@ async fn capture(
     let parts: Vec<Bytes> = payload.parts().to_vec();
     let sink = sink.clone();
     let failed = |cause: String| Undelivered {
-        failure: Failure::Error,
-        reason: DropReason::Rejected,
+        error: DeliveryError::Capture,
         message: format!(
             "failed to write capture {}: {cause}",
             dest.endpoint.url_text
@@ -154,29 +154,31 @@ async fn capture(
     }
 }
 
-/// How one attempt ended, classified for retrying.
+/// How one attempt ended: the typed error (side, retry rule) and its description.
 struct AttemptFailure {
-    failure: Failure,
-    retryable: bool,
+    error: DeliveryError,
     retry_after: Option<Duration>,
+    /// What the logs and a Push client read after `failed to push to endpoint ...: `.
     cause: String,
 }
 
 /// Classifies a non-200 response: Alloy's `/ingest` rules on the status, or Connect's rules
 /// on the error code (from the Connect error body, else from the HTTP status as connect-go does).
-fn classify(protocol: Protocol, resp: &Response, retry_on_429: bool) -> AttemptFailure {
+fn classify(api: Api, resp: &Response, retry_on_429: bool) -> AttemptFailure {
     let body = String::from_utf8_lossy(&resp.body_excerpt).into_owned();
-    match protocol {
-        Protocol::Ingest => AttemptFailure {
-            failure: Failure::Status(resp.status),
-            retryable: should_retry(AttemptError::Status(resp.status), retry_on_429),
+    match api {
+        Api::Ingest => AttemptFailure {
+            error: DeliveryError::Status {
+                status: resp.status,
+                retryable: should_retry(AttemptError::Status(resp.status), retry_on_429),
+            },
             retry_after: resp.retry_after,
             cause: format!(
                 "remote error: pyroscope write error: status={} msg={body}",
                 resp.status
             ),
         },
-        Protocol::Push { .. } => {
+        Api::Push => {
             let (code, message) =
                 connect::parse_error_body(&resp.body_excerpt).unwrap_or_else(|| {
                     (
@@ -185,8 +187,10 @@ fn classify(protocol: Protocol, resp: &Response, retry_on_429: bool) -> AttemptF
                     )
                 });
             AttemptFailure {
-                failure: Failure::Status(resp.status),
-                retryable: code.is_retryable(retry_on_429),
+                error: DeliveryError::Status {
+                    status: resp.status,
+                    retryable: code.is_retryable(retry_on_429),
+                },
                 retry_after: resp.retry_after,
                 cause: format!("{}: {message}", code.as_str()),
             }
@@ -194,14 +198,13 @@ fn classify(protocol: Protocol, resp: &Response, retry_on_429: bool) -> AttemptF
     }
 }
 
-fn transport_failure(protocol: Protocol, cause: String) -> AttemptFailure {
-    let cause = match protocol {
-        Protocol::Ingest => cause,
-        Protocol::Push { .. } => format!("unavailable: {cause}"),
+fn transport_failure(api: Api, cause: String) -> AttemptFailure {
+    let cause = match api {
+        Api::Ingest => cause,
+        Api::Push => format!("unavailable: {cause}"),
     };
     AttemptFailure {
-        failure: Failure::Error,
-        retryable: true,
+        error: DeliveryError::Transport,
         retry_after: None,
         cause,
     }
@@ -214,15 +217,15 @@ async fn deliver_http(
     payload: &Payload,
 ) -> Result<(), Undelivered> {
     let ep = &dest.endpoint;
-    let verb = match item.protocol {
-        Protocol::Ingest => "ingest",
-        Protocol::Push { .. } => "push",
+    let verb = match item.api {
+        Api::Ingest => "ingest",
+        Api::Push => "push",
     };
     // A Push to an endpoint that asks for gzip is compressed once, before the first attempt;
     // retries resend the same compressed bytes.
     let compressed;
-    let payload = match (item.protocol, ep.compression) {
-        (Protocol::Push { .. }, Compression::Gzip) => {
+    let payload = match (item.api, ep.compression) {
+        (Api::Push, Compression::Gzip) => {
             compressed = gzip_payload(payload);
             &compressed
         }
@@ -236,42 +239,37 @@ async fn deliver_http(
     loop {
         // Per attempt: `remote_timeout`, capped by the client's deadline (Connect-Timeout-Ms).
         let mut budget = ep.remote_timeout;
-        if let Protocol::Push { deadline: Some(d) } = item.protocol {
+        if let (Api::Push, Some(d)) = (item.api, item.deadline) {
             budget = budget.min(d.saturating_duration_since(Instant::now()));
         }
         let failed = if budget.is_zero() {
             AttemptFailure {
-                failure: Failure::Error,
-                retryable: false,
+                error: DeliveryError::DeadlineExceeded,
                 retry_after: None,
                 cause: "deadline_exceeded: the client's deadline passed".into(),
             }
         } else {
             match monoio::time::timeout(budget, attempt(dest, http, item, payload, budget)).await {
                 Ok(Ok(resp)) if resp.status == 200 => return Ok(()),
-                Ok(Ok(resp)) => classify(item.protocol, &resp, ep.retry_on_http_429),
-                Ok(Err(e)) => transport_failure(item.protocol, e.to_string()),
+                Ok(Ok(resp)) => classify(item.api, &resp, ep.retry_on_http_429),
+                Ok(Err(e)) => transport_failure(item.api, e.to_string()),
                 Err(_) => {
-                    transport_failure(item.protocol, format!("attempt timed out after {budget:?}"))
+                    transport_failure(item.api, format!("attempt timed out after {budget:?}"))
                 }
             }
         };
         tracing::debug!(endpoint = %ep.url_text, cause = %failed.cause, "failed to {verb} to endpoint");
         let more = backoff.record_attempt();
-        if !failed.retryable || !more {
-            let (retries, reason) = if failed.retryable {
-                (backoff.attempts(), DropReason::RetriesExhausted)
-            } else {
-                (0, DropReason::Rejected)
-            };
+        let retryable = failed.error.retry() == Retry::Yes;
+        if !retryable || !more {
+            let retries = if retryable { backoff.attempts() } else { 0 };
             let message = format!(
                 "failed to {verb} to endpoint {} ({retries} retries): {}",
                 ep.url_text, failed.cause
             );
             dest.warn(format_args!("{message}"));
             return Err(Undelivered {
-                failure: failed.failure,
-                reason,
+                error: failed.error,
                 message,
             });
         }
@@ -339,12 +337,8 @@ async fn attempt(
                 }
                 return redirected(dest, item, payload, resp, &headers).await;
             }
-            Err(ExchangeError::Closed {
-                response_started: false,
-            })
-            | Err(ExchangeError::Io(_)) => {
-                // A keep-alive connection the upstream closed while idle: not an attempt.
-            }
+            // A keep-alive connection the upstream closed while idle: not an attempt.
+            Err(e) if e.on_reused_connection().retry() == Retry::OnReusedConnection => {}
             Err(e) => return Err(e),
         }
     }

@@ -10,10 +10,12 @@
 //! - [`h1`]: HTTP/1.1 wire format in both directions. Pure bytes-in/values-out.
 //! - [`labels`]: Pyroscope's label-set grammar, Go-compatible query parsing and encoding, and
 //!   the label rules Alloy applies on `/ingest` and Push. Pure.
+//! - [`relabel`]: Prometheus' relabelling rules (`pyroscope.relabel`) and their cache. Pure.
 //! - [`gateway`] (main thread) starts [`worker`] core threads; each core runs [`server`]
-//!   (accept, HTTP/1.1 connections, `/ingest`), [`fanout`] (admission to the per-destination
-//!   queues) and [`upstream`] (sender pools, retries, keep-alive connections, [`capture`]
-//!   files). [`admin`] serves `/metrics` from [`metrics`] snapshots.
+//!   (accept, HTTP/1.1 connections, the `/ingest` and Push ends), [`pipeline`] (the component
+//!   graph of each receiver and the one delivery path), [`fanout`] (admission to the
+//!   per-destination queues) and [`upstream`] (sender pools, retries, keep-alive connections,
+//!   [`capture`] files). [`admin`] serves `/metrics` from [`metrics`] snapshots.
 //! - Leaves shared by those: [`upload`] (what crosses from handler to sender), [`budget`] (the
 //!   in-flight byte budget), [`sync`] (per-core `Notify`, `Shutdown`, `Queue`), [`io`] (reads,
 //!   the vectored write, the driver choice), [`secrets`] (rotating credentials), [`tls`].
@@ -22,7 +24,8 @@
 //! # Data flow on one core
 //! ```text
 //!  accept ─► conn: read head (h1) ─► route ─► reserve budget ─► read body into one Bytes
-//!        ─► ingest: labels per pyroscope.write ─► Outbound{Bytes clone} per endpoint
+//!        ─► ingest/push: labels ─► pipeline: relabel stages ─► writers reached
+//!        ─► deliver: Outbound{Bytes clone} per endpoint
 //!        ─► fanout::dispatch ─┬─► queue[A] ─► senders ×N ─► keep-alive conns ─► upstream A
 //!                             └─► queue[B] ─► senders ×N ─► capture segment (blocking pool)
 //!  ◄── reply: on enqueue (acknowledge="enqueued") or after every destination (Alloy's default)

@@ -718,7 +718,59 @@ pyroscope.write "backend" {{
     assert_eq!(get("pyroscope_relabel_cache_size"), 1.0);
 }
 
+/// A push whose labels both writers behind a relabel stage refuse: the client reads Alloy's
+/// message, where the relabel component's fan-out has collected the writers' errors with
+/// hashicorp/go-multierror; nothing goes upstream.
+fn push_label_errors_behind_a_relabel_reach_the_client_as_alloys_multierror(driver: Driver) {
+    let a = MockPyroscope::start();
+    let b = MockPyroscope::start();
+    let cfg = format!(
+        r#"pyroscope.receive_http "default" {{
+  http {{
+    listen_address = "127.0.0.1"
+    listen_port    = 0
+  }}
+  forward_to = [pyroscope.relabel.pass.receiver]
+}}
+pyroscope.relabel "pass" {{
+  forward_to = [pyroscope.write.a.receiver, pyroscope.write.b.receiver]
+}}
+pyroscope.write "a" {{
+  endpoint {{
+    url = "{}"
+  }}
+}}
+pyroscope.write "b" {{
+  endpoint {{
+    url = "{}"
+  }}
+}}
+"#,
+        a.url(),
+        b.url()
+    );
+    let gw = Gateway::start(&cfg, driver, 1);
+    let pushed = push::proto_push(PushRequest::new(vec![Series::new(
+        &[("__name__", "cpu"), ("service_name", "shop"), ("a b", "1")],
+        vec![Sample::new(b"pprof".to_vec(), "id-1")],
+    )]));
+    let r = send(gw.addr(), &pushed.http_request(&[]));
+    assert_eq!(r.status, 500, "{r:?}");
+    let (code, message) = push::connect_error(&r.body).expect("a Connect error body");
+    assert_eq!(code, "internal");
+    let write_error = "invalid labels in profile: invalid label name: invalid label name: a b: character is not allowed: ' '";
+    assert_eq!(
+        message,
+        format!(
+            "unable to append series {{__name__=\"cpu\", \"a b\"=\"1\", service_name=\"shop\"}} to appendable 0: \
+             2 errors occurred:\n\t* {write_error}\n\t* {write_error}\n\n"
+        )
+    );
+    assert_eq!(a.request_count() + b.request_count(), 0, "nothing upstream");
+}
+
 both_drivers!(
+    push_label_errors_behind_a_relabel_reach_the_client_as_alloys_multierror,
     every_action_rewrites_ingest_and_push_labels_as_prometheus_documents,
     chains_and_mixed_forward_to_lists_deliver_every_path,
     the_cache_answers_repeated_label_sets_and_drops_are_counted,

@@ -49,6 +49,30 @@ impl PushLabelError {
         )
     }
 
+    /// `unable to append series <labels> to appendable <index>: <errors>` for the errors of
+    /// several writers behind one `pyroscope.relabel` (Alloy's relabel fan-out collects them
+    /// with hashicorp/go-multierror, whose `Append` flattens nested lists, so every writer
+    /// below the stage lands in one list, in order): `errors` are those writers' errors for
+    /// the same series.
+    pub fn client_message_through_relabel(
+        errors: &[&PushLabelError],
+        appendable_index: usize,
+    ) -> String {
+        let series = errors.first().map_or("", |e| e.series.as_str());
+        let list = match errors {
+            [one] => format!("1 error occurred:\n\t* {one}\n\n"),
+            many => {
+                let points: Vec<String> = many.iter().map(|e| format!("* {e}")).collect();
+                format!(
+                    "{} errors occurred:\n\t{}\n\n",
+                    many.len(),
+                    points.join("\n\t")
+                )
+            }
+        };
+        format!("unable to append series {series} to appendable {appendable_index}: {list}")
+    }
+
     /// What `validateLabels` reported.
     pub fn cause(&self) -> &LabelValidationError {
         &self.cause
@@ -219,6 +243,19 @@ mod tests {
             "unable to append series {__name__=\"cpu\", \"a b\"=\"1\"} to appendable 2: \
              invalid labels in profile: invalid label name: invalid label name: a b: \
              character is not allowed: ' '"
+        );
+    }
+
+    #[test]
+    fn errors_behind_a_relabel_stage_read_as_go_multierror() {
+        let err =
+            push_series_labels(&owned(&[("__name__", "cpu"), ("a b", "1")]), &[]).unwrap_err();
+        assert_eq!(
+            PushLabelError::client_message_through_relabel(&[&err], 1),
+            format!(
+                "unable to append series {{__name__=\"cpu\", \"a b\"=\"1\"}} to appendable 1: \
+                 1 error occurred:\n\t* {err}\n\n"
+            )
         );
     }
 

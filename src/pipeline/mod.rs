@@ -113,6 +113,9 @@ pub struct Hop<'p> {
     /// configuration, so the series of one Push that take the same path can be grouped.
     pub path: usize,
     pub writer: &'p Rc<Writer>,
+    /// Whether the path starts at a relabel stage: Alloy's fan-out inside a relabel component
+    /// collects its writers' errors into one `go-multierror` list, which the client then reads.
+    pub through_relabel: bool,
     /// The labels the relabel stages left; `None` when no stage changed them (no relabel on
     /// the path, or an empty label set).
     pub labels: Option<Rc<Labels>>,
@@ -179,14 +182,26 @@ impl Pipeline {
     pub fn route<'p>(&'p self, labels: &[(&str, &str)], hops: &mut Vec<Hop<'p>>) {
         let mut path = 0;
         for (appendable, stage) in self.forward_to.iter().enumerate() {
-            walk(stage, appendable, &mut path, labels, None, hops);
+            let through_relabel = matches!(stage, Stage::Relabel(_));
+            let at = Start {
+                appendable,
+                through_relabel,
+            };
+            walk(stage, at, &mut path, labels, None, hops);
         }
     }
 }
 
+/// Where a walk started: the receiver's `forward_to` element.
+#[derive(Clone, Copy)]
+struct Start {
+    appendable: usize,
+    through_relabel: bool,
+}
+
 fn walk<'p>(
     stage: &'p Stage,
-    appendable: usize,
+    at: Start,
     path: &mut usize,
     input: &[(&str, &str)],
     current: Option<Rc<Labels>>,
@@ -195,9 +210,10 @@ fn walk<'p>(
     match stage {
         Stage::Write(writer) => {
             hops.push(Hop {
-                appendable,
+                appendable: at.appendable,
                 path: *path,
                 writer,
+                through_relabel: at.through_relabel,
                 labels: current,
             });
             *path += 1;
@@ -215,7 +231,7 @@ fn walk<'p>(
                 Some(next) => {
                     let next = next.or(current);
                     for s in &r.forward_to {
-                        walk(s, appendable, path, input, next.clone(), hops);
+                        walk(s, at, path, input, next.clone(), hops);
                     }
                 }
                 // Dropped: the paths below this stage are skipped but keep their numbers.

@@ -160,10 +160,13 @@ pub async fn handle(
     let mut paths: Vec<PathRequests<'_>> = Vec::new();
     paths.resize_with(rx.pipeline.paths(), PathRequests::default);
     let mut hops = Vec::with_capacity(rx.pipeline.paths());
+    // Alloy's client message per appendable (receiver `forward_to` element) and series.
+    let mut messages: Vec<(usize, String)> = Vec::new();
     for s in &request.series {
         let received = labels::push_receive_stage(&s.labels);
         hops.clear();
         rx.pipeline.route(received.labels(), &mut hops);
+        let mut refused: Vec<(usize, bool, labels::PushLabelError)> = Vec::new();
         for hop in &hops {
             let Some(acc) = paths.get_mut(hop.path) else {
                 continue;
@@ -182,20 +185,42 @@ pub async fn handle(
                         .map(|x| x.raw_profile.len() as u64)
                         .sum::<u64>();
                 }
-                Err(e) => acc.errors.push(e.client_message_for(hop.appendable)),
+                Err(e) => {
+                    acc.rejected += 1;
+                    refused.push((hop.appendable, hop.through_relabel, e));
+                }
             }
         }
+        let mut at = 0;
+        while let Some(&(appendable, through_relabel, _)) = refused.get(at) {
+            let same: Vec<&labels::PushLabelError> = refused[at..]
+                .iter()
+                .take_while(|(a, _, _)| *a == appendable)
+                .map(|(_, _, e)| e)
+                .collect();
+            at += same.len();
+            let message = if through_relabel {
+                labels::PushLabelError::client_message_through_relabel(&same, appendable)
+            } else {
+                same.iter()
+                    .map(|e| e.client_message_for(appendable))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            messages.push((appendable, message));
+        }
     }
+    // Alloy joins each appendable's per-series errors: the valid series are still delivered,
+    // but the client is told about the invalid ones.
+    messages.sort_by_key(|(appendable, _)| *appendable);
 
     let mut delivery = Delivery::new(Api::Push, deadline, forwarded_headers(rx, head, head_bytes));
+    for (_, message) in messages {
+        delivery.fail(message);
+    }
     for acc in paths {
         let Some(writer) = acc.writer else { continue };
-        let rejected = acc.errors.len() as u64;
-        for e in acc.errors {
-            // Alloy joins the per-series errors: the valid series are still delivered, but
-            // the client is told about the invalid ones.
-            delivery.fail(e);
-        }
+        let rejected = acc.rejected;
         for dest in writer.destinations() {
             if rejected > 0 {
                 dest.metrics
@@ -248,8 +273,8 @@ struct PathRequests<'p> {
     requests: Vec<Payload>,
     profiles: u64,
     bytes: u64,
-    /// Alloy's error for each series the writer rejected.
-    errors: Vec<String>,
+    /// Series the writer rejected.
+    rejected: u64,
 }
 
 fn forwarded_headers(

@@ -157,6 +157,11 @@ pub fn run(config: Config, opts: RunOptions) -> Result<CoreSnapshot, StartError>
     let addrs = resolve_all(&config, &prepared.transports);
     let pool = DefaultThreadPool::new(BLOCKING_THREADS);
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
+    let conn_slots: Vec<Arc<server::ConnSlots>> = config
+        .receivers
+        .iter()
+        .map(|r| Arc::new(server::ConnSlots::new(r.http.conn_limit)))
+        .collect();
     let mut handles: Vec<CoreHandle> = Vec::new();
     let mut threads = Vec::new();
     for (index, l) in listeners.into_iter().enumerate() {
@@ -171,6 +176,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<CoreSnapshot, StartError>
             driver,
             transports: prepared.transports.clone(),
             receivers_sec: server_sec.clone(),
+            conn_slots: conn_slots.clone(),
             blocking_pool: pool.clone(),
             ready: ready_tx.clone(),
         };

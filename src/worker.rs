@@ -95,6 +95,8 @@ pub struct CoreSetup {
     pub transports: Vec<Arc<upstream::transport::Transport>>,
     /// TLS and client authentication per receiver, in `config.receivers` order.
     pub receivers_sec: Vec<server::tls::Prepared>,
+    /// Each receiver's `conn_limit` slots, shared by every core (`config.receivers` order).
+    pub conn_slots: Vec<Arc<server::ConnSlots>>,
     pub blocking_pool: DefaultThreadPool,
     pub ready: Sender<Result<(), String>>,
 }
@@ -155,6 +157,7 @@ async fn core_main(
         driver,
         transports,
         receivers_sec,
+        conn_slots,
         ..
     } = setup;
     let driver = driver.resolve();
@@ -186,7 +189,10 @@ async fn core_main(
             Rc::new(ReceiverRt::new(
                 i,
                 r,
-                cores,
+                conn_slots
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(server::ConnSlots::new(r.http.conn_limit))),
                 components.pipeline(&r.forward_to),
                 sec.and_then(|p| p.tls.clone()),
                 sec.and_then(|p| p.client_auth.as_ref())

@@ -202,6 +202,52 @@ fn idle_timeout_closes_an_idle_keep_alive_connection(driver: Driver) {
 /// How long a request on the third connection is given to (wrongly) get an answer.
 const NO_ANSWER_WINDOW: Duration = Duration::from_secs(1);
 
+/// `conn_limit` is one limit for the whole gateway, not a share per core: with two cores and
+/// `conn_limit = 3`, three connections are served and three more, wherever SO_REUSEPORT puts
+/// them, wait unanswered; closing the served ones lets the waiting ones in.
+fn conn_limit_is_global_across_cores(driver: Driver) {
+    let mock = MockPyroscope::start();
+    let gw = Gateway::start(
+        &config::single(&mock.url(), "", "    conn_limit = 3", ""),
+        driver,
+        2,
+    );
+    let held: Vec<Client> = (0..3)
+        .map(|i| {
+            let mut c = Client::connect(gw.addr());
+            c.send(&bodies::node_pprof(30 + i).request(&[]));
+            let response = c.read_response();
+            assert_eq!(response.status, 200, "connection {i}: {response:?}");
+            c
+        })
+        .collect();
+    let mut extra: Vec<Client> = (0..3)
+        .map(|i| {
+            let mut c = Client::connect(gw.addr()).with_timeout(NO_ANSWER_WINDOW);
+            c.send(&bodies::node_pprof(40 + i).request(&[]));
+            c
+        })
+        .collect();
+    for (i, c) in extra.iter_mut().enumerate() {
+        match c.try_read_response() {
+            Err(e) if e.starts_with("timed out") => {}
+            other => panic!("connection {} over a conn_limit of 3 got {other:?}", i + 4),
+        }
+    }
+    assert_eq!(
+        mock.request_count(),
+        3,
+        "only the three served uploads went upstream"
+    );
+    drop(held);
+    for (i, c) in extra.into_iter().enumerate() {
+        let mut c = c.with_timeout(WAIT);
+        let response = c.read_response();
+        assert_eq!(response.status, 200, "waiting connection {i}: {response:?}");
+    }
+    assert_eq!(mock.request_count(), 6);
+}
+
 fn conn_limit_makes_an_extra_connection_wait_until_a_slot_frees(driver: Driver) {
     let mock = MockPyroscope::start();
     let gw = Gateway::start(
@@ -420,6 +466,7 @@ both_drivers!(
     read_timeout_cuts_off_a_new_connection_that_sends_nothing,
     idle_timeout_closes_an_idle_keep_alive_connection,
     conn_limit_makes_an_extra_connection_wait_until_a_slot_frees,
+    conn_limit_is_global_across_cores,
     head_at_max_request_head_bytes_is_served_and_one_byte_more_is_431,
     header_count_at_max_request_headers_is_served_and_one_more_is_431,
     body_at_max_request_body_bytes_is_delivered_and_one_byte_more_is_413,

@@ -163,7 +163,8 @@ pyroscope.write "b" {
             .collect();
         let components = Components::build(&cfg, dests);
         let r = &cfg.receivers[0];
-        let rx = ReceiverRt::new(0, r, 1, components.pipeline(&r.forward_to), None, None);
+        let slots = std::sync::Arc::new(super::super::ConnSlots::new(0));
+        let rx = ReceiverRt::new(0, r, slots, components.pipeline(&r.forward_to), None, None);
         let head_bytes = Bytes::from_static(
             b"POST /ingest?name=app%7Bpod%3Dp1%2Cenv%3Ddev%7D HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\n\r\n",
         );

@@ -4,8 +4,14 @@
 //! Owns: accepting connections on this core's SO_REUSEPORT socket for each
 //! `pyroscope.receive_http`, enforcing `conn_limit` the way Alloy does (over the limit, new
 //! connections wait in the kernel's accept backlog rather than being refused), and spawning a
-//! task per connection. Does not own: HTTP handling ([`conn`], [`ingest`]). The per-core share
-//! of `conn_limit` is `ceil(conn_limit / cores)`.
+//! task per connection. Does not own: HTTP handling ([`conn`], [`ingest`]).
+//!
+//! `conn_limit` is global, as Alloy's (Go's `netutil.LimitListener` over one listener): every
+//! core's accept loop takes a slot from the receiver's one atomic counter ([`ConnSlots`],
+//! touched once per connection). A core that accepts a connection while every slot is taken
+//! holds it unserved (as the backlog would) and accepts nothing more until a slot frees on any
+//! core, so at most `conn_limit` connections are ever served and each core keeps at most one
+//! connection waiting outside the backlog.
 
 pub mod client_auth;
 pub mod conn;
@@ -16,6 +22,7 @@ pub mod tls;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use monoio::net::TcpListener;
 
@@ -28,6 +35,51 @@ use crate::metrics::ReceiverMetrics;
 use crate::pipeline::Pipeline;
 use crate::sync::Notify;
 use crate::sync::Shutdown;
+
+/// How often a core holding a connection over `conn_limit` looks for a slot freed on another
+/// core (a slot freed on its own core wakes it at once).
+pub const SLOT_RECHECK_INTERVAL: Duration = Duration::from_millis(5);
+
+/// One receiver's `conn_limit`, shared by every core.
+#[derive(Debug)]
+pub struct ConnSlots {
+    /// 0 = unlimited.
+    limit: usize,
+    taken: AtomicUsize,
+}
+
+impl ConnSlots {
+    pub fn new(limit: usize) -> Self {
+        ConnSlots {
+            limit,
+            taken: AtomicUsize::new(0),
+        }
+    }
+
+    /// Takes a slot if one is free.
+    pub fn try_take(&self) -> bool {
+        if self.limit == 0 {
+            return true;
+        }
+        self.taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.limit).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives a slot back.
+    pub fn release(&self) {
+        if self.limit != 0 {
+            self.taken.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// The configured limit (0 = unlimited).
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+}
 
 /// What every connection on one core shares.
 #[derive(Debug)]
@@ -56,8 +108,8 @@ pub struct ReceiverRt {
     pub config: Receiver,
     pub limits: h1::Limits,
     pub metrics: ReceiverMetrics,
-    /// This core's share of `conn_limit` (0 = unlimited).
-    pub conn_limit: usize,
+    /// `conn_limit`, shared with the other cores.
+    pub slots: Arc<ConnSlots>,
     pub active: Cell<usize>,
     /// Woken whenever a connection of this receiver closes.
     pub conn_closed: Notify,
@@ -73,12 +125,11 @@ impl ReceiverRt {
     pub fn new(
         index: usize,
         config: &Receiver,
-        cores: usize,
+        slots: Arc<ConnSlots>,
         pipeline: Pipeline,
         tls: Option<Arc<rustls::ServerConfig>>,
         client_auth: Option<client_auth::Check>,
     ) -> Self {
-        let limit = config.http.conn_limit;
         ReceiverRt {
             index,
             limits: h1::Limits {
@@ -87,11 +138,7 @@ impl ReceiverRt {
             },
             config: config.clone(),
             metrics: ReceiverMetrics::default(),
-            conn_limit: if limit == 0 {
-                0
-            } else {
-                limit.div_ceil(cores.max(1))
-            },
+            slots,
             active: Cell::new(0),
             conn_closed: Notify::new(),
             tls,
@@ -104,23 +151,27 @@ impl ReceiverRt {
 /// Accepts connections until shutdown.
 pub async fn accept_loop(core: Rc<Shared>, rx: Rc<ReceiverRt>, listener: TcpListener) {
     loop {
-        while rx.conn_limit != 0 && rx.active.get() >= rx.conn_limit {
-            monoio::select! {
-                _ = rx.conn_closed.notified() => {}
-                _ = core.shutdown.wait() => return,
-            }
-        }
         let accepted = monoio::select! {
             r = listener.accept() => r,
             _ = core.shutdown.wait() => return,
         };
         match accepted {
             Ok((stream, peer)) => {
+                // Over the limit the connection waits, unserved, for a slot; meanwhile this
+                // core accepts nothing more (later connections wait in the backlog).
+                while !rx.slots.try_take() {
+                    monoio::select! {
+                        _ = rx.conn_closed.notified() => {}
+                        _ = monoio::time::sleep(SLOT_RECHECK_INTERVAL) => {}
+                        _ = core.shutdown.wait() => return,
+                    }
+                }
                 rx.active.set(rx.active.get() + 1);
                 rx.metrics.connections.set(rx.active.get() as u64);
                 let (core, rx) = (core.clone(), rx.clone());
                 monoio::spawn(async move {
                     conn::serve(&core, &rx, stream, peer).await;
+                    rx.slots.release();
                     rx.active.set(rx.active.get() - 1);
                     rx.metrics.connections.set(rx.active.get() as u64);
                     rx.conn_closed.notify_all();
@@ -129,8 +180,28 @@ pub async fn accept_loop(core: Rc<Shared>, rx: Rc<ReceiverRt>, listener: TcpList
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning.
                 tracing::warn!(receiver = %rx.config.label, error = %e, "accept failed");
-                monoio::time::sleep(std::time::Duration::from_millis(50)).await;
+                monoio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
             }
         }
+    }
+}
+
+/// How long the accept loop pauses after a failed `accept` (EMFILE and friends).
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+#[cfg(test)]
+mod tests {
+    use super::ConnSlots;
+
+    #[test]
+    fn slots_are_shared_up_to_the_limit_and_unlimited_at_zero() {
+        let s = ConnSlots::new(2);
+        assert!(s.try_take());
+        assert!(s.try_take());
+        assert!(!s.try_take());
+        s.release();
+        assert!(s.try_take());
+        let unlimited = ConnSlots::new(0);
+        assert!((0..10_000).all(|_| unlimited.try_take()));
     }
 }

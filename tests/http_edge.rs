@@ -106,6 +106,57 @@ fn http10_request_is_delivered_then_closed(driver: Driver) {
     assert_eq!(recorded[0].version, 1, "upstream requests are HTTP/1.1");
 }
 
+/// RFC 9112 §9.3: an HTTP/1.0 client asking for keep-alive is told the connection persists
+/// (`Connection: keep-alive`, as Go's server answers) and can reuse it.
+fn http10_keep_alive_is_announced_and_honoured(driver: Driver) {
+    let mock = MockPyroscope::start();
+    let gw = Gateway::start(&config::single(&mock.url(), "", "", ""), driver, 1);
+    let mut client = Client::connect(gw.addr());
+    for seed in [5, 6] {
+        let upload = bodies::folded(seed);
+        let mut bytes = format!(
+            "POST {} HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: {}\r\n\r\n",
+            upload.target(),
+            upload.body.len()
+        )
+        .into_bytes();
+        bytes.extend_from_slice(&upload.body);
+        client.send(&bytes);
+        let response = client.read_response();
+        assert_eq!(response.status, 200, "{response:?}");
+        assert_eq!(
+            response.header("connection"),
+            Some("keep-alive"),
+            "{response:?}"
+        );
+    }
+    assert_eq!(mock.wait_for_requests(2, WAIT).len(), 2);
+}
+
+/// RFC 9112 §3.2.2: "a server MUST accept the absolute-form in requests". The target's
+/// authority is never dialled: the upload goes through the receiver's pipeline like any other.
+fn absolute_form_targets_are_served_from_the_pipeline(driver: Driver) {
+    let mock = MockPyroscope::start();
+    let gw = Gateway::start(&config::single(&mock.url(), "", "", ""), driver, 1);
+    let normal = bodies::folded(7);
+    let absolute = bodies::folded(7);
+    let mut client = Client::connect(gw.addr());
+    client.send(&normal.request(&[]));
+    assert_eq!(client.read_response().status, 200);
+    client.send(&upload_request(
+        &format!("http://192.0.2.1:4040{}", absolute.target()),
+        &[],
+        &absolute.body,
+    ));
+    let response = client.read_response();
+    assert_eq!(response.status, 200, "{response:?}");
+    let recorded = mock.wait_for_requests(2, WAIT);
+    assert_eq!(recorded.len(), 2);
+    assert_eq!(recorded[1].path, "/ingest");
+    assert_eq!(recorded[1].query, recorded[0].query, "same rewritten query");
+    assert_eq!(recorded[1].body, absolute.body);
+}
+
 fn unknown_path_and_wrong_method_are_not_forwarded(driver: Driver) {
     let mock = MockPyroscope::start();
     let gw = Gateway::start(&config::single(&mock.url(), "", "", ""), driver, 1);
@@ -287,6 +338,8 @@ fn oversized_content_length_is_answered_before_the_body(driver: Driver) {
 }
 
 both_drivers!(
+    http10_keep_alive_is_announced_and_honoured,
+    absolute_form_targets_are_served_from_the_pipeline,
     pipelined_requests_are_answered_in_order,
     expect_100_continue_gets_an_interim_response,
     http10_request_is_delivered_then_closed,

@@ -144,6 +144,34 @@ pub fn find_head_end(buf: &[u8], scanned: usize) -> Option<usize> {
     None
 }
 
+/// The path and query of a request-target (RFC 9112 §3.2). An absolute-form target
+/// (`http://host:port/ingest?q`, §3.2.2: "a server MUST accept the absolute-form in requests")
+/// is reduced to its path and query, as Go's server does; the authority is never dialled.
+/// An absolute-form target without a path has an empty path.
+fn split_target(buf: &[u8], target: Range<usize>) -> (Range<usize>, Option<Range<usize>>) {
+    let bytes = buf.get(target.clone()).unwrap_or_default();
+    let mut start = target.start;
+    let scheme = bytes.iter().position(|&b| b == b':');
+    if let Some(colon) = scheme
+        && bytes.get(colon + 1..colon + 3) == Some(b"//")
+        && (bytes[..colon].eq_ignore_ascii_case(b"http")
+            || bytes[..colon].eq_ignore_ascii_case(b"https"))
+    {
+        let after = colon + 3;
+        let rest = &bytes[after..];
+        let end = rest
+            .iter()
+            .position(|&b| b == b'/' || b == b'?')
+            .unwrap_or(rest.len());
+        start = target.start + after + end;
+    }
+    let from = buf.get(start..target.end).unwrap_or_default();
+    match memchr::memchr(b'?', from) {
+        Some(q) => (start..start + q, Some(start + q + 1..target.end)),
+        None => (start..target.end, None),
+    }
+}
+
 /// Parses the request head at the start of `buf`.
 ///
 /// Returns `Ok(None)` when the head is incomplete and still within `limits.max_head_bytes`.
@@ -210,13 +238,7 @@ fn interpret(
     }
 
     let target = range_in(buf, target.as_bytes());
-    let (path, query) = match memchr::memchr(b'?', buf.get(target.clone()).unwrap_or_default()) {
-        Some(q) => (
-            target.start..target.start + q,
-            Some(target.start + q + 1..target.end),
-        ),
-        None => (target.clone(), None),
-    };
+    let (path, query) = split_target(buf, target.clone());
 
     Ok(RequestHead {
         head_len,
@@ -331,6 +353,39 @@ mod tests {
         assert!(h.keep_alive);
         assert!(!h.expect_continue);
         assert_eq!(h.header(buf, "HOST"), Some(&b"gw:4040"[..]));
+    }
+
+    #[test]
+    fn absolute_form_targets_are_reduced_to_path_and_query() {
+        let cases: [(&[u8], &[u8], Option<&[u8]>); 5] = [
+            (
+                b"http://127.0.0.1:9/ingest?name=a",
+                b"/ingest",
+                Some(b"name=a"),
+            ),
+            (
+                b"HTTPS://gw.example/pyroscope/ingest",
+                b"/pyroscope/ingest",
+                None,
+            ),
+            (b"http://h?q=1", b"", Some(b"q=1")),
+            (b"http://h", b"", None),
+            (b"/ingest?http://x", b"/ingest", Some(b"http://x")),
+        ];
+        for (target, path, query) in cases {
+            let mut buf = b"POST ".to_vec();
+            buf.extend_from_slice(target);
+            buf.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
+            let h = head(&buf);
+            assert_eq!(
+                slice(&buf, h.path.clone()),
+                path,
+                "{}",
+                String::from_utf8_lossy(target)
+            );
+            assert_eq!(h.query.clone().map(|q| slice(&buf, q)), query);
+            assert_eq!(slice(&buf, h.target.clone()), target);
+        }
     }
 
     #[test]

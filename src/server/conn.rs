@@ -142,6 +142,9 @@ struct Conn<'a> {
     rx: &'a ReceiverRt,
     stream: Stream,
     buf: BytesMut,
+    /// The request being answered is HTTP/1.0 with `Connection: keep-alive`: an answer that
+    /// keeps the connection open must say so (RFC 9112 §9.3), as Go's server does.
+    http10_keep_alive: bool,
 }
 
 /// Serves one connection until it closes, times out, errs, or the core shuts down.
@@ -153,6 +156,7 @@ pub async fn serve(core: &super::Shared, rx: &ReceiverRt, stream: TcpStream, _pe
     let mut c = Conn {
         core,
         rx,
+        http10_keep_alive: false,
         stream,
         buf: BytesMut::with_capacity(READ_BUFFER_BYTES),
     };
@@ -217,6 +221,9 @@ impl Conn<'_> {
         if reply.retry_after {
             headers.push(("Retry-After", b"1"));
         }
+        if self.http10_keep_alive && !close {
+            headers.push(("Connection", b"keep-alive"));
+        }
         let mut out = BytesMut::with_capacity(128 + reply.body.len());
         h1::encode_response(&mut out, reply.status, &headers, &reply.body, close);
         self.rx.metrics.record_request(route, reply.status);
@@ -236,10 +243,15 @@ impl Conn<'_> {
         let deadline =
             first.unwrap_or_else(|| Instant::now() + self.rx.config.http.server_read_timeout);
         let mut scanned = 0;
+        self.http10_keep_alive = false;
         let head = loop {
             if h1::find_head_end(&self.buf, scanned).is_some() {
                 match h1::parse_request(&self.buf, &self.rx.limits) {
-                    Ok(Some(head)) => break head,
+                    Ok(Some(head)) => {
+                        self.http10_keep_alive =
+                            head.version == h1::Version::Http10 && head.keep_alive;
+                        break head;
+                    }
                     // Leading empty lines (RFC 9112 §2.2) end a "head" that is not one yet.
                     Ok(None) => {}
                     Err(e) => {

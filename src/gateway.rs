@@ -162,6 +162,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<CoreSnapshot, StartError>
         .iter()
         .map(|r| Arc::new(server::ConnSlots::new(r.http.conn_limit)))
         .collect();
+    let budget = crate::budget::Global::new(config.gateway.max_inflight_bytes);
     let mut handles: Vec<CoreHandle> = Vec::new();
     let mut threads = Vec::new();
     for (index, l) in listeners.into_iter().enumerate() {
@@ -169,7 +170,6 @@ pub fn run(config: Config, opts: RunOptions) -> Result<CoreSnapshot, StartError>
         handles.push(handle);
         let setup = CoreSetup {
             index,
-            cores,
             config: config.clone(),
             listeners: l,
             addrs: addrs.clone(),
@@ -177,6 +177,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<CoreSnapshot, StartError>
             transports: prepared.transports.clone(),
             receivers_sec: server_sec.clone(),
             conn_slots: conn_slots.clone(),
+            budget: budget.clone(),
             blocking_pool: pool.clone(),
             ready: ready_tx.clone(),
         };

@@ -84,7 +84,6 @@ impl CoreHandle {
 #[allow(missing_debug_implementations)] // DefaultThreadPool has no Debug
 pub struct CoreSetup {
     pub index: usize,
-    pub cores: usize,
     pub config: Arc<Config>,
     /// One bound SO_REUSEPORT listener per receiver, in `config.receivers` order.
     pub listeners: Vec<std::net::TcpListener>,
@@ -97,6 +96,8 @@ pub struct CoreSetup {
     pub receivers_sec: Vec<server::tls::Prepared>,
     /// Each receiver's `conn_limit` slots, shared by every core (`config.receivers` order).
     pub conn_slots: Vec<Arc<server::ConnSlots>>,
+    /// The in-flight byte budget, shared by every core.
+    pub budget: Arc<crate::budget::Global>,
     pub blocking_pool: DefaultThreadPool,
     pub ready: Sender<Result<(), String>>,
 }
@@ -149,7 +150,6 @@ async fn core_main(
 ) -> CoreSnapshot {
     let CoreSetup {
         index,
-        cores,
         config,
         listeners,
         addrs,
@@ -158,6 +158,7 @@ async fn core_main(
         transports,
         receivers_sec,
         conn_slots,
+        budget,
         ..
     } = setup;
     let driver = driver.resolve();
@@ -200,14 +201,13 @@ async fn core_main(
             ))
         })
         .collect();
-    let per_core_budget = config.gateway.max_inflight_bytes / cores.max(1) as u64;
     let core = Rc::new(Core {
         index,
         config: config.clone(),
         components,
         receivers,
         shared: Rc::new(server::Shared::new(
-            Budget::new(per_core_budget),
+            Budget::shared(budget),
             Rc::new(Shutdown::default()),
             config.gateway.queue_wait_timeout,
         )),

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use support::bodies;
 use support::client::Client;
 use support::config;
-use support::gateway::Stopped;
+use support::gateway::{Stopped, metric_sum};
 use support::{Action, Driver, Gateway, MockPyroscope, both_drivers};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -147,6 +147,16 @@ fn sigterm_during_an_upload_still_reads_delivers_and_answers_it(driver: Driver) 
     let half = request.len() - upload.body.len() / 2;
     let mut uploading = Client::connect(gw.addr());
     uploading.send(&request[..half]);
+    // SIGTERM must find the upload being read: accepted, head parsed, body bytes reserved.
+    // (A connection still in the accept backlog when the signal lands is never served.)
+    let until = Instant::now() + WAIT;
+    while metric_sum(&gw.metrics(), "pyrogate_inflight_bytes", &[]).unwrap_or(0.0) == 0.0 {
+        assert!(
+            Instant::now() < until,
+            "the upload never started being read"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     gw.terminate();
     // The core has seen the shutdown once it closes the idle keep-alive connection.
     idle.expect_closed();

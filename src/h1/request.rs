@@ -357,7 +357,8 @@ mod tests {
 
     #[test]
     fn absolute_form_targets_are_reduced_to_path_and_query() {
-        let cases: [(&[u8], &[u8], Option<&[u8]>); 5] = [
+        type Case<'a> = (&'a [u8], &'a [u8], Option<&'a [u8]>);
+        let cases: [Case; 5] = [
             (
                 b"http://127.0.0.1:9/ingest?name=a",
                 b"/ingest",

@@ -248,6 +248,25 @@ fn conn_limit_is_global_across_cores(driver: Driver) {
     assert_eq!(mock.request_count(), 6);
 }
 
+/// `max_inflight_bytes` is one budget for all cores: on two cores, a body larger than half of
+/// it (what a per-core share would allow) is still admitted, on whichever core it lands.
+fn inflight_budget_is_global_across_cores(driver: Driver) {
+    let mock = MockPyroscope::start();
+    let cfg = format!(
+        "{}\npyrogate {{\n  max_inflight_bytes = 65536\n  queue_wait_timeout = \"100ms\"\n}}\n",
+        config::single(&mock.url(), "", "", "")
+    );
+    let gw = Gateway::start(&cfg, driver, 2);
+    for seed in 0..4 {
+        let upload = bodies::pprof_of_len(50 + seed, 48 * 1024);
+        let mut c = Client::connect(gw.addr());
+        c.send(&upload.request(&[]));
+        let response = c.read_response();
+        assert_eq!(response.status, 200, "upload {seed}: {response:?}");
+    }
+    assert_eq!(mock.request_count(), 4);
+}
+
 fn conn_limit_makes_an_extra_connection_wait_until_a_slot_frees(driver: Driver) {
     let mock = MockPyroscope::start();
     let gw = Gateway::start(
@@ -467,6 +486,7 @@ both_drivers!(
     idle_timeout_closes_an_idle_keep_alive_connection,
     conn_limit_makes_an_extra_connection_wait_until_a_slot_frees,
     conn_limit_is_global_across_cores,
+    inflight_budget_is_global_across_cores,
     head_at_max_request_head_bytes_is_served_and_one_byte_more_is_431,
     header_count_at_max_request_headers_is_served_and_one_more_is_431,
     body_at_max_request_body_bytes_is_delivered_and_one_byte_more_is_413,

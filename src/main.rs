@@ -115,6 +115,7 @@ fn run(args: cli::RunArgs) -> anyhow::Result<ExitCode> {
     for line in pyrogate::pipeline_summary(&loaded.config) {
         tracing::info!(pipeline = %line, "pipeline");
     }
+    let endpoints = pyrogate::metrics::destination_names(&loaded.config);
     let summary = gateway::run(
         loaded.config,
         RunOptions {
@@ -123,6 +124,22 @@ fn run(args: cli::RunArgs) -> anyhow::Result<ExitCode> {
             admin_addr: args.admin_addr,
         },
     )?;
+    // The account of every destination: accepted = delivered + dropped (by reason) + in flight.
+    for (d, endpoint) in summary.dests.iter().zip(&endpoints) {
+        let [queue_full, retries_exhausted, rejected, shutdown] = d.dropped;
+        tracing::info!(
+            endpoint = %endpoint,
+            accepted = d.accepted_profiles,
+            delivered = d.sent_profiles,
+            dropped = d.dropped_profiles,
+            in_flight = d.pending_profiles,
+            queue_full,
+            retries_exhausted,
+            rejected,
+            shutdown,
+            "destination account"
+        );
+    }
     let (delivered, dropped) = summary.totals();
     tracing::info!(delivered, dropped, "shutdown complete");
     Ok(ExitCode::SUCCESS)

@@ -86,6 +86,10 @@ pub struct DestMetrics {
     pub dropped_profiles: Cell<u64>,
     pub retries: Cell<u64>,
     dropped: [Cell<u64>; DropReason::ALL.len()],
+    /// Profiles this destination was given (queued, or refused before queueing).
+    accepted_profiles: Cell<u64>,
+    /// Accepted profiles not yet delivered or dropped (queued or being sent).
+    pending_profiles: Cell<u64>,
     /// Time from enqueue to final success, in microseconds.
     latency: RefCell<Histogram<u64>>,
 }
@@ -99,6 +103,8 @@ impl Default for DestMetrics {
             dropped_profiles: Cell::new(0),
             retries: Cell::new(0),
             dropped: Default::default(),
+            accepted_profiles: Cell::new(0),
+            pending_profiles: Cell::new(0),
             latency: RefCell::new(new_latency_histogram()),
         }
     }
@@ -109,7 +115,25 @@ fn add(c: &Cell<u64>, n: u64) {
 }
 
 impl DestMetrics {
+    /// The destination was given `profiles` profiles; each ends delivered or dropped, so
+    /// accepted = delivered + dropped + pending at every moment.
+    pub fn record_accepted(&self, profiles: u64) {
+        add(&self.accepted_profiles, profiles);
+        add(&self.pending_profiles, profiles);
+    }
+
+    /// Accepted profiles neither delivered nor dropped yet.
+    pub fn pending_profiles(&self) -> u64 {
+        self.pending_profiles.get()
+    }
+
+    fn settle(&self, profiles: u64) {
+        self.pending_profiles
+            .set(self.pending_profiles.get().saturating_sub(profiles));
+    }
+
     pub fn record_sent(&self, bytes: u64, profiles: u64, latency: Duration) {
+        self.settle(profiles);
         add(&self.sent_bytes, bytes);
         add(&self.sent_profiles, profiles);
         let micros = u64::try_from(latency.as_micros())
@@ -119,6 +143,7 @@ impl DestMetrics {
     }
 
     pub fn record_dropped(&self, bytes: u64, profiles: u64, reason: DropReason) {
+        self.settle(profiles);
         add(&self.dropped_bytes, bytes);
         add(&self.dropped_profiles, profiles);
         add(&self.dropped[reason as usize], 1);
@@ -140,6 +165,8 @@ impl DestMetrics {
             dropped_profiles: self.dropped_profiles.get(),
             retries: self.retries.get(),
             dropped: self.dropped.each_ref().map(Cell::get),
+            accepted_profiles: self.accepted_profiles.get(),
+            pending_profiles: self.pending_profiles.get(),
             latency: self.latency.borrow().clone(),
             queue_depth,
         }
@@ -258,6 +285,8 @@ pub struct DestSnapshot {
     pub dropped_profiles: u64,
     pub retries: u64,
     pub dropped: [u64; DropReason::ALL.len()],
+    pub accepted_profiles: u64,
+    pub pending_profiles: u64,
     pub latency: Histogram<u64>,
     pub queue_depth: u64,
 }
@@ -269,6 +298,8 @@ impl DestSnapshot {
         self.dropped_bytes += o.dropped_bytes;
         self.dropped_profiles += o.dropped_profiles;
         self.retries += o.retries;
+        self.accepted_profiles += o.accepted_profiles;
+        self.pending_profiles += o.pending_profiles;
         for (a, b) in self.dropped.iter_mut().zip(o.dropped) {
             *a += b;
         }
@@ -447,6 +478,30 @@ pub fn render(config: &Config, snap: &CoreSnapshot) -> String {
                 d.dropped[i],
             );
         }
+    }
+    f.header(
+        "pyrogate_accepted_profiles_total",
+        "counter",
+        "Profiles given to a destination; each ends delivered (pyroscope_write_sent_profiles_total), dropped (pyroscope_write_dropped_profiles_total) or is still in flight (pyrogate_inflight_profiles).",
+    );
+    for (d, n) in snap.dests.iter().zip(&names) {
+        f.sample(
+            "pyrogate_accepted_profiles_total",
+            &[label("endpoint", n)],
+            d.accepted_profiles,
+        );
+    }
+    f.header(
+        "pyrogate_inflight_profiles",
+        "gauge",
+        "Accepted profiles queued or being sent to a destination.",
+    );
+    for (d, n) in snap.dests.iter().zip(&names) {
+        f.sample(
+            "pyrogate_inflight_profiles",
+            &[label("endpoint", n)],
+            d.pending_profiles,
+        );
     }
     f.header(
         "pyrogate_queue_depth",

@@ -302,8 +302,12 @@ async fn drain(core: &Core) {
             d.metrics
                 .record_dropped(item.bytes, item.profiles, DropReason::Shutdown);
         }
-        for _ in 0..in_flight {
-            d.metrics.record_dropped(0, 1, DropReason::Shutdown);
+        // What is left pending now is what the senders still hold; count its profiles once
+        // and each upload.
+        let sending = d.metrics.pending_profiles();
+        for i in 0..in_flight {
+            let profiles = if i == 0 { sending } else { 0 };
+            d.metrics.record_dropped(0, profiles, DropReason::Shutdown);
         }
     }
 }

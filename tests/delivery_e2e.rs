@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support::bodies;
 use support::client::Client;
 use support::config;
-use support::gateway::metric_sum;
+use support::gateway::{logfmt_get, metric_sum};
 use support::upstream::dead_destination;
 use support::{Action, Driver, Gateway, MockPyroscope, both_drivers};
 
@@ -47,6 +47,36 @@ fn gateway_for(mock: &MockPyroscope, endpoint: &str, driver: Driver) -> (Gateway
     let url = mock.url();
     let gw = Gateway::start(&config::single(&url, endpoint, "", ""), driver, 1);
     (gw, url)
+}
+
+/// Asserts the account of `url` in one scrape: accepted, delivered, dropped and in-flight
+/// profiles, and that accepted = delivered + dropped + in flight.
+fn assert_account(
+    metrics: &str,
+    url: &str,
+    accepted: f64,
+    delivered: f64,
+    dropped: f64,
+    in_flight: f64,
+) {
+    let ep = [("endpoint", url)];
+    let get = |name: &str| metric_sum(metrics, name, &ep).unwrap_or(-1.0);
+    let got = (
+        get("pyrogate_accepted_profiles_total"),
+        get("pyroscope_write_sent_profiles_total"),
+        get("pyroscope_write_dropped_profiles_total"),
+        get("pyrogate_inflight_profiles"),
+    );
+    assert_eq!(
+        got,
+        (accepted, delivered, dropped, in_flight),
+        "account of {url}"
+    );
+    assert_eq!(
+        got.0,
+        got.1 + got.2 + got.3,
+        "accepted = delivered + dropped + in flight"
+    );
 }
 
 /// Asserts the per-endpoint counters of `url`, all read from one scrape of `gw`'s metrics.
@@ -156,6 +186,7 @@ fn max_backoff_retries_bounds_the_attempts(driver: Driver) {
             ),
         ],
     );
+    assert_account(&gw.metrics(), &url, 1.0, 0.0, 1.0, 0.0);
 }
 
 fn dead_destination_does_not_slow_a_healthy_one(driver: Driver) {
@@ -206,8 +237,33 @@ fn dead_destination_does_not_slow_a_healthy_one(driver: Driver) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let sent = metric_sum(&gw.metrics(), "pyroscope_write_sent_profiles_total", &ep);
-    assert_eq!(sent.unwrap_or(0.0), 0.0);
+    let metrics = gw.metrics();
+    assert_account(&metrics, &healthy.url(), 20.0, 20.0, 0.0, 0.0);
+    let dropped =
+        metric_sum(&metrics, "pyroscope_write_dropped_profiles_total", &ep).unwrap_or(-1.0);
+    assert_account(&metrics, &dead_url, 20.0, 0.0, dropped, 20.0 - dropped);
+    // Graceful shutdown gives up on the dead destination after 1 s and prints its account.
+    let stopped = gw.stop();
+    let line = stopped
+        .stderr
+        .lines()
+        .find(|l| {
+            logfmt_get(l, "msg").as_deref() == Some("destination account")
+                && logfmt_get(l, "endpoint").as_deref() == Some(dead_url.as_str())
+        })
+        .expect("an account line for the dead destination");
+    for (key, want) in [
+        ("accepted", "20"),
+        ("delivered", "0"),
+        ("dropped", "20"),
+        ("in_flight", "0"),
+    ] {
+        assert_eq!(
+            logfmt_get(line, key).as_deref(),
+            Some(want),
+            "{key} in {line}"
+        );
+    }
 }
 
 fn full_budget_answers_503_with_retry_after(driver: Driver) {

@@ -157,6 +157,7 @@ impl Delivery {
         let items = planned
             .into_iter()
             .map(|p| {
+                p.dest.metrics.record_accepted(p.profiles);
                 let item = Outbound::new(
                     upload.clone(),
                     api,

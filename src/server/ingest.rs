@@ -79,6 +79,7 @@ pub async fn handle(
             }
             Err(e) => {
                 for dest in hop.writer.destinations() {
+                    dest.metrics.record_accepted(1);
                     dest.metrics
                         .record_dropped(body.len() as u64, 1, DropReason::Rejected);
                     dest.warn(format_args!("{e}"));

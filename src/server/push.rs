@@ -223,6 +223,7 @@ pub async fn handle(
         let rejected = acc.rejected;
         for dest in writer.destinations() {
             if rejected > 0 {
+                dest.metrics.record_accepted(rejected);
                 dest.metrics
                     .record_dropped(0, rejected, DropReason::Rejected);
             }

@@ -83,6 +83,8 @@ pub enum RequestError {
     ConflictingContentLength,
     #[error("Transfer-Encoding other than a single `chunked` is not implemented")]
     UnsupportedTransferCoding,
+    #[error("Transfer-Encoding does not end in `chunked`: the body length cannot be determined")]
+    ChunkedNotFinal,
     #[error("Transfer-Encoding on an HTTP/1.0 request")]
     TransferEncodingOnHttp10,
 }
@@ -100,6 +102,7 @@ impl RequestError {
             Self::Malformed(_)
             | Self::MissingHost
             | Self::DuplicateHost
+            | Self::ChunkedNotFinal
             | Self::ContentLengthWithTransferEncoding
             | Self::InvalidContentLength
             | Self::ConflictingContentLength
@@ -252,10 +255,16 @@ fn body_framing(version: Version, framing: &FramingFields) -> Result<BodyFraming
         if content_length.is_present() {
             return Err(RequestError::ContentLengthWithTransferEncoding);
         }
+        // §6.3 item 4: "If a Transfer-Encoding header field is present in a request and the
+        // chunked transfer coding is not the final encoding, the message body length cannot be
+        // determined reliably; the server MUST respond with the 400 (Bad Request) status code".
+        // This covers unknown final codings, empty lists and `chunked` with parameters too.
+        if !transfer_encoding.last_is_chunked {
+            return Err(RequestError::ChunkedNotFinal);
+        }
         // §6.1: a transfer coding the server does not understand SHOULD get 501. Only a single
-        // `chunked` is decoded; `gzip, chunked` would need decompression and `chunked, gzip`
-        // leaves the length undeterminable (§6.3 item 4 would say 400; we answer 501 for every
-        // coding list we do not implement, one rule for all of them).
+        // `chunked` is decoded; `gzip, chunked` would need decompression, and `chunked, chunked`
+        // is a coding applied twice (§7.1 forbids it), which we do not undo either.
         if !transfer_encoding.is_only_chunked() {
             return Err(RequestError::UnsupportedTransferCoding);
         }
@@ -558,12 +567,19 @@ mod tests {
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n", ConflictingContentLength, 400),
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", ConflictingContentLength, 400),
             (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", UnsupportedTransferCoding, 501),
-            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", UnsupportedTransferCoding, 501),
-            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", UnsupportedTransferCoding, 501),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", ChunkedNotFinal, 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", ChunkedNotFinal, 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", UnsupportedTransferCoding, 501),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo, chunked\r\n\r\n", UnsupportedTransferCoding, 501),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", ChunkedNotFinal, 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", ChunkedNotFinal, 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,\r\n\r\n", ChunkedNotFinal, 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunkedx\r\n\r\n", ChunkedNotFinal, 400),
             (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", UnsupportedTransferCoding, 501),
             (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", UnsupportedTransferCoding, 501),
-            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n", UnsupportedTransferCoding, 501),
-            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;q=1\r\n\r\n", UnsupportedTransferCoding, 501),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n", ChunkedNotFinal, 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;q=1\r\n\r\n", ChunkedNotFinal, 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;x\r\n\r\n", ChunkedNotFinal, 400),
             (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", TransferEncodingOnHttp10, 400),
             (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", TransferEncodingOnHttp10, 400),
             (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", UnsupportedVersion, 505),

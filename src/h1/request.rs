@@ -75,6 +75,8 @@ pub enum RequestError {
     MissingHost,
     #[error("request with more than one Host header")]
     DuplicateHost,
+    #[error("Host header is not a valid uri-host [ \":\" port ]")]
+    InvalidHost,
     #[error("request has both Content-Length and Transfer-Encoding")]
     ContentLengthWithTransferEncoding,
     #[error("Content-Length is not a non-negative decimal integer")]
@@ -102,6 +104,7 @@ impl RequestError {
             Self::Malformed(_)
             | Self::MissingHost
             | Self::DuplicateHost
+            | Self::InvalidHost
             | Self::ChunkedNotFinal
             | Self::ContentLengthWithTransferEncoding
             | Self::InvalidContentLength
@@ -184,6 +187,7 @@ fn interpret(
 
     let mut headers = Vec::with_capacity(req.headers.len());
     let mut hosts = 0usize;
+    let mut host: &[u8] = b"";
     let mut framing = FramingFields::default();
     let mut expect_continue = false;
     for field in req.headers.iter() {
@@ -197,6 +201,7 @@ fn interpret(
         }
         if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
+            host = field.value;
         } else if name.eq_ignore_ascii_case(b"expect") {
             expect_continue |= trim_ows(field.value).eq_ignore_ascii_case(b"100-continue");
         }
@@ -205,10 +210,12 @@ fn interpret(
     let body = body_framing(version, &framing)?;
 
     // RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host, and for any request with more
-    // than one Host field line.
+    // than one Host field line or a Host field with an invalid field value.
     match hosts {
         0 if version == Version::Http11 => return Err(RequestError::MissingHost),
-        0 | 1 => {}
+        0 => {}
+        1 if is_valid_host(host) => {}
+        1 => return Err(RequestError::InvalidHost),
         _ => return Err(RequestError::DuplicateHost),
     }
 
@@ -235,6 +242,63 @@ fn interpret(
         // request MUST ignore that expectation."
         expect_continue: expect_continue && version == Version::Http11,
     })
+}
+
+/// RFC 9112 §3.2: `Host = uri-host [ ":" port ]` (RFC 3986 §3.2.2, §3.2.3), where uri-host is an
+/// IP-literal in brackets or a reg-name (which includes IPv4 addresses) and port is `*DIGIT`. An
+/// empty value is valid (a target without an authority). The IP-literal's insides are checked
+/// only for their alphabet (hex digits, `:`, `.`, IPvFuture's and RFC 6874 zone IDs' characters).
+fn is_valid_host(value: &[u8]) -> bool {
+    let (host_ok, port) = match value {
+        [b'[', rest @ ..] => match memchr::memchr(b']', rest) {
+            Some(end) => {
+                let literal = rest.get(..end).unwrap_or_default();
+                let ok = !literal.is_empty()
+                    && literal
+                        .iter()
+                        .all(|&b| is_unreserved(b) || is_sub_delim(b) || b == b':' || b == b'%');
+                (ok, rest.get(end + 1..).unwrap_or_default())
+            }
+            None => return false,
+        },
+        _ => {
+            let end = memchr::memchr(b':', value).unwrap_or(value.len());
+            let (name, port) = value.split_at(end);
+            (is_reg_name(name), port)
+        }
+    };
+    host_ok
+        && match port {
+            [] => true,
+            [b':', digits @ ..] => digits.iter().all(u8::is_ascii_digit),
+            _ => false,
+        }
+}
+
+/// RFC 3986 §3.2.2: `reg-name = *( unreserved / pct-encoded / sub-delims )`.
+fn is_reg_name(name: &[u8]) -> bool {
+    let mut rest = name;
+    while let [b, tail @ ..] = rest {
+        rest = match (b, tail) {
+            (b'%', [h1, h2, tail @ ..]) if h1.is_ascii_hexdigit() && h2.is_ascii_hexdigit() => tail,
+            (&b, tail) if is_unreserved(b) || is_sub_delim(b) => tail,
+            _ => return false,
+        };
+    }
+    true
+}
+
+/// RFC 3986 §2.3.
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// RFC 3986 §2.2.
+fn is_sub_delim(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+    )
 }
 
 /// RFC 9112 §6.1 and §6.3 for requests, in the order the RFC gives them.
@@ -554,6 +618,17 @@ mod tests {
             (b"GET / HTTP/1.1\r\n\r\n", MissingHost, 400),
             (b"GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", DuplicateHost, 400),
             (b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", DuplicateHost, 400),
+            (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", InvalidHost, 400),
+            (b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", InvalidHost, 400),
+            (b"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", InvalidHost, 400),
+            (b"GET / HTTP/1.1\r\nHost: a:http\r\n\r\n", InvalidHost, 400),
+            (b"GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n", InvalidHost, 400),
+            (b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", InvalidHost, 400),
+            (b"GET / HTTP/1.1\r\nHost: []\r\n\r\n", InvalidHost, 400),
+            (b"GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", InvalidHost, 400),
+            (b"GET / HTTP/1.1\r\nHost: a%2\r\n\r\n", InvalidHost, 400),
+            (b"GET / HTTP/1.1\r\nHost: \"a\"\r\n\r\n", InvalidHost, 400),
+            (b"GET / HTTP/1.0\r\nHost: a\xc3\xa9\r\n\r\n", InvalidHost, 400),
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", ContentLengthWithTransferEncoding, 400),
             (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", ContentLengthWithTransferEncoding, 400),
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\nTransfer-Encoding: chunked\r\n\r\n", ContentLengthWithTransferEncoding, 400),
@@ -615,6 +690,32 @@ mod tests {
                     String::from_utf8_lossy(input)
                 );
             }
+        }
+    }
+
+    #[test]
+    fn host_values_follow_rfc_3986_authority_syntax() {
+        for host in [
+            "",
+            "a",
+            "pyrogate.test:4040",
+            "pyrogate.test:",
+            "127.0.0.1:4040",
+            "[::1]",
+            "[::1]:4040",
+            "[fe80::1%25eth0]:80",
+            "[v1.x]",
+            "xn--bcher-kva.example",
+            "a%2Fb",
+            "sub-delims!$&'()*+,;=",
+            "under_score~tilde",
+        ] {
+            let buf = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            assert!(
+                matches!(parse(buf.as_bytes()), Ok(Some(_))),
+                "{host:?}: {:?}",
+                parse(buf.as_bytes())
+            );
         }
     }
 

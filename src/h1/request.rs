@@ -158,6 +158,30 @@ pub fn find_head_end(buf: &[u8], scanned: usize) -> Option<usize> {
 /// [`RequestError`] when the head is too large, has too many fields, is malformed, or its framing
 /// is ambiguous or unsupported; see each variant and [`RequestError::status`].
 pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, RequestError> {
+    match parse_as_given(buf, limits) {
+        // RFC 9110 §6.2: HTTP/1.2 to HTTP/1.9 are read as HTTP/1.1 (httparse only knows 1.0 and
+        // 1.1). Cold path: a copy of the head with the minor digit replaced is parsed instead;
+        // it has the same length, so every range of the result indexes `buf` as well.
+        Err(RequestError::UnsupportedVersion) => {
+            let Some(at) = super::later_http1_minor(buf) else {
+                return Err(RequestError::UnsupportedVersion);
+            };
+            // One byte past the limit keeps "over the limit" visible to `head_window`.
+            let mut copy = buf
+                .get(..buf.len().min(limits.max_head_bytes.saturating_add(1)))
+                .unwrap_or(buf)
+                .to_vec();
+            if let Some(minor) = copy.get_mut(at) {
+                *minor = b'1';
+            }
+            parse_as_given(&copy, limits)
+        }
+        other => other,
+    }
+}
+
+/// [`parse_request`] without the later-minor-version rewrite.
+fn parse_as_given(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, RequestError> {
     let (window, window_full) = head_window(buf, limits);
     with_header_slots(limits.max_headers, |slots| {
         let mut req = httparse::Request::new(&mut []);
@@ -658,7 +682,9 @@ mod tests {
             (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", TransferEncodingOnHttp10, 400),
             (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", TransferEncodingOnHttp10, 400),
             (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", UnsupportedVersion, 505),
-            (b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", UnsupportedVersion, 505),
+            (b"GET / HTTP/3.1\r\nHost: a\r\n\r\n", UnsupportedVersion, 505),
+            (b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", Malformed(httparse::Error::Version), 400),
+            (b"GET /a b HTTP/1.2\r\nHost: a\r\n\r\n", Malformed(httparse::Error::Version), 400),
             (b"GET / HTTP/0.9\r\nHost: a\r\n\r\n", UnsupportedVersion, 505),
             (b"GET / HTTX/1.1\r\nHost: a\r\n\r\n", Malformed(httparse::Error::Version), 400),
             (b"GET / HTTP/2\r\nHost: a\r\n\r\n", Malformed(httparse::Error::Version), 400),
@@ -691,6 +717,39 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn later_http1_minor_versions_are_read_as_http11() {
+        // RFC 9110 §6.2: "SHOULD process the message as if it were in the highest minor version
+        // within that major version to which the recipient is conformant".
+        let buf = b"\r\nPOST /x?a=1 HTTP/1.2\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
+        let h = head(buf);
+        assert_eq!(h.version, Version::Http11);
+        assert_eq!(h.head_len, buf.len() - 3);
+        assert_eq!(slice(buf, h.path.clone()), b"/x");
+        assert_eq!(h.header(buf, "host"), Some(&b"a"[..]));
+        assert_eq!(h.body, BodyFraming::Length(3));
+        assert!(h.keep_alive);
+        assert_eq!(
+            head(b"GET / HTTP/1.9\r\nHost: a\r\n\r\n").version,
+            Version::Http11
+        );
+        // Still an HTTP/1.1 request: Host is required.
+        assert_eq!(
+            parse(b"GET / HTTP/1.9\r\n\r\n"),
+            Err(RequestError::MissingHost)
+        );
+        // Incomplete stays incomplete; over the limit stays over the limit.
+        assert_eq!(parse(b"GET / HTTP/1.2\r\nHost: a\r\n"), Ok(None));
+        let small = Limits {
+            max_head_bytes: 20,
+            max_headers: 8,
+        };
+        assert_eq!(
+            parse_request(b"GET / HTTP/1.2\r\nHost: a\r\n", &small),
+            Err(RequestError::HeadTooLarge { limit: 20 })
+        );
     }
 
     #[test]

@@ -372,29 +372,59 @@ enum VersionLine {
 }
 
 fn classify_version(buf: &[u8], at: VersionAt) -> VersionLine {
-    // Skip the empty lines httparse skips before a request line (RFC 9112 §2.2).
-    let start = buf
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(buf.len());
-    let rest = buf.get(start..).unwrap_or_default();
-    let Some(lf) = memchr::memchr(b'\n', rest) else {
+    let Some((_, line)) = start_line(buf) else {
         return VersionLine::Incomplete;
     };
-    let line = rest.get(..lf).unwrap_or_default();
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let mut tokens = line.split(|&b| b == b' ');
-    let token = match at {
-        VersionAt::End => tokens.next_back(),
-        VersionAt::Start => tokens.next(),
-    };
-    match token.unwrap_or_default() {
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+    match version_token(line, at) {
+        Some((_, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]))
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
         {
             VersionLine::WellFormed
         }
         _ => VersionLine::Malformed,
+    }
+}
+
+/// The first start line in `buf` after any empty lines (RFC 9112 §2.2), without its line
+/// terminator, and its offset; `None` while its LF has not arrived.
+fn start_line(buf: &[u8]) -> Option<(usize, &[u8])> {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let rest = buf.get(start..).unwrap_or_default();
+    let lf = memchr::memchr(b'\n', rest)?;
+    let line = rest.get(..lf).unwrap_or_default();
+    Some((start, line.strip_suffix(b"\r").unwrap_or(line)))
+}
+
+/// The version token of a start line and its offset in the line. A request line must have
+/// exactly three SP-separated parts (RFC 9112 §3): with more, the target held a space and the
+/// line is malformed (400), whatever its last token looks like.
+fn version_token(line: &[u8], at: VersionAt) -> Option<(usize, &[u8])> {
+    match at {
+        VersionAt::End => {
+            if line.split(|&b| b == b' ').count() != 3 {
+                return None;
+            }
+            let space = memchr::memrchr(b' ', line)?;
+            Some((space + 1, line.get(space + 1..)?))
+        }
+        VersionAt::Start => {
+            let end = memchr::memchr(b' ', line).unwrap_or(line.len());
+            Some((0, line.get(..end)?))
+        }
+    }
+}
+
+/// Where the minor digit of a request line's `HTTP/1.<minor>` sits in `buf`, when the minor is
+/// above 1. RFC 9110 §6.2: such a message SHOULD be processed as the highest minor version of
+/// that major version the recipient implements (HTTP/1.1); Go's server does so.
+fn later_http1_minor(buf: &[u8]) -> Option<usize> {
+    let (start, line) = start_line(buf)?;
+    match version_token(line, VersionAt::End)? {
+        (at, [b'H', b'T', b'T', b'P', b'/', b'1', b'.', b'2'..=b'9']) => Some(start + at + 7),
+        _ => None,
     }
 }
 

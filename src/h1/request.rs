@@ -75,6 +75,8 @@ pub enum RequestError {
     MissingHost,
     #[error("request with more than one Host header")]
     DuplicateHost,
+    #[error("Host header is not a valid uri-host [ \":\" port ]")]
+    InvalidHost,
     #[error("request has both Content-Length and Transfer-Encoding")]
     ContentLengthWithTransferEncoding,
     #[error("Content-Length is not a non-negative decimal integer")]
@@ -83,6 +85,8 @@ pub enum RequestError {
     ConflictingContentLength,
     #[error("Transfer-Encoding other than a single `chunked` is not implemented")]
     UnsupportedTransferCoding,
+    #[error("Transfer-Encoding does not end in `chunked`: the body length cannot be determined")]
+    ChunkedNotFinal,
     #[error("Transfer-Encoding on an HTTP/1.0 request")]
     TransferEncodingOnHttp10,
 }
@@ -100,6 +104,8 @@ impl RequestError {
             Self::Malformed(_)
             | Self::MissingHost
             | Self::DuplicateHost
+            | Self::InvalidHost
+            | Self::ChunkedNotFinal
             | Self::ContentLengthWithTransferEncoding
             | Self::InvalidContentLength
             | Self::ConflictingContentLength
@@ -180,6 +186,30 @@ fn split_target(buf: &[u8], target: Range<usize>) -> (Range<usize>, Option<Range
 /// [`RequestError`] when the head is too large, has too many fields, is malformed, or its framing
 /// is ambiguous or unsupported; see each variant and [`RequestError::status`].
 pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, RequestError> {
+    match parse_as_given(buf, limits) {
+        // RFC 9110 §6.2: HTTP/1.2 to HTTP/1.9 are read as HTTP/1.1 (httparse only knows 1.0 and
+        // 1.1). Cold path: a copy of the head with the minor digit replaced is parsed instead;
+        // it has the same length, so every range of the result indexes `buf` as well.
+        Err(RequestError::UnsupportedVersion) => {
+            let Some(at) = super::later_http1_minor(buf) else {
+                return Err(RequestError::UnsupportedVersion);
+            };
+            // One byte past the limit keeps "over the limit" visible to `head_window`.
+            let mut copy = buf
+                .get(..buf.len().min(limits.max_head_bytes.saturating_add(1)))
+                .unwrap_or(buf)
+                .to_vec();
+            if let Some(minor) = copy.get_mut(at) {
+                *minor = b'1';
+            }
+            parse_as_given(&copy, limits)
+        }
+        other => other,
+    }
+}
+
+/// [`parse_request`] without the later-minor-version rewrite.
+fn parse_as_given(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, RequestError> {
     let (window, window_full) = head_window(buf, limits);
     with_header_slots(limits.max_headers, |slots| {
         let mut req = httparse::Request::new(&mut []);
@@ -209,6 +239,7 @@ fn interpret(
 
     let mut headers = Vec::with_capacity(req.headers.len());
     let mut hosts = 0usize;
+    let mut host: &[u8] = b"";
     let mut framing = FramingFields::default();
     let mut expect_continue = false;
     for field in req.headers.iter() {
@@ -222,6 +253,7 @@ fn interpret(
         }
         if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
+            host = field.value;
         } else if name.eq_ignore_ascii_case(b"expect") {
             expect_continue |= trim_ows(field.value).eq_ignore_ascii_case(b"100-continue");
         }
@@ -230,10 +262,12 @@ fn interpret(
     let body = body_framing(version, &framing)?;
 
     // RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host, and for any request with more
-    // than one Host field line.
+    // than one Host field line or a Host field with an invalid field value.
     match hosts {
         0 if version == Version::Http11 => return Err(RequestError::MissingHost),
-        0 | 1 => {}
+        0 => {}
+        1 if is_valid_host(host) => {}
+        1 => return Err(RequestError::InvalidHost),
         _ => return Err(RequestError::DuplicateHost),
     }
 
@@ -256,6 +290,63 @@ fn interpret(
     })
 }
 
+/// RFC 9112 §3.2: `Host = uri-host [ ":" port ]` (RFC 3986 §3.2.2, §3.2.3), where uri-host is an
+/// IP-literal in brackets or a reg-name (which includes IPv4 addresses) and port is `*DIGIT`. An
+/// empty value is valid (a target without an authority). The IP-literal's insides are checked
+/// only for their alphabet (hex digits, `:`, `.`, IPvFuture's and RFC 6874 zone IDs' characters).
+fn is_valid_host(value: &[u8]) -> bool {
+    let (host_ok, port) = match value {
+        [b'[', rest @ ..] => match memchr::memchr(b']', rest) {
+            Some(end) => {
+                let literal = rest.get(..end).unwrap_or_default();
+                let ok = !literal.is_empty()
+                    && literal
+                        .iter()
+                        .all(|&b| is_unreserved(b) || is_sub_delim(b) || b == b':' || b == b'%');
+                (ok, rest.get(end + 1..).unwrap_or_default())
+            }
+            None => return false,
+        },
+        _ => {
+            let end = memchr::memchr(b':', value).unwrap_or(value.len());
+            let (name, port) = value.split_at(end);
+            (is_reg_name(name), port)
+        }
+    };
+    host_ok
+        && match port {
+            [] => true,
+            [b':', digits @ ..] => digits.iter().all(u8::is_ascii_digit),
+            _ => false,
+        }
+}
+
+/// RFC 3986 §3.2.2: `reg-name = *( unreserved / pct-encoded / sub-delims )`.
+fn is_reg_name(name: &[u8]) -> bool {
+    let mut rest = name;
+    while let [b, tail @ ..] = rest {
+        rest = match (b, tail) {
+            (b'%', [h1, h2, tail @ ..]) if h1.is_ascii_hexdigit() && h2.is_ascii_hexdigit() => tail,
+            (&b, tail) if is_unreserved(b) || is_sub_delim(b) => tail,
+            _ => return false,
+        };
+    }
+    true
+}
+
+/// RFC 3986 §2.3.
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// RFC 3986 §2.2.
+fn is_sub_delim(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+    )
+}
+
 /// RFC 9112 §6.1 and §6.3 for requests, in the order the RFC gives them.
 fn body_framing(version: Version, framing: &FramingFields) -> Result<BodyFraming, RequestError> {
     let FramingFields {
@@ -274,10 +365,16 @@ fn body_framing(version: Version, framing: &FramingFields) -> Result<BodyFraming
         if content_length.is_present() {
             return Err(RequestError::ContentLengthWithTransferEncoding);
         }
+        // §6.3 item 4: "If a Transfer-Encoding header field is present in a request and the
+        // chunked transfer coding is not the final encoding, the message body length cannot be
+        // determined reliably; the server MUST respond with the 400 (Bad Request) status code".
+        // This covers unknown final codings, empty lists and `chunked` with parameters too.
+        if !transfer_encoding.last_is_chunked {
+            return Err(RequestError::ChunkedNotFinal);
+        }
         // §6.1: a transfer coding the server does not understand SHOULD get 501. Only a single
-        // `chunked` is decoded; `gzip, chunked` would need decompression and `chunked, gzip`
-        // leaves the length undeterminable (§6.3 item 4 would say 400; we answer 501 for every
-        // coding list we do not implement, one rule for all of them).
+        // `chunked` is decoded; `gzip, chunked` would need decompression, and `chunked, chunked`
+        // is a coding applied twice (§7.1 forbids it), which we do not undo either.
         if !transfer_encoding.is_only_chunked() {
             return Err(RequestError::UnsupportedTransferCoding);
         }
@@ -601,6 +698,17 @@ mod tests {
             (b"GET / HTTP/1.1\r\n\r\n", MissingHost, 400),
             (b"GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", DuplicateHost, 400),
             (b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", DuplicateHost, 400),
+            (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", InvalidHost, 400),
+            (b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", InvalidHost, 400),
+            (b"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", InvalidHost, 400),
+            (b"GET / HTTP/1.1\r\nHost: a:http\r\n\r\n", InvalidHost, 400),
+            (b"GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n", InvalidHost, 400),
+            (b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", InvalidHost, 400),
+            (b"GET / HTTP/1.1\r\nHost: []\r\n\r\n", InvalidHost, 400),
+            (b"GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", InvalidHost, 400),
+            (b"GET / HTTP/1.1\r\nHost: a%2\r\n\r\n", InvalidHost, 400),
+            (b"GET / HTTP/1.1\r\nHost: \"a\"\r\n\r\n", InvalidHost, 400),
+            (b"GET / HTTP/1.0\r\nHost: a\xc3\xa9\r\n\r\n", InvalidHost, 400),
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", ContentLengthWithTransferEncoding, 400),
             (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", ContentLengthWithTransferEncoding, 400),
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\nTransfer-Encoding: chunked\r\n\r\n", ContentLengthWithTransferEncoding, 400),
@@ -614,16 +722,25 @@ mod tests {
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n", ConflictingContentLength, 400),
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", ConflictingContentLength, 400),
             (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", UnsupportedTransferCoding, 501),
-            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", UnsupportedTransferCoding, 501),
-            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", UnsupportedTransferCoding, 501),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", ChunkedNotFinal, 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", ChunkedNotFinal, 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", UnsupportedTransferCoding, 501),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo, chunked\r\n\r\n", UnsupportedTransferCoding, 501),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", ChunkedNotFinal, 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", ChunkedNotFinal, 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,\r\n\r\n", ChunkedNotFinal, 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunkedx\r\n\r\n", ChunkedNotFinal, 400),
             (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", UnsupportedTransferCoding, 501),
             (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", UnsupportedTransferCoding, 501),
-            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n", UnsupportedTransferCoding, 501),
-            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;q=1\r\n\r\n", UnsupportedTransferCoding, 501),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n", ChunkedNotFinal, 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;q=1\r\n\r\n", ChunkedNotFinal, 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;x\r\n\r\n", ChunkedNotFinal, 400),
             (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", TransferEncodingOnHttp10, 400),
             (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", TransferEncodingOnHttp10, 400),
             (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", UnsupportedVersion, 505),
-            (b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", UnsupportedVersion, 505),
+            (b"GET / HTTP/3.1\r\nHost: a\r\n\r\n", UnsupportedVersion, 505),
+            (b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", Malformed(httparse::Error::Version), 400),
+            (b"GET /a b HTTP/1.2\r\nHost: a\r\n\r\n", Malformed(httparse::Error::Version), 400),
             (b"GET / HTTP/0.9\r\nHost: a\r\n\r\n", UnsupportedVersion, 505),
             (b"GET / HTTX/1.1\r\nHost: a\r\n\r\n", Malformed(httparse::Error::Version), 400),
             (b"GET / HTTP/2\r\nHost: a\r\n\r\n", Malformed(httparse::Error::Version), 400),
@@ -655,6 +772,65 @@ mod tests {
                     String::from_utf8_lossy(input)
                 );
             }
+        }
+    }
+
+    #[test]
+    fn later_http1_minor_versions_are_read_as_http11() {
+        // RFC 9110 §6.2: "SHOULD process the message as if it were in the highest minor version
+        // within that major version to which the recipient is conformant".
+        let buf = b"\r\nPOST /x?a=1 HTTP/1.2\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
+        let h = head(buf);
+        assert_eq!(h.version, Version::Http11);
+        assert_eq!(h.head_len, buf.len() - 3);
+        assert_eq!(slice(buf, h.path.clone()), b"/x");
+        assert_eq!(h.header(buf, "host"), Some(&b"a"[..]));
+        assert_eq!(h.body, BodyFraming::Length(3));
+        assert!(h.keep_alive);
+        assert_eq!(
+            head(b"GET / HTTP/1.9\r\nHost: a\r\n\r\n").version,
+            Version::Http11
+        );
+        // Still an HTTP/1.1 request: Host is required.
+        assert_eq!(
+            parse(b"GET / HTTP/1.9\r\n\r\n"),
+            Err(RequestError::MissingHost)
+        );
+        // Incomplete stays incomplete; over the limit stays over the limit.
+        assert_eq!(parse(b"GET / HTTP/1.2\r\nHost: a\r\n"), Ok(None));
+        let small = Limits {
+            max_head_bytes: 20,
+            max_headers: 8,
+        };
+        assert_eq!(
+            parse_request(b"GET / HTTP/1.2\r\nHost: a\r\n", &small),
+            Err(RequestError::HeadTooLarge { limit: 20 })
+        );
+    }
+
+    #[test]
+    fn host_values_follow_rfc_3986_authority_syntax() {
+        for host in [
+            "",
+            "a",
+            "pyrogate.test:4040",
+            "pyrogate.test:",
+            "127.0.0.1:4040",
+            "[::1]",
+            "[::1]:4040",
+            "[fe80::1%25eth0]:80",
+            "[v1.x]",
+            "xn--bcher-kva.example",
+            "a%2Fb",
+            "sub-delims!$&'()*+,;=",
+            "under_score~tilde",
+        ] {
+            let buf = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            assert!(
+                matches!(parse(buf.as_bytes()), Ok(Some(_))),
+                "{host:?}: {:?}",
+                parse(buf.as_bytes())
+            );
         }
     }
 

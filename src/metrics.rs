@@ -178,7 +178,7 @@ impl DestMetrics {
 pub struct ReceiverMetrics {
     requests: RefCell<BTreeMap<(&'static str, u16), u64>>,
     refused: [Cell<u64>; RefuseReason::ALL.len()],
-    pub connections: Cell<u64>,
+    connections: Cell<u64>,
 }
 
 impl ReceiverMetrics {
@@ -188,6 +188,11 @@ impl ReceiverMetrics {
             .borrow_mut()
             .entry((route, status))
             .or_insert(0) += 1;
+    }
+
+    /// The receiver's open connections on this core.
+    pub fn set_connections(&self, open: usize) {
+        self.connections.set(open as u64);
     }
 
     pub fn record_refused(&self, reason: RefuseReason) {

@@ -167,13 +167,13 @@ pub async fn accept_loop(core: Rc<Shared>, rx: Rc<ReceiverRt>, listener: TcpList
                     }
                 }
                 rx.active.set(rx.active.get() + 1);
-                rx.metrics.connections.set(rx.active.get() as u64);
+                rx.metrics.set_connections(rx.active.get());
                 let (core, rx) = (core.clone(), rx.clone());
                 monoio::spawn(async move {
                     conn::serve(&core, &rx, stream, peer).await;
                     rx.slots.release();
                     rx.active.set(rx.active.get() - 1);
-                    rx.metrics.connections.set(rx.active.get() as u64);
+                    rx.metrics.set_connections(rx.active.get());
                     rx.conn_closed.notify_all();
                 });
             }

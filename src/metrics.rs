@@ -385,6 +385,20 @@ impl CoreSnapshot {
     }
 }
 
+/// The `component_id` of each destination's writer (`pyroscope.write.LABEL`), in core
+/// destination order.
+pub fn destination_components(config: &Config) -> Vec<String> {
+    config
+        .writers
+        .iter()
+        .flat_map(|w| {
+            w.endpoints
+                .iter()
+                .map(move |_| format!("pyroscope.write.{}", w.label))
+        })
+        .collect()
+}
+
 /// The `endpoint` label of each destination, in core destination order.
 pub fn destination_names(config: &Config) -> Vec<String> {
     config
@@ -433,41 +447,57 @@ impl Family<'_> {
 
 /// Renders merged metrics in the Prometheus text exposition format (version 0.0.4).
 pub fn render(config: &Config, snap: &CoreSnapshot) -> String {
+    render_with(config, snap, &Process::current())
+}
+
+/// [`render`] with the process figures given (for tests).
+pub fn render_with(config: &Config, snap: &CoreSnapshot, process: &Process) -> String {
     let names = destination_names(config);
+    let components = destination_components(config);
     let mut out = String::with_capacity(4096);
     let mut f = Family { out: &mut out };
     type Field = fn(&DestSnapshot) -> u64;
+    // Alloy's names and help texts (internal/component/pyroscope/write/metrics.go); every
+    // series carries `component_id` and `component_path`, as Alloy's registry adds them.
     let per_endpoint: [(&str, &str, Field); 5] = [
         (
             "pyroscope_write_sent_bytes_total",
-            "Bytes of profiles delivered upstream.",
+            "Total number of compressed bytes sent to Pyroscope.",
             |d| d.sent_bytes,
         ),
         (
             "pyroscope_write_dropped_bytes_total",
-            "Bytes of profiles that could not be delivered.",
+            "Total number of compressed bytes dropped by Pyroscope.",
             |d| d.dropped_bytes,
         ),
         (
             "pyroscope_write_sent_profiles_total",
-            "Profiles delivered upstream.",
+            "Total number of profiles sent to Pyroscope.",
             |d| d.sent_profiles,
         ),
         (
             "pyroscope_write_dropped_profiles_total",
-            "Profiles that could not be delivered.",
+            "Total number of profiles dropped by Pyroscope.",
             |d| d.dropped_profiles,
         ),
         (
             "pyroscope_write_retries_total",
-            "Upstream attempts after the first.",
+            "Total number of retries to Pyroscope.",
             |d| d.retries,
         ),
     ];
     for (metric, help, field) in per_endpoint {
         f.header(metric, "counter", help);
-        for (d, n) in snap.dests.iter().zip(&names) {
-            f.sample(metric, &[label("endpoint", n)], field(d));
+        for ((d, n), c) in snap.dests.iter().zip(&names).zip(&components) {
+            f.sample(
+                metric,
+                &[
+                    label("component_id", c),
+                    label("component_path", "/"),
+                    label("endpoint", n),
+                ],
+                field(d),
+            );
         }
     }
     f.header(
@@ -632,6 +662,46 @@ pub fn render(config: &Config, snap: &CoreSnapshot) -> String {
             }
         }
     }
+    // receive_http's connection gauges, as Alloy's (dskit server metrics, namespace
+    // pyroscope_receive_http), labelled by component.
+    f.header(
+        "pyroscope_receive_http_tcp_connections",
+        "gauge",
+        "Current number of accepted TCP connections.",
+    );
+    for (r, rc) in snap.receivers.iter().zip(&config.receivers) {
+        f.sample(
+            "pyroscope_receive_http_tcp_connections",
+            &[
+                label(
+                    "component_id",
+                    &format!("pyroscope.receive_http.{}", rc.label),
+                ),
+                label("component_path", "/"),
+                label("protocol", "http"),
+            ],
+            r.connections,
+        );
+    }
+    f.header(
+        "pyroscope_receive_http_tcp_connections_limit",
+        "gauge",
+        "The max number of TCP connections that can be accepted (0 means no limit).",
+    );
+    for rc in &config.receivers {
+        f.sample(
+            "pyroscope_receive_http_tcp_connections_limit",
+            &[
+                label(
+                    "component_id",
+                    &format!("pyroscope.receive_http.{}", rc.label),
+                ),
+                label("component_path", "/"),
+                label("protocol", "http"),
+            ],
+            rc.http.conn_limit,
+        );
+    }
     f.header("pyrogate_connections", "gauge", "Open client connections.");
     for (r, rc) in snap.receivers.iter().zip(&config.receivers) {
         f.sample(
@@ -646,5 +716,135 @@ pub fn render(config: &Config, snap: &CoreSnapshot) -> String {
         "Body bytes held in memory (being received or queued).",
     );
     f.sample("pyrogate_inflight_bytes", &[], snap.inflight_bytes);
+    process.render(&mut f);
     out
+}
+
+/// The process figures every Prometheus exporter publishes (client_golang's process
+/// collector), read from `/proc/self` (Linux `proc(5)`), plus `pyrogate_build_info`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Process {
+    pub cpu_seconds: f64,
+    pub resident_bytes: u64,
+    pub virtual_bytes: u64,
+    pub open_fds: u64,
+    pub max_fds: u64,
+    pub start_time_seconds: f64,
+}
+
+impl Process {
+    /// Reads this process's figures; a field that cannot be read is 0.
+    pub fn current() -> Self {
+        let mut p = Process::default();
+        // Times in /proc/self/stat are in USER_HZ, 100 on every Linux architecture (the
+        // kernel's fixed ABI for /proc, proc(5)); memory comes from /proc/self/status in kB,
+        // so the page size does not matter.
+        const USER_HZ: f64 = 100.0;
+        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+            // Fields after the parenthesised command name (which may hold spaces): utime is
+            // field 14, stime 15, starttime 22.
+            if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                let num = |i: usize| {
+                    f.get(i - 3)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                p.cpu_seconds = (num(14) + num(15)) as f64 / USER_HZ;
+                let boot = std::fs::read_to_string("/proc/stat")
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find_map(|l| l.strip_prefix("btime "))
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                    })
+                    .unwrap_or(0);
+                p.start_time_seconds = boot as f64 + num(22) as f64 / USER_HZ;
+            }
+        }
+        if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+            let kb = |key: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .and_then(|v| v.split_whitespace().next())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+                    * 1024
+            };
+            p.resident_bytes = kb("VmRSS:");
+            p.virtual_bytes = kb("VmSize:");
+        }
+        p.open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+        if let Ok(limits) = std::fs::read_to_string("/proc/self/limits") {
+            p.max_fds = limits
+                .lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+        }
+        p
+    }
+
+    fn render(&self, f: &mut Family<'_>) {
+        let gauges: [(&str, &str, &str, f64); 6] = [
+            (
+                "process_cpu_seconds_total",
+                "counter",
+                "Total user and system CPU time spent in seconds.",
+                self.cpu_seconds,
+            ),
+            (
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory size in bytes.",
+                self.resident_bytes as f64,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "gauge",
+                "Virtual memory size in bytes.",
+                self.virtual_bytes as f64,
+            ),
+            (
+                "process_open_fds",
+                "gauge",
+                "Number of open file descriptors.",
+                self.open_fds as f64,
+            ),
+            (
+                "process_max_fds",
+                "gauge",
+                "Maximum number of open file descriptors.",
+                self.max_fds as f64,
+            ),
+            (
+                "process_start_time_seconds",
+                "gauge",
+                "Start time of the process since unix epoch in seconds.",
+                self.start_time_seconds,
+            ),
+        ];
+        for (name, kind, help, v) in gauges {
+            f.header(name, kind, help);
+            f.sample(name, &[], v);
+        }
+        f.header(
+            "pyrogate_build_info",
+            "gauge",
+            "A metric with a constant '1' value labelled by version and revision of pyrogate.",
+        );
+        f.sample(
+            "pyrogate_build_info",
+            &[
+                label("version", env!("CARGO_PKG_VERSION")),
+                label(
+                    "revision",
+                    option_env!("PYROGATE_REVISION").unwrap_or("unknown"),
+                ),
+            ],
+            1,
+        );
+    }
 }

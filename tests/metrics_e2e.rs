@@ -95,8 +95,30 @@ fn fan_out_counters_are_exact_and_merged_across_two_cores(driver: Driver) {
         ("pyrogate_upstream_latency_seconds_count", n, 0.0),
         ("pyrogate_queue_depth", 0.0, 0.0),
     ] {
-        assert_eq!(value(&text, name, &ep_a), want_a, "{name} for A\n{text}");
-        assert_eq!(value(&text, name, &ep_b), want_b, "{name} for B\n{text}");
+        // Alloy's series carry the component's id and path besides `endpoint`.
+        type Labels<'a> = Vec<(&'a str, &'a str)>;
+        let (la, lb): (Labels, Labels) = if name.starts_with("pyroscope_write_") {
+            (
+                [
+                    ("component_id", "pyroscope.write.a"),
+                    ("component_path", "/"),
+                ]
+                .into_iter()
+                .chain(ep_a)
+                .collect(),
+                [
+                    ("component_id", "pyroscope.write.b"),
+                    ("component_path", "/"),
+                ]
+                .into_iter()
+                .chain(ep_b)
+                .collect(),
+            )
+        } else {
+            (ep_a.to_vec(), ep_b.to_vec())
+        };
+        assert_eq!(value(&text, name, &la), want_a, "{name} for A\n{text}");
+        assert_eq!(value(&text, name, &lb), want_b, "{name} for B\n{text}");
     }
     assert_eq!(
         value(
@@ -219,7 +241,145 @@ fn ready_and_healthy_answer_200(driver: Driver) {
     );
 }
 
+/// The Prometheus client library's own text parser, installed by this test into a venv under
+/// `target/py-cache` the first time (it needs `python3`).
+fn prometheus_parser() -> std::path::PathBuf {
+    use std::process::Command;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let venv = target.join("py-cache").join("prometheus-client");
+    let python = venv.join("bin/python");
+    let marker = venv.join(".installed-prometheus-client-0.21.1");
+    if !marker.exists() {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(&python)
+                .args(["-m", "pip", "install", "-q", "prometheus-client==0.21.1"])
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(ok, "installing prometheus-client into {}", venv.display());
+        std::fs::write(&marker, b"").expect("marker");
+    }
+    python
+}
+
+/// Parses a scrape with `prometheus_client.parser` and returns `name type labels=value` lines,
+/// one per sample, as the library understood them.
+fn parse_with_prometheus_client(text: &str) -> Vec<String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    const SCRIPT: &str = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    for s in fam.samples:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+        print(f"{fam.name} {fam.type} {s.name}{{{labels}}}={s.value}")
+"#;
+    let mut child = Command::new(prometheus_parser())
+        .args(["-c", SCRIPT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start python");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write scrape");
+    let out = child.wait_with_output().expect("python output");
+    assert!(
+        out.status.success(),
+        "prometheus_client rejected the scrape: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A scrape during an end-to-end run parses with the Prometheus client library, and what it
+/// parsed has Alloy's names, types and labels and the numbers that were sent.
+fn scrape_parses_with_the_prometheus_parser_and_has_alloys_series(driver: Driver) {
+    let mock = MockPyroscope::start();
+    let gw = Gateway::start(
+        &config::single(&mock.url(), "", "    conn_limit = 77", ""),
+        driver,
+        2,
+    );
+    let mut client = Client::connect(gw.addr());
+    for i in 0..3 {
+        client.send(&bodies::folded(700 + i).request(&[]));
+        assert_eq!(client.read_response().status, 200);
+    }
+    let parsed = parse_with_prometheus_client(&gw.metrics());
+    let url = mock.url();
+    let write = format!("component_id=pyroscope.write.upstream,component_path=/,endpoint={url}");
+    let rx = "component_id=pyroscope.receive_http.default,component_path=/,protocol=http";
+    for want in [
+        format!(
+            "pyroscope_write_sent_profiles counter pyroscope_write_sent_profiles_total{{{write}}}=3.0"
+        ),
+        format!(
+            "pyroscope_write_dropped_profiles counter pyroscope_write_dropped_profiles_total{{{write}}}=0.0"
+        ),
+        format!("pyroscope_write_retries counter pyroscope_write_retries_total{{{write}}}=0.0"),
+        format!(
+            "pyrogate_accepted_profiles counter pyrogate_accepted_profiles_total{{endpoint={url}}}=3.0"
+        ),
+        format!(
+            "pyroscope_receive_http_tcp_connections gauge pyroscope_receive_http_tcp_connections{{{rx}}}=1.0"
+        ),
+        format!(
+            "pyroscope_receive_http_tcp_connections_limit gauge pyroscope_receive_http_tcp_connections_limit{{{rx}}}=77.0"
+        ),
+        format!(
+            "pyrogate_build_info gauge pyrogate_build_info{{revision=unknown,version={}}}=1.0",
+            env!("CARGO_PKG_VERSION")
+        ),
+    ] {
+        assert!(
+            parsed.contains(&want),
+            "missing `{want}` in:\n{}",
+            parsed.join("\n")
+        );
+    }
+    for name in [
+        "process_cpu_seconds counter",
+        "process_resident_memory_bytes gauge",
+        "process_virtual_memory_bytes gauge",
+        "process_open_fds gauge",
+        "process_max_fds gauge",
+        "process_start_time_seconds gauge",
+    ] {
+        let line = parsed
+            .iter()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name}"));
+        let v: f64 = line
+            .rsplit('=')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        // CPU time is counted in 10 ms ticks: a quiet gateway may still read 0.
+        let floor = if name.starts_with("process_cpu") {
+            0.0
+        } else {
+            1.0
+        };
+        assert!(v >= floor, "{line}");
+    }
+}
+
 both_drivers!(
+    scrape_parses_with_the_prometheus_parser_and_has_alloys_series,
     fan_out_counters_are_exact_and_merged_across_two_cores,
     connections_gauge_counts_open_connections_on_every_core,
     ready_and_healthy_answer_200,

@@ -67,4 +67,4 @@ pub use bodies::Prng;
 pub use client::{Client, Response};
 pub use faults::{Faults, Latency};
 pub use gateway::{Driver, Gateway};
-pub use server::{Action, Counters, MockPyroscope, Recorded};
+pub use server::{Action, Counters, MockPyroscope, Recorded, Truncation};

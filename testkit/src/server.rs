@@ -5,7 +5,7 @@
 //! Content-Length and chunked request bodies, `Expect: 100-continue`, Go's framing refusals —
 //! that judges every request with Pyroscope's rules ([`crate::rules`]) unless told to accept
 //! anything, then answers accepted ones from a script ([`Action`]s: status, `Retry-After`,
-//! delay, hang, close, reset), else from seeded random [`Faults`], else from a default action;
+//! delay, hang, close, reset, an answer cut off inside its body), else from seeded random [`Faults`], else from a default action;
 //! a recorder of requests ([`Recorded`], a push also decoded), [`Counters`], a handshake-failure
 //! count, and two hooks: a [`Handler`] that may answer a request itself (extra routes,
 //! redirects) and an [`Inspector`] that sees the profile payloads of accepted requests and may
@@ -56,6 +56,27 @@ pub enum Action {
     Close,
     /// Reset the connection without answering (RST: `SO_LINGER` 0).
     Reset,
+    /// Start an answer that never completes: a head with `status` and
+    /// `Content-Length: declared`, only the first `sent` bytes of that body (`sent < declared`),
+    /// then `end`. Recorded with status `None` (no answer was given) and counted in
+    /// [`Counters::truncated`]. See [`Action::truncated`].
+    Truncated {
+        status: u16,
+        declared: usize,
+        sent: usize,
+        end: Truncation,
+    },
+}
+
+/// How a [`Action::Truncated`] answer ends after its partial body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truncation {
+    /// Close the connection (FIN): the client reads end-of-stream inside the body.
+    Close,
+    /// Reset the connection (RST: `SO_LINGER` 0).
+    Reset,
+    /// Send nothing more; keep the connection open until the stand-in stops (at most 120 s).
+    Hang,
 }
 
 impl Action {
@@ -71,6 +92,17 @@ impl Action {
     /// The default: 200 with an empty body.
     pub fn ok() -> Action {
         Action::status(200)
+    }
+
+    /// A `status` answer whose head declares a 64-byte body of which only 32 bytes are sent,
+    /// then `end`.
+    pub fn truncated(status: u16, end: Truncation) -> Action {
+        Action::Truncated {
+            status,
+            declared: 64,
+            sent: 32,
+            end,
+        }
     }
 
     /// Adds `Retry-After: <value>` to a `Respond` action.
@@ -172,6 +204,8 @@ pub struct Counters {
     pub statuses: BTreeMap<u16, u64>,
     pub resets: u64,
     pub hangs: u64,
+    /// Answers started and never completed ([`Action::Truncated`]).
+    pub truncated: u64,
     pub connections: u64,
     /// Connections closed on accept because `max_connections` were open.
     pub refused_connections: u64,
@@ -933,6 +967,36 @@ fn answer_accepted(
             finish_record(shared, record);
             let _ = socket2::SockRef::from(&conn.socket).set_linger(Some(Duration::ZERO));
             conn.reset = true;
+            return false;
+        }
+        Action::Truncated {
+            status,
+            declared,
+            sent,
+            end,
+        } => {
+            {
+                let mut c = lock(&shared.counters);
+                c.requests += 1;
+                c.truncated += 1;
+            }
+            finish_record(shared, record);
+            let body = vec![b'x'; declared];
+            let mut bytes = response_bytes(status, None, &[], &body, false);
+            bytes.truncate(bytes.len() - (declared - sent.min(declared)));
+            if !conn.write(&bytes) {
+                return false;
+            }
+            match end {
+                Truncation::Close => {}
+                Truncation::Reset => {
+                    let _ = socket2::SockRef::from(&conn.socket).set_linger(Some(Duration::ZERO));
+                    conn.reset = true;
+                }
+                Truncation::Hang => {
+                    interruptible_sleep(shared, MAX_HANG);
+                }
+            }
             return false;
         }
     };

@@ -341,6 +341,44 @@ fn mock_close_action_closes_without_answering() {
 }
 
 #[test]
+fn mock_truncated_action_sends_half_a_body_then_ends_as_told() {
+    use std::io::{ErrorKind, Read, Write};
+    use support::Truncation;
+    let head = "HTTP/1.1 200 OK\r\nContent-Length: 64\r\n\r\n";
+    let half = "x".repeat(32);
+    for end in [Truncation::Close, Truncation::Reset, Truncation::Hang] {
+        let mock = MockPyroscope::start();
+        mock.script([Action::truncated(200, end)]);
+        let mut s = std::net::TcpStream::connect(mock.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        s.write_all(&folded_upload("name=app")).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        let last = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => break Some(e.kind()),
+            }
+        };
+        let text = String::from_utf8_lossy(&got).into_owned();
+        match end {
+            Truncation::Close => assert_eq!(last, None, "{end:?}: FIN"),
+            Truncation::Reset => assert_eq!(last, Some(ErrorKind::ConnectionReset), "{end:?}"),
+            Truncation::Hang => assert!(
+                matches!(last, Some(ErrorKind::WouldBlock | ErrorKind::TimedOut)),
+                "{end:?}: {last:?}"
+            ),
+        }
+        // On loopback the bytes written before the reset are read before the reset is seen.
+        assert_eq!(text, format!("{head}{half}"), "{end:?}");
+        assert_eq!(mock.requests()[0].status, None, "{end:?}");
+        assert_eq!(mock.counters().truncated, 1, "{end:?}");
+    }
+}
+
+#[test]
 fn mock_hang_action_never_answers_and_drop_does_not_block() {
     let mock = MockPyroscope::builder()
         .default_action(Action::Hang)

@@ -30,6 +30,10 @@ pub enum ExchangeError {
     Io(#[from] std::io::Error),
     #[error("upstream closed the connection before a complete response")]
     Closed { response_started: bool },
+    /// An i/o error once part of the response had arrived: the request was processed, so this
+    /// is an attempt even on a reused connection.
+    #[error("upstream i/o during the response: {0}")]
+    IoInResponse(std::io::Error),
     #[error("malformed upstream response: {0}")]
     Malformed(String),
 }
@@ -102,9 +106,11 @@ impl Connection {
         let buf = std::mem::take(&mut self.rbuf);
         let (res, buf) = self.stream.read_more(buf, READ_CHUNK_BYTES).await;
         self.rbuf = buf;
-        match res? {
-            0 => Err(ExchangeError::Closed { response_started }),
-            _ => Ok(()),
+        match res {
+            Ok(0) => Err(ExchangeError::Closed { response_started }),
+            Ok(_) => Ok(()),
+            Err(e) if response_started => Err(ExchangeError::IoInResponse(e)),
+            Err(e) => Err(ExchangeError::Io(e)),
         }
     }
 

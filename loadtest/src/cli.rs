@@ -35,7 +35,7 @@ pub struct Args {
 }
 
 /// Flags that take no value.
-const SWITCHES: &[&str] = &["help", "no-build", "quiet", "no-nginx"];
+const SWITCHES: &[&str] = &["help", "no-build", "quiet", "no-nginx", "relabel"];
 
 impl Args {
     pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, CliError> {

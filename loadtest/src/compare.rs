@@ -1,7 +1,8 @@
 //! `loadtest compare`: pyrogate against the alternatives, same machine, same load, in rounds.
 //!
 //! Owns: the systems under test — a direct-to-sink baseline, pyrogate (its release binary, one
-//! `pyroscope.write` per destination) and nginx as a mirroring reverse proxy (`proxy_pass` to the
+//! `pyroscope.write` per destination; with `--relabel` also the same behind a five-rule
+//! `pyroscope.relabel`) and nginx as a mirroring reverse proxy (`proxy_pass` to the
 //! first sink, one `mirror` + `mirror_request_body on` per further sink, generated config) —
 //! starting and stopping them (by PID, `kill -TERM` then SIGKILL after a grace period), running
 //! each under the same closed-loop load in alternating order round after round, and measuring
@@ -44,6 +45,10 @@ pub enum System {
     Pyrogate {
         fanout: usize,
     },
+    /// pyrogate with [`RELABEL_RULES`] between the receiver and the writers.
+    PyrogateRelabel {
+        fanout: usize,
+    },
     Nginx {
         fanout: usize,
     },
@@ -54,6 +59,7 @@ impl System {
         match self {
             System::Direct => "direct (no gateway)".into(),
             System::Pyrogate { fanout } => format!("pyrogate fan-out {fanout}"),
+            System::PyrogateRelabel { fanout } => format!("pyrogate+relabel fan-out {fanout}"),
             System::Nginx { fanout } => format!("nginx mirror fan-out {fanout}"),
         }
     }
@@ -61,7 +67,9 @@ impl System {
     pub fn fanout(self) -> usize {
         match self {
             System::Direct => 1,
-            System::Pyrogate { fanout } | System::Nginx { fanout } => fanout,
+            System::Pyrogate { fanout }
+            | System::PyrogateRelabel { fanout }
+            | System::Nginx { fanout } => fanout,
         }
     }
 }
@@ -78,6 +86,9 @@ pub struct CompareConfig {
     /// Fan-outs pyrogate runs at (memory vs destinations); the headline is 2.
     pub pyrogate_fanouts: Vec<usize>,
     pub nginx_fanout: usize,
+    /// Also run pyrogate with a five-rule `pyroscope.relabel` ([`RELABEL_RULES`]) at the
+    /// headline fan-out ([`headline_fanout`]), in the same rounds.
+    pub relabel: bool,
     pub label_sets: usize,
     pub seed: u64,
     pub pyrogate_bin: PathBuf,
@@ -115,6 +126,47 @@ pub struct Run {
     pub cpu: Option<stats::CpuTimes>,
     pub peak_rss_kib: Option<u64>,
     pub integrity: generator::Integrity,
+    /// The `pyroscope_relabel_*` counters after the run (relabel systems only).
+    pub relabel: Option<RelabelCounters>,
+}
+
+/// pyrogate's `pyroscope_relabel_*` counters, summed over its relabel components.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelabelCounters {
+    pub processed: u64,
+    pub written: u64,
+    pub dropped: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+}
+
+impl RelabelCounters {
+    /// Reads them from a `/metrics` text.
+    pub fn from_metrics(text: &str) -> RelabelCounters {
+        let m = |name: &str| generator::sum_metric(text, name);
+        RelabelCounters {
+            processed: m("pyroscope_relabel_profiles_processed"),
+            written: m("pyroscope_relabel_profiles_written"),
+            dropped: m("pyroscope_relabel_profiles_dropped"),
+            cache_hits: m("pyroscope_relabel_cache_hits"),
+            cache_misses: m("pyroscope_relabel_cache_misses"),
+        }
+    }
+
+    fn add(&mut self, o: &RelabelCounters) {
+        self.processed += o.processed;
+        self.written += o.written;
+        self.dropped += o.dropped;
+        self.cache_hits += o.cache_hits;
+        self.cache_misses += o.cache_misses;
+    }
+
+    fn to_json(self) -> serde_json::Value {
+        serde_json::json!({
+            "processed": self.processed, "written": self.written, "dropped": self.dropped,
+            "cache_hits": self.cache_hits, "cache_misses": self.cache_misses,
+        })
+    }
 }
 
 /// Every run of one system, and their aggregate.
@@ -183,6 +235,22 @@ impl SystemResult {
 
     pub fn integrity_passed(&self) -> bool {
         self.runs.iter().all(|r| r.integrity.passed())
+    }
+
+    /// The relabel counters summed over the runs that have them.
+    pub fn relabel(&self) -> Option<RelabelCounters> {
+        let mut any = None;
+        for c in self.runs.iter().filter_map(|r| r.relabel.as_ref()) {
+            any.get_or_insert_with(RelabelCounters::default).add(c);
+        }
+        any
+    }
+
+    /// CPU milliseconds per 1,000 uploads of the run of `round`.
+    fn round_cpu_ms_per_1k(&self, round: usize) -> Option<f64> {
+        let r = self.runs.iter().find(|r| r.round == round)?;
+        (r.uploads > 0).then_some(())?;
+        Some(r.cpu?.total().as_secs_f64() * 1e6 / r.uploads as f64)
     }
 }
 
@@ -283,13 +351,73 @@ pub fn pyrogate_config(sinks: &[SocketAddr]) -> String {
         "pyroscope.receive_http \"loadtest\" {{\n\thttp {{\n\t\tlisten_address = \"127.0.0.1\"\n\t\tlisten_port    = 0\n\t}}\n\tforward_to = [{}]\n}}\n",
         writes.join(", ")
     );
+    write_components(&mut cfg, sinks);
+    cfg
+}
+
+/// The rules of the `--relabel` system, written for the generator's label sets
+/// ([`crate::bodies::label_sets`]: `service_name` `svc-N`, `env`, `pod`, `region`): every one
+/// touches every upload's labels, and none drops one.
+pub const RELABEL_RULES: &str = "\
+\t// env=production becomes environment=production ...
+\trule {
+\t\taction        = \"replace\"
+\t\tsource_labels = [\"env\"]
+\t\ttarget_label  = \"environment\"
+\t}
+
+\t// ... and the old name goes.
+\trule {
+\t\taction = \"labeldrop\"
+\t\tregex  = \"env\"
+\t}
+
+\t// Evaluated on every upload; the generator's services are svc-N, so nothing is dropped.
+\trule {
+\t\taction        = \"drop\"
+\t\tsource_labels = [\"service_name\"]
+\t\tregex         = \"test-.*\"
+\t}
+
+\trule {
+\t\taction        = \"hashmod\"
+\t\tsource_labels = [\"pod\"]
+\t\tmodulus       = 8
+\t\ttarget_label  = \"shard\"
+\t}
+
+\trule {
+\t\taction        = \"lowercase\"
+\t\tsource_labels = [\"region\"]
+\t\ttarget_label  = \"zone\"
+\t}
+";
+
+/// pyrogate's configuration of the `--relabel` system: the receiver forwards to one
+/// `pyroscope.relabel` with [`RELABEL_RULES`], which forwards to one `pyroscope.write` per sink
+/// (the same fan-out as [`pyrogate_config`]).
+pub fn pyrogate_relabel_config(sinks: &[SocketAddr]) -> String {
+    let writes: Vec<String> = (0..sinks.len())
+        .map(|i| format!("pyroscope.write.sink{i}.receiver"))
+        .collect();
+    let mut cfg = "pyroscope.receive_http \"loadtest\" {\n\thttp {\n\t\tlisten_address = \"127.0.0.1\"\n\t\tlisten_port    = 0\n\t}\n\tforward_to = [pyroscope.relabel.loadtest.receiver]\n}\n".to_string();
+    let _ = write!(
+        cfg,
+        "\npyroscope.relabel \"loadtest\" {{\n\tforward_to = [{}]\n\n{RELABEL_RULES}}}\n",
+        writes.join(", ")
+    );
+    write_components(&mut cfg, sinks);
+    cfg
+}
+
+/// One `pyroscope.write "sinkI"` per sink.
+fn write_components(cfg: &mut String, sinks: &[SocketAddr]) {
     for (i, s) in sinks.iter().enumerate() {
         let _ = write!(
             cfg,
             "\npyroscope.write \"sink{i}\" {{\n\tendpoint {{\n\t\turl = \"http://{s}\"\n\t}}\n}}\n"
         );
     }
-    cfg
 }
 
 /// nginx's configuration: `proxy_pass` to the first sink, a `mirror` per further sink, bodies
@@ -488,6 +616,12 @@ fn run_one(
             log: None,
         },
         System::Pyrogate { .. } => start_pyrogate(&cfg.pyrogate_bin, cfg.cores, &sink_addrs, &dir)?,
+        System::PyrogateRelabel { .. } => start_pyrogate_with(
+            &cfg.pyrogate_bin,
+            cfg.cores,
+            &pyrogate_relabel_config(&sink_addrs),
+            &dir,
+        )?,
         System::Nginx { .. } => {
             let bin = cfg.nginx_bin.as_deref().context("nginx is not installed")?;
             start_nginx(bin, cfg, &sink_addrs, &dir)?
@@ -508,12 +642,17 @@ fn run_one(
     settle(sinks);
     let cpu1 = started.cpu();
     let peak = started.peak_rss_kib();
-    let dropped = started.admin.and_then(|a| {
+    let metrics = started.admin.and_then(|a| {
         let (status, body) = generator::http_get(a, "/metrics", Duration::from_secs(5)).ok()?;
-        (status == 200).then(|| {
-            generator::sum_metric(&String::from_utf8_lossy(&body), "pyrogate_dropped_total")
-        })
+        (status == 200).then(|| String::from_utf8_lossy(&body).into_owned())
     });
+    let dropped = metrics
+        .as_deref()
+        .map(|m| generator::sum_metric(m, "pyrogate_dropped_total"));
+    let relabel = match system {
+        System::PyrogateRelabel { .. } => metrics.as_deref().map(RelabelCounters::from_metrics),
+        _ => None,
+    };
     let named: Vec<(String, crate::integrity::SinkStats)> = sinks
         .iter()
         .take(fanout)
@@ -544,6 +683,7 @@ fn run_one(
         cpu,
         peak_rss_kib: peak,
         integrity,
+        relabel,
     })
 }
 
@@ -565,6 +705,11 @@ pub fn systems(cfg: &CompareConfig) -> Vec<System> {
             .iter()
             .map(|&f| System::Pyrogate { fanout: f }),
     );
+    if cfg.relabel {
+        out.push(System::PyrogateRelabel {
+            fanout: headline_fanout(cfg),
+        });
+    }
     if cfg.nginx_bin.is_some() {
         out.push(System::Nginx {
             fanout: cfg.nginx_fanout,
@@ -661,6 +806,19 @@ pub fn run(cfg: CompareConfig) -> anyhow::Result<Comparison> {
     })
 }
 
+/// The fan-out of the headline pyrogate system: nginx's (2 by default) when pyrogate runs at
+/// it, else pyrogate's first.
+pub fn headline_fanout(cfg: &CompareConfig) -> usize {
+    if cfg.pyrogate_fanouts.contains(&cfg.nginx_fanout) {
+        cfg.nginx_fanout
+    } else {
+        cfg.pyrogate_fanouts
+            .first()
+            .copied()
+            .unwrap_or(cfg.nginx_fanout)
+    }
+}
+
 /// The headline system: pyrogate at nginx's fan-out (2 by default), else the first pyrogate.
 fn reference(c: &Comparison) -> Option<&SystemResult> {
     c.results
@@ -676,6 +834,74 @@ fn reference(c: &Comparison) -> Option<&SystemResult> {
                 .iter()
                 .find(|r| matches!(r.system, System::Pyrogate { .. }))
         })
+}
+
+/// The issue's bound on the relabel system's CPU per upload, as a ratio to plain pyrogate.
+pub const RELABEL_CPU_TARGET: f64 = 1.05;
+
+/// The median of `v` (the mean of the middle two for an even count); `None` when empty.
+pub fn median(v: &[f64]) -> Option<f64> {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+/// The relabel verdict: CPU per upload of pyrogate+relabel over plain pyrogate at the same
+/// fan-out, over all rounds and round by round (both ran in each round).
+fn relabel_verdict(c: &Comparison) -> Option<String> {
+    let rel = c
+        .results
+        .iter()
+        .find(|r| matches!(r.system, System::PyrogateRelabel { .. }))?;
+    let f = rel.system.fanout();
+    let plain = c
+        .results
+        .iter()
+        .find(|r| r.system == System::Pyrogate { fanout: f });
+    let Some(plain) = plain else {
+        return Some(format!(
+            "relabel cost at fan-out {f}: no plain pyrogate run at that fan-out to compare with"
+        ));
+    };
+    let rounds: Vec<f64> = (0..c.config.rounds)
+        .filter_map(|k| Some(rel.round_cpu_ms_per_1k(k)? / plain.round_cpu_ms_per_1k(k)?))
+        .collect();
+    let counters = rel.relabel().map_or_else(
+        || "relabel counters: not scraped".to_string(),
+        |r| {
+            let looked_up = r.cache_hits + r.cache_misses;
+            format!(
+                "relabel processed {}, written {}, dropped {}, cache hits {:.1}%",
+                thousands(r.processed),
+                thousands(r.written),
+                r.dropped,
+                r.cache_hits as f64 * 100.0 / looked_up.max(1) as f64
+            )
+        },
+    );
+    let (Some(r), Some(p)) = (rel.cpu_ms_per_1k(), plain.cpu_ms_per_1k()) else {
+        return Some(format!(
+            "relabel cost at fan-out {f}: no CPU figures ({counters})"
+        ));
+    };
+    let per_round: Vec<String> = rounds.iter().map(|x| format!("{x:.3}")).collect();
+    let med = median(&rounds);
+    Some(format!(
+        "relabel cost at fan-out {f} (5 rules, same rounds): CPU per 1,000 uploads pyrogate+relabel {r:.1} ms, pyrogate {p:.1} ms: ratio {:.3} (per round {}; median {}) (target ≤ {RELABEL_CPU_TARGET:.2}: {}); {counters}",
+        r / p,
+        per_round.join(", "),
+        med.map_or_else(|| "?".to_string(), |m| format!("{m:.3}")),
+        if r / p <= RELABEL_CPU_TARGET {
+            "met"
+        } else {
+            "missed"
+        },
+    ))
 }
 
 const HEADERS: [&str; 12] = [
@@ -794,6 +1020,7 @@ pub fn verdicts(c: &Comparison) -> Vec<String> {
             hi / lo.max(1e-9)
         ));
     }
+    out.extend(relabel_verdict(c));
     let lost: u64 = c.results.iter().map(SystemResult::lost).sum();
     let all_ok = c.results.iter().all(SystemResult::integrity_passed);
     out.push(format!(
@@ -856,6 +1083,7 @@ pub fn json(c: &Comparison) -> serde_json::Value {
             "rounds": c.config.rounds, "duration_s": c.config.duration.as_secs_f64(),
             "connections": c.config.connections, "mix": c.config.mix.name(), "cores": c.config.cores,
             "pyrogate_fanouts": c.config.pyrogate_fanouts, "nginx_fanout": c.config.nginx_fanout,
+            "relabel": c.config.relabel,
             "label_sets": c.config.label_sets, "seed": c.config.seed,
             "pyrogate_bin": c.config.pyrogate_bin.display().to_string(),
             "nginx_bin": c.config.nginx_bin.as_ref().map(|p| p.display().to_string()),
@@ -872,6 +1100,7 @@ pub fn json(c: &Comparison) -> serde_json::Value {
             "outcomes": r.outcomes().0,
             "integrity_passed": r.integrity_passed(),
             "lost": r.lost(),
+            "relabel": r.relabel().map(RelabelCounters::to_json),
             "runs": r.runs.iter().map(|run| serde_json::json!({
                 "round": run.round, "uploads": run.uploads, "elapsed_s": run.elapsed.as_secs_f64(),
                 "latency": run.latencies.percentiles().to_json(),
@@ -879,6 +1108,7 @@ pub fn json(c: &Comparison) -> serde_json::Value {
                 "cpu_user_ms": run.cpu.map(|c| c.user.as_secs_f64() * 1e3),
                 "cpu_system_ms": run.cpu.map(|c| c.system.as_secs_f64() * 1e3), "peak_rss_kib": run.peak_rss_kib,
                 "integrity": run.integrity.to_json(),
+                "relabel": run.relabel.map(RelabelCounters::to_json),
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "verdicts": verdicts(c),
@@ -986,6 +1216,7 @@ mod tests {
             cores: 1,
             pyrogate_fanouts: vec![1, 2],
             nginx_fanout: 2,
+            relabel: false,
             label_sets: 1,
             seed: 1,
             pyrogate_bin: PathBuf::from("/nonexistent"),
@@ -1000,6 +1231,134 @@ mod tests {
                 System::Pyrogate { fanout: 1 },
                 System::Pyrogate { fanout: 2 }
             ]
+        );
+        // --relabel: one more system, at the headline fan-out, beside the plain one.
+        let mut cfg = CompareConfig {
+            relabel: true,
+            nginx_bin: Some(PathBuf::from("/usr/sbin/nginx")),
+            ..cfg
+        };
+        assert_eq!(
+            systems(&cfg),
+            vec![
+                System::Direct,
+                System::Pyrogate { fanout: 1 },
+                System::Pyrogate { fanout: 2 },
+                System::PyrogateRelabel { fanout: 2 },
+                System::Nginx { fanout: 2 }
+            ]
+        );
+        cfg.pyrogate_fanouts = vec![4, 1];
+        assert_eq!(headline_fanout(&cfg), 4);
+        assert!(systems(&cfg).contains(&System::PyrogateRelabel { fanout: 4 }));
+    }
+
+    /// Every config `compare` generates loads with pyrogate's own loader.
+    fn load(text: &str) -> pyrogate::config::Config {
+        match pyrogate::config::load_str(
+            "compare.alloy",
+            text,
+            &pyrogate::config::ProcessEnvironment,
+        ) {
+            Ok(l) => {
+                assert!(l.warnings.is_empty(), "{:?}\n{text}", l.warnings);
+                l.config
+            }
+            Err(d) => panic!("{d:?}\n{text}"),
+        }
+    }
+
+    #[test]
+    fn generated_pyrogate_configs_load() {
+        for n in 1..=4 {
+            let sinks: Vec<SocketAddr> = (0..n).map(|i| addr(4001 + i)).collect();
+            let plain = load(&pyrogate_config(&sinks));
+            assert_eq!(plain.writers.len(), usize::from(n));
+            assert!(plain.relabels.is_empty());
+            let relabel = load(&pyrogate_relabel_config(&sinks));
+            assert_eq!(relabel.writers.len(), usize::from(n));
+            assert_eq!(relabel.receivers.len(), 1);
+            assert_eq!(
+                relabel.receivers[0].forward_to,
+                vec![pyrogate::config::Target::Relabel(0)]
+            );
+            // The same fan-out as the plain system, behind the relabel stage.
+            assert_eq!(
+                relabel.relabels[0].forward_to,
+                (0..usize::from(n))
+                    .map(pyrogate::config::Target::Writer)
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn relabel_rules_touch_every_generated_label_set_and_drop_none() {
+        use pyrogate::relabel::Action;
+        let cfg = load(&pyrogate_relabel_config(&[addr(4001), addr(4002)]));
+        let rules = &cfg.relabels[0].rules;
+        let actions: Vec<Action> = rules.iter().map(|r| r.spec().action).collect();
+        assert_eq!(
+            actions,
+            [
+                Action::Replace,
+                Action::LabelDrop,
+                Action::Drop,
+                Action::HashMod,
+                Action::Lowercase
+            ]
+        );
+        assert_eq!(rules[3].spec().modulus, 8);
+        let mut shards = std::collections::BTreeSet::new();
+        for set in crate::bodies::label_sets(500, 1) {
+            // The Push labels (a superset of what /ingest's `name` carries), sorted by name as
+            // the rules see them.
+            let mut labels = crate::bodies::push_labels(&set);
+            labels.sort();
+            let env = set.tags.iter().find(|(k, _)| k == "env").unwrap().1.clone();
+            let region = set
+                .tags
+                .iter()
+                .find(|(k, _)| k == "region")
+                .unwrap()
+                .1
+                .clone();
+            assert!(
+                pyrogate::relabel::process(rules, &mut labels),
+                "dropped {set:?}"
+            );
+            let get = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            assert_eq!(get("env"), None);
+            assert_eq!(get("environment"), Some(env));
+            assert_eq!(get("zone"), Some(region.to_lowercase()));
+            let shard: u64 = get("shard").unwrap().parse().unwrap();
+            assert!(shard < 8);
+            shards.insert(shard);
+        }
+        // 500 pods spread over every shard.
+        assert_eq!(shards.len(), 8);
+    }
+
+    #[test]
+    fn medians_and_relabel_counters() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        let text = "# TYPE pyroscope_relabel_cache_hits counter\n\
+            pyroscope_relabel_profiles_processed{component_id=\"pyroscope.relabel.loadtest\",component_path=\"/\"} 10\n\
+            pyroscope_relabel_profiles_written{component_id=\"pyroscope.relabel.loadtest\",component_path=\"/\"} 9\n\
+            pyroscope_relabel_profiles_dropped{component_id=\"pyroscope.relabel.loadtest\",component_path=\"/\"} 1\n\
+            pyroscope_relabel_cache_hits{component_id=\"pyroscope.relabel.loadtest\",component_path=\"/\"} 7\n\
+            pyroscope_relabel_cache_misses{component_id=\"pyroscope.relabel.loadtest\",component_path=\"/\"} 3\n";
+        assert_eq!(
+            RelabelCounters::from_metrics(text),
+            RelabelCounters {
+                processed: 10,
+                written: 9,
+                dropped: 1,
+                cache_hits: 7,
+                cache_misses: 3
+            }
         );
     }
 }

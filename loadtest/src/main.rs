@@ -37,7 +37,11 @@ usage: loadtest <command> [flags]
   compare  pyrogate vs nginx (mirror) vs direct, same load, alternating rounds
            --rounds=2 --duration=6s --connections=32 --mix=go --cores=1
            --fanouts=1,2,4 --nginx-fanout=2 --pyrogate=PATH --nginx=PATH --no-nginx
-           --no-build --out=target/loadtest --quiet
+           --relabel --label-sets=500 --seed=1 --no-build --out=target/loadtest --quiet
+           --relabel also runs pyrogate behind a five-rule pyroscope.relabel (replace,
+           labeldrop, drop matching nothing, hashmod, lowercase) at the headline fan-out
+           (--nginx-fanout if in --fanouts, else the first) and reports its CPU per
+           upload as a ratio to plain pyrogate at that fan-out, from the same rounds
 ";
 
 fn main() -> ExitCode {
@@ -382,6 +386,7 @@ fn cmd_compare(args: &Args) -> anyhow::Result<ExitCode> {
         cores: args.get("cores", 1usize, "an integer")?.max(1),
         pyrogate_fanouts: fanouts,
         nginx_fanout: args.get("nginx-fanout", 2usize, "an integer")?.clamp(1, 16),
+        relabel: args.switch("relabel"),
         label_sets: args.get("label-sets", 500usize, "an integer")?,
         seed: args.get("seed", 1u64, "an integer")?,
         pyrogate_bin,

@@ -223,3 +223,77 @@ fn a_capture_replayed_reaches_the_sink_with_every_checksum_intact() {
     assert_eq!(counts.len() as u64, captured);
     assert!(counts.iter().all(|&c| c == 1), "{counts:?}");
 }
+
+#[test]
+fn the_relabel_system_delivers_every_upload_with_relabelled_labels() {
+    let sinks: Vec<Sink> = (0..2)
+        .map(|i| {
+            Sink::start(SinkConfig {
+                seed: 20 + i,
+                ..SinkConfig::default()
+            })
+            .expect("sink")
+        })
+        .collect();
+    let addrs: Vec<SocketAddr> = sinks.iter().map(Sink::addr).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let gateway = compare::start_pyrogate_with(
+        &pyrogate_debug_binary(),
+        1,
+        &compare::pyrogate_relabel_config(&addrs),
+        dir.path(),
+    )
+    .expect("pyrogate starts");
+    // Every SDK shape: /ingest (labels in `name`) and Push (labels in the protobuf).
+    let pool = BodyPool::new(Mix::All, 20, 50, 9);
+    let run = 0x5eed_0004;
+    let uploads = 200;
+    let plan = Plan {
+        connections: 8,
+        schedule: Schedule::Closed,
+        duration: TIME_BOUND,
+        max_uploads: uploads,
+        timeout: Duration::from_secs(60),
+    };
+    let make = |i: u64| pool.request(generator::id(run, i));
+    let result = generator::drive(gateway.addr(), &plan, &make, "relabel", false);
+    assert_eq!(result.outcomes.errors_text(), "");
+    assert_eq!(result.accepted(), uploads);
+
+    let (status, metrics) = generator::http_get(
+        gateway.admin().expect("admin address"),
+        "/metrics",
+        Duration::from_secs(10),
+    )
+    .expect("metrics");
+    assert_eq!(status, 200);
+    let metrics = String::from_utf8_lossy(&metrics);
+    let dropped = generator::sum_metric(&metrics, "pyrogate_dropped_total");
+    assert_eq!(dropped, 0);
+    let counters = compare::RelabelCounters::from_metrics(&metrics);
+    assert_eq!(counters.dropped, 0);
+    assert_eq!(counters.processed, uploads);
+    assert_eq!(counters.written, uploads);
+    assert_eq!(counters.cache_hits + counters.cache_misses, uploads);
+
+    let named: Vec<_> = sinks
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("sink{i}"), s.stats()))
+        .collect();
+    let integrity = generator::check_integrity(run, &result.statuses, &named, Some(dropped));
+    assert!(integrity.passed(), "{}", integrity.summary());
+    for s in &integrity.sinks {
+        assert_eq!((s.exactly_once, s.missing), (uploads, 0), "{}", s.name);
+    }
+    for (name, stats) in &named {
+        for key in stats.label_sets.keys() {
+            // The rules touched every label set that arrived: env renamed, shard and zone added.
+            assert!(key.contains("environment="), "{name}: {key}");
+            assert!(!key.contains("env="), "{name}: {key}");
+            assert!(key.contains("shard="), "{name}: {key}");
+            assert!(key.contains("zone="), "{name}: {key}");
+        }
+    }
+    assert_eq!(gateway.stop(), None, "pyrogate exits 0 on SIGTERM");
+}

@@ -38,16 +38,6 @@ impl IngestLabels {
     pub fn is_empty(&self) -> bool {
         self.set.is_empty()
     }
-
-    /// The labels a `pyroscope.relabel` stage left, for [`write_stage`]: Alloy hands the
-    /// relabelled `labels.Labels` to `pyroscope.write` in place of the received ones.
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let mut set = LabelSet::new();
-        for (k, v) in pairs {
-            set.insert(k, v);
-        }
-        IngestLabels { set }
-    }
 }
 
 /// `pyroscope.write` rejected the labels: `invalid labels in profile: <reason>`. Not retried;
@@ -95,10 +85,24 @@ pub fn write_stage(
     labels: &IngestLabels,
     external_labels: &[(String, String)],
 ) -> Result<String, InvalidLabels> {
-    let set = &labels.set;
-    let mut merged: Vec<(&str, &str)> = Vec::with_capacity(set.len() + external_labels.len() + 1);
-    merged.extend(set.iter());
-    if let Some(service) = set.get(SERVICE_NAME_LABEL).filter(|s| !s.is_empty()) {
+    write_stage_sorted(labels.set.iter(), external_labels)
+}
+
+/// [`write_stage`] for labels already sorted by name with unique names, such as the set a
+/// `pyroscope.relabel` stage left: no intermediate label set is built.
+pub fn write_stage_sorted<'a>(
+    sorted: impl Iterator<Item = (&'a str, &'a str)>,
+    external_labels: &'a [(String, String)],
+) -> Result<String, InvalidLabels> {
+    let mut merged: Vec<(&str, &str)> = Vec::with_capacity(16 + external_labels.len());
+    merged.extend(sorted);
+    let service = merged
+        .binary_search_by(|(k, _)| cmp_names(k, SERVICE_NAME_LABEL))
+        .ok()
+        .and_then(|i| merged.get(i))
+        .map(|(_, v)| *v)
+        .filter(|s| !s.is_empty());
+    if let Some(service) = service {
         upsert(&mut merged, NAME_LABEL, service);
     }
     labelset::validate_labels(merged.iter().copied()).map_err(InvalidLabels)?;

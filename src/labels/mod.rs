@@ -48,6 +48,7 @@ pub mod query;
 
 pub use ingest::{
     IngestLabels, InvalidLabels, join_path, receive_stage, upstream_query, write_stage,
+    write_stage_sorted,
 };
 pub use labelset::{LabelSet, LabelValidationError, LabelsetError, parse, parse_bytes};
 pub use push::{

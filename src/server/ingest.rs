@@ -15,7 +15,7 @@ use super::ReceiverRt;
 use super::conn::Reply;
 use crate::budget::Reservation;
 use crate::h1::{self, RequestHead};
-use crate::labels::{self, IngestLabels};
+use crate::labels;
 use crate::metrics::{DropReason, RefuseReason};
 use crate::pipeline::deliver::Delivery;
 use crate::upload::{Api, Verdict};
@@ -56,16 +56,14 @@ pub async fn handle(
     rx.pipeline.route(&input, &mut hops);
     let mut delivery = Delivery::new(Api::Ingest, None, headers);
     for hop in &hops {
-        let relabelled;
-        let labels = match &hop.labels {
-            Some(l) => {
-                relabelled =
-                    IngestLabels::from_pairs(l.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                &relabelled
-            }
-            None => &received,
+        let written = match &hop.labels {
+            Some(l) => labels::write_stage_sorted(
+                l.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                hop.writer.external_labels(),
+            ),
+            None => labels::write_stage(&received, hop.writer.external_labels()),
         };
-        match labels::write_stage(labels, hop.writer.external_labels()) {
+        match written {
             Ok(name) => {
                 let query = labels::upstream_query(&query, &name);
                 for dest in hop.writer.destinations() {

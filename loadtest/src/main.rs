@@ -38,6 +38,11 @@ usage: loadtest <command> [flags]
            --rounds=2 --duration=6s --connections=32 --mix=go --cores=1
            --fanouts=1,2,4 --nginx-fanout=2 --pyrogate=PATH --nginx=PATH --no-nginx
            --no-build --out=target/loadtest --quiet
+  soak     a long run through pyrogate to 3 sinks, one flaky (resets, 503 storms, an outage
+           in the middle); samples RSS, fds and /metrics every second; checks the account
+           --duration=10m --rate=40 --connections=128 --mix=all --acknowledge=enqueued
+           --cores=N (default: pyrogate's) --warmup=60s --drain-max=5m --reset-rate=0.02
+           --error-rate=0.03 --pyrogate=PATH --out=target/loadtest --seed=1 --quiet
 ";
 
 fn main() -> ExitCode {
@@ -55,6 +60,7 @@ fn main() -> ExitCode {
         "gen" => cmd_gen(&args),
         "replay" => cmd_replay(&args),
         "compare" => cmd_compare(&args),
+        "soak" => cmd_soak(&args),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -437,4 +443,73 @@ fn cmd_compare(args: &Args) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         },
     )
+}
+
+fn cmd_soak(args: &Args) -> anyhow::Result<ExitCode> {
+    let acknowledge = args.str("acknowledge").unwrap_or("enqueued").to_string();
+    if acknowledge != "enqueued" && acknowledge != "delivered" {
+        return Err(invalid("acknowledge", &acknowledge, "enqueued or delivered").into());
+    }
+    let rate: f64 = args.get("rate", 40.0, "uploads per second")?;
+    if !(rate > 0.0 && rate.is_finite()) {
+        return Err(invalid("rate", &rate.to_string(), "a positive rate").into());
+    }
+    let cores = match args.str("cores") {
+        Some(_) => Some(args.get("cores", 1usize, "an integer")?.max(1)),
+        None => None,
+    };
+    let latency =
+        loadtest::integrity::Latency::Uniform(Duration::from_millis(1), Duration::from_millis(10));
+    let cfg = loadtest::soak::SoakConfig {
+        duration: args.duration("duration", Duration::from_secs(600))?,
+        warmup: args.duration("warmup", Duration::from_secs(60))?,
+        rate,
+        connections: args.get("connections", 128usize, "an integer")?.max(1),
+        mix: Mix::parse(args.str("mix").unwrap_or("all"))
+            .ok_or_else(|| invalid("mix", args.str("mix").unwrap_or(""), "go or all"))?,
+        label_sets: args.get("label-sets", 500usize, "an integer")?,
+        seed: args.get("seed", 1u64, "an integer")?,
+        acknowledge,
+        cores,
+        pyrogate_bin: args
+            .str("pyrogate")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("PYROGATE_BIN").map(PathBuf::from))
+            .unwrap_or_else(compare::default_pyrogate_bin),
+        out_dir: PathBuf::from(args.str("out").unwrap_or("target/loadtest")),
+        drain_max: args.duration("drain-max", Duration::from_secs(300))?,
+        flaky: Faults {
+            latency,
+            reset_rate: args.get("reset-rate", 0.02, "a rate between 0 and 1")?,
+            error_rate: args.get("error-rate", 0.03, "a rate between 0 and 1")?,
+            error_status: 503,
+            ..Faults::default()
+        },
+        healthy_latency: latency,
+        timeout: args.duration("timeout", Duration::from_secs(30))?,
+        quiet: args.switch("quiet"),
+    };
+    args.finish()?;
+    if !cfg.pyrogate_bin.is_file() {
+        bail!(
+            "no pyrogate binary at {}: build it with `cargo build --release --workspace`",
+            cfg.pyrogate_bin.display()
+        );
+    }
+    let s = loadtest::soak::run(cfg)?;
+    print!("{}", loadtest::soak::text(&s));
+    println!("\nmarkdown:\n{}", loadtest::soak::markdown(&s));
+    let [json, csv, svg] = loadtest::soak::write_outputs(&s)?;
+    println!(
+        "results: {}\nsamples: {}\nplot:    {}\nwall time: {:.0}s",
+        json.display(),
+        csv.display(),
+        svg.display(),
+        s.wall.as_secs_f64()
+    );
+    Ok(if s.accounts_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

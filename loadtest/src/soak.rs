@@ -722,9 +722,7 @@ pub fn run(cfg: SoakConfig) -> anyhow::Result<Soak> {
                     rss_kib: rss_kib(pid).unwrap_or(0),
                     fds: fd_count(pid).unwrap_or(0),
                     cpu_ms: stats::cpu_time(pid).map_or(0, |c| c.total().as_millis() as u64),
-                    requests: sum_by(&text, "pyrogate_requests_total", "")
-                        .values()
-                        .sum(),
+                    requests: samples_total(&text, "pyrogate_requests_total") + 0.0,
                     dests: endpoints
                         .iter()
                         .map(|e| DestSample {

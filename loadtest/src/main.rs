@@ -43,6 +43,11 @@ usage: loadtest <command> [flags]
            --duration=10m --rate=40 --connections=128 --mix=all --acknowledge=enqueued
            --cores=N (default: pyrogate's) --warmup=60s --drain-max=5m --reset-rate=0.02
            --error-rate=0.03 --pyrogate=PATH --out=target/loadtest --seed=1 --quiet
+  slow     the normal client's latency with and without slowloris heads, slow bodies, slow
+           readers, idle keep-alive connections and a connection flood above conn_limit
+           --attackers=200 --flood-extra=300 --conn-limit=256 --read-timeout=10s
+           --write-timeout=10s --idle-timeout=15s --duration=20s --rate=50 --connections=16
+           --mix=go --cores=N --pyrogate=PATH --out=target/loadtest --quiet
 ";
 
 fn main() -> ExitCode {
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
         "replay" => cmd_replay(&args),
         "compare" => cmd_compare(&args),
         "soak" => cmd_soak(&args),
+        "slow" => cmd_slow(&args),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -512,4 +518,48 @@ fn cmd_soak(args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn cmd_slow(args: &Args) -> anyhow::Result<ExitCode> {
+    let rate: f64 = args.get("rate", 50.0, "uploads per second")?;
+    if !(rate > 0.0 && rate.is_finite()) {
+        return Err(invalid("rate", &rate.to_string(), "a positive rate").into());
+    }
+    let cores = match args.str("cores") {
+        Some(_) => Some(args.get("cores", 1usize, "an integer")?.max(1)),
+        None => None,
+    };
+    let cfg = loadtest::slow::SlowConfig {
+        pyrogate_bin: args
+            .str("pyrogate")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("PYROGATE_BIN").map(PathBuf::from))
+            .unwrap_or_else(compare::default_pyrogate_bin),
+        cores,
+        conn_limit: args.get("conn-limit", 256usize, "an integer")?.max(1),
+        read_timeout: args.duration("read-timeout", Duration::from_secs(10))?,
+        write_timeout: args.duration("write-timeout", Duration::from_secs(10))?,
+        idle_timeout: args.duration("idle-timeout", Duration::from_secs(15))?,
+        gen_duration: args.duration("duration", Duration::from_secs(20))?,
+        rate,
+        gen_connections: args.get("connections", 16usize, "an integer")?.max(1),
+        mix: mix(args)?,
+        attackers: args.get("attackers", 200usize, "an integer")?,
+        flood_extra: args.get("flood-extra", 300usize, "an integer")?,
+        attacks: loadtest::slow::Attack::ALL.to_vec(),
+        out_dir: PathBuf::from(args.str("out").unwrap_or("target/loadtest")),
+        quiet: args.switch("quiet"),
+    };
+    args.finish()?;
+    if !cfg.pyrogate_bin.is_file() {
+        bail!(
+            "no pyrogate binary at {}: build it with `cargo build --release --workspace`",
+            cfg.pyrogate_bin.display()
+        );
+    }
+    let r = loadtest::slow::run(cfg)?;
+    print!("{}", loadtest::slow::text(&r));
+    println!("\nmarkdown:\n{}", loadtest::slow::markdown(&r));
+    println!("wall time: {:.0}s", r.wall.as_secs_f64());
+    Ok(ExitCode::SUCCESS)
 }

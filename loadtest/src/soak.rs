@@ -330,6 +330,79 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     parse_vm_rss_kib(&fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
 }
 
+/// `(local port, remote port, state)` by socket inode, from `/proc/PID/net/tcp` and `tcp6`
+/// (the process's own network namespace; proc(5)).
+pub fn tcp_sockets(pid: u32) -> BTreeMap<u64, (u16, u16, u8)> {
+    let mut out = BTreeMap::new();
+    for file in ["tcp", "tcp6"] {
+        let text = fs::read_to_string(format!("/proc/{pid}/net/{file}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_ascii_whitespace().collect();
+            let port = |a: &str| {
+                a.rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+            };
+            let (Some(l), Some(r), Some(st), Some(inode)) = (
+                f.get(1).and_then(|a| port(a)),
+                f.get(2).and_then(|a| port(a)),
+                f.get(3).and_then(|s| u8::from_str_radix(s, 16).ok()),
+                f.get(9).and_then(|i| i.parse::<u64>().ok()),
+            ) else {
+                continue;
+            };
+            out.insert(inode, (l, r, st));
+        }
+    }
+    out
+}
+
+/// The open descriptors of `pid` by kind: TCP sockets named by `ports` (remote port → name,
+/// e.g. the sinks), listeners, other TCP sockets, and everything else by its link target
+/// with numbers removed (`anon_inode:[eventfd]`, `pipe`, a file).
+pub fn fd_kinds(pid: u32, ports: &BTreeMap<u16, String>) -> BTreeMap<String, u64> {
+    let sockets = tcp_sockets(pid);
+    let mut out = BTreeMap::new();
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Ok(target) = fs::read_link(e.path()) else {
+            continue;
+        };
+        let t = target.to_string_lossy().into_owned();
+        let kind = if let Some(inode) = t
+            .strip_prefix("socket:[")
+            .and_then(|r| r.strip_suffix(']'))
+            .and_then(|i| i.parse::<u64>().ok())
+        {
+            match sockets.get(&inode) {
+                Some((_, _, 0x0A)) => "tcp listener".to_string(),
+                Some((_, r, _)) => match ports.get(r) {
+                    Some(name) => format!("tcp to {name}"),
+                    None => "tcp, other (clients)".to_string(),
+                },
+                None => "socket, not tcp".to_string(),
+            }
+        } else if t.starts_with("pipe:") {
+            "pipe".to_string()
+        } else if t.starts_with('/') {
+            "file".to_string()
+        } else {
+            t.chars().filter(|c| !c.is_ascii_digit()).collect()
+        };
+        *out.entry(kind).or_default() += 1;
+    }
+    out
+}
+
+fn kinds_text(k: &BTreeMap<String, u64>) -> String {
+    k.iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The release gateway, started here and stopped by PID.
 #[derive(Debug)]
 pub struct Gateway {
@@ -486,6 +559,8 @@ pub struct Sample {
     pub cpu_ms: u64,
     /// Requests answered so far (`pyrogate_requests_total`, every route and status).
     pub requests: f64,
+    /// Body bytes held against the budget (`pyrogate_inflight_bytes`).
+    pub inflight_bytes: f64,
     /// Per destination, in the order of [`Soak::dests`].
     pub dests: Vec<DestSample>,
 }
@@ -561,6 +636,9 @@ pub struct Soak {
     pub drained_after_s: Option<f64>,
     pub fds_before: u64,
     pub fds_after: u64,
+    /// The descriptors by kind before the load and after the drain.
+    pub fd_kinds_before: BTreeMap<String, u64>,
+    pub fd_kinds_after: BTreeMap<String, u64>,
     pub rss_before_kib: u64,
     pub rss_after_kib: u64,
     pub peak_rss_kib: u64,
@@ -666,6 +744,12 @@ pub fn run(cfg: SoakConfig) -> anyhow::Result<Soak> {
     std::thread::sleep(Duration::from_secs(2));
     let fds_before = fd_count(pid).unwrap_or(0);
     let rss_before_kib = rss_kib(pid).unwrap_or(0);
+    let ports: BTreeMap<u16, String> = named
+        .iter()
+        .map(|(n, a)| (a.port(), format!("sink {n}")))
+        .chain([(admin.port(), "admin (a scrape)".to_string())])
+        .collect();
+    let fd_kinds_before = fd_kinds(pid, &ports);
     let say = |s: String| {
         if !cfg.quiet {
             eprintln!("{s}");
@@ -699,9 +783,10 @@ pub fn run(cfg: SoakConfig) -> anyhow::Result<Soak> {
     let sample_log: Mutex<Vec<Sample>> = Mutex::new(Vec::new());
     let load_end: Mutex<Option<f64>> = Mutex::new(None);
     let endpoints: Vec<String> = dests.iter().map(|d| d.1.clone()).collect();
-    let (run, drained_after_s, fds_after, rss_after_kib) = std::thread::scope(|scope| {
-        // The sampler: once a second until told to stop.
-        scope.spawn(|| {
+    let (run, drained_after_s, fds_after, rss_after_kib, fd_kinds_after) = std::thread::scope(
+        |scope| {
+            // The sampler: once a second until told to stop.
+            scope.spawn(|| {
             let mut next = Instant::now();
             let mut last_print = Instant::now();
             while !stop.load(Ordering::Relaxed) {
@@ -723,6 +808,7 @@ pub fn run(cfg: SoakConfig) -> anyhow::Result<Soak> {
                     fds: fd_count(pid).unwrap_or(0),
                     cpu_ms: stats::cpu_time(pid).map_or(0, |c| c.total().as_millis() as u64),
                     requests: samples_total(&text, "pyrogate_requests_total") + 0.0,
+                    inflight_bytes: samples_total(&text, "pyrogate_inflight_bytes") + 0.0,
                     dests: endpoints
                         .iter()
                         .map(|e| DestSample {
@@ -756,83 +842,85 @@ pub fn run(cfg: SoakConfig) -> anyhow::Result<Soak> {
                 }
             }
         });
-        // The fault controller: switches the flaky sink at each phase boundary.
-        scope.spawn(|| {
-            for p in plan_phases.iter().skip(1) {
-                let at = start + Duration::from_secs_f64(p.start_s);
-                while Instant::now() < at {
-                    if stop.load(Ordering::Relaxed) || lock(&load_end).is_some() {
-                        return;
+            // The fault controller: switches the flaky sink at each phase boundary.
+            scope.spawn(|| {
+                for p in plan_phases.iter().skip(1) {
+                    let at = start + Duration::from_secs_f64(p.start_s);
+                    while Instant::now() < at {
+                        if stop.load(Ordering::Relaxed) || lock(&load_end).is_some() {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
                     }
-                    std::thread::sleep(Duration::from_millis(50));
+                    let faults = match p.kind {
+                        FaultKind::Flaky => Some(cfg.flaky.clone()),
+                        FaultKind::Storm => Some(Faults {
+                            error_rate: 1.0,
+                            error_status: 503,
+                            ..cfg.flaky.clone()
+                        }),
+                        FaultKind::Outage => None,
+                    };
+                    say(format!(
+                        "soak {:6.0}s  flaky destination: {}",
+                        start.elapsed().as_secs_f64(),
+                        p.kind.name()
+                    ));
+                    if let Err(e) = lock(&flaky).switch(faults) {
+                        say(format!("soak: {e:#}"));
+                    }
                 }
-                let faults = match p.kind {
-                    FaultKind::Flaky => Some(cfg.flaky.clone()),
-                    FaultKind::Storm => Some(Faults {
-                        error_rate: 1.0,
-                        error_status: 503,
-                        ..cfg.flaky.clone()
-                    }),
-                    FaultKind::Outage => None,
-                };
-                say(format!(
-                    "soak {:6.0}s  flaky destination: {}",
-                    start.elapsed().as_secs_f64(),
-                    p.kind.name()
-                ));
-                if let Err(e) = lock(&flaky).switch(faults) {
-                    say(format!("soak: {e:#}"));
+            });
+            let make = |i: u64| pool.request(generator::id(run_tag, i));
+            let run = generator::drive(gw.addr, &plan, &make, "soak", false);
+            let end = start.elapsed().as_secs_f64();
+            *lock(&load_end) = Some(end);
+            // Whatever the schedule was doing, the flaky sink is up for the drain.
+            {
+                let mut f = lock(&flaky);
+                if f.current.is_none() {
+                    let _ = f.switch(Some(cfg.flaky.clone()));
                 }
             }
-        });
-        let make = |i: u64| pool.request(generator::id(run_tag, i));
-        let run = generator::drive(gw.addr, &plan, &make, "soak", false);
-        let end = start.elapsed().as_secs_f64();
-        *lock(&load_end) = Some(end);
-        // Whatever the schedule was doing, the flaky sink is up for the drain.
-        {
-            let mut f = lock(&flaky);
-            if f.current.is_none() {
-                let _ = f.switch(Some(cfg.flaky.clone()));
-            }
-        }
-        say(format!(
-            "soak {end:6.0}s  load ended: {} uploads, {}; draining",
-            thousands(run.uploads()),
-            run.outcomes
-                .0
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ));
-        // Drain: every destination's in-flight count at 0 in two scrapes in a row.
-        let deadline = Instant::now() + cfg.drain_max;
-        let mut zero_in_a_row = 0;
-        let mut drained = None;
-        while Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(500));
-            let text = generator::http_get(admin, "/metrics", Duration::from_secs(2))
-                .map(|(_, b)| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default();
-            let inflight = samples_total(&text, "pyrogate_inflight_profiles");
-            if !text.is_empty() && inflight == 0.0 {
-                zero_in_a_row += 1;
-                if zero_in_a_row >= 2 {
-                    drained = Some(start.elapsed().as_secs_f64() - end);
-                    break;
+            say(format!(
+                "soak {end:6.0}s  load ended: {} uploads, {}; draining",
+                thousands(run.uploads()),
+                run.outcomes
+                    .0
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ));
+            // Drain: every destination's in-flight count at 0 in two scrapes in a row.
+            let deadline = Instant::now() + cfg.drain_max;
+            let mut zero_in_a_row = 0;
+            let mut drained = None;
+            while Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(500));
+                let text = generator::http_get(admin, "/metrics", Duration::from_secs(2))
+                    .map(|(_, b)| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                let inflight = samples_total(&text, "pyrogate_inflight_profiles");
+                if !text.is_empty() && inflight == 0.0 {
+                    zero_in_a_row += 1;
+                    if zero_in_a_row >= 2 {
+                        drained = Some(start.elapsed().as_secs_f64() - end);
+                        break;
+                    }
+                } else {
+                    zero_in_a_row = 0;
                 }
-            } else {
-                zero_in_a_row = 0;
             }
-        }
-        // A few idle seconds so that closed connections are gone from /proc.
-        std::thread::sleep(Duration::from_secs(3));
-        let fds_after = fd_count(pid).unwrap_or(0);
-        let rss_after = rss_kib(pid).unwrap_or(0);
-        stop.store(true, Ordering::Relaxed);
-        (run, drained, fds_after, rss_after)
-    });
+            // A few idle seconds so that closed connections are gone from /proc.
+            std::thread::sleep(Duration::from_secs(3));
+            let fds_after = fd_count(pid).unwrap_or(0);
+            let rss_after = rss_kib(pid).unwrap_or(0);
+            let kinds_after = fd_kinds(pid, &ports);
+            stop.store(true, Ordering::Relaxed);
+            (run, drained, fds_after, rss_after, kinds_after)
+        },
+    );
     let load_end_s = lock(&load_end).unwrap_or(0.0);
     let peak_rss_kib = stats::peak_rss_kib(pid).unwrap_or(0);
     // Final account.
@@ -914,6 +1002,8 @@ pub fn run(cfg: SoakConfig) -> anyhow::Result<Soak> {
         drained_after_s,
         fds_before,
         fds_after,
+        fd_kinds_before,
+        fd_kinds_after,
         rss_before_kib,
         rss_after_kib,
         peak_rss_kib,
@@ -1047,6 +1137,21 @@ pub fn text(s: &Soak) -> String {
             "open fds: before load {}; during load min {} median {} max {}; after drain {}",
             s.fds_before, f.min, f.median, f.max, s.fds_after
         );
+        let _ = writeln!(
+            out,
+            "  fds before load: {}\n  fds after drain: {}",
+            kinds_text(&s.fd_kinds_before),
+            kinds_text(&s.fd_kinds_after)
+        );
+    }
+    if let Some(b) = s.samples.iter().map(|x| x.inflight_bytes as u64).max() {
+        let at = s.samples.iter().find(|x| x.inflight_bytes as u64 == b);
+        let _ = writeln!(
+            out,
+            "budget: pyrogate_inflight_bytes peaked at {} MiB (RSS then {} MiB)",
+            mib(b / 1024),
+            mib(at.map_or(0, |x| x.rss_kib))
+        );
     }
     let _ = writeln!(
         out,
@@ -1088,7 +1193,7 @@ pub fn markdown(s: &Soak) -> String {
 
 /// Samples as CSV.
 pub fn csv(s: &Soak) -> String {
-    let mut out = String::from("t_s,rss_kib,fds,cpu_ms,requests");
+    let mut out = String::from("t_s,rss_kib,fds,cpu_ms,requests,inflight_bytes");
     for (n, _) in &s.dests {
         let _ = write!(out, ",{n}_inflight,{n}_queue_depth,{n}_sent,{n}_dropped");
     }
@@ -1096,8 +1201,8 @@ pub fn csv(s: &Soak) -> String {
     for x in &s.samples {
         let _ = write!(
             out,
-            "{:.1},{},{},{},{}",
-            x.t_s, x.rss_kib, x.fds, x.cpu_ms, x.requests
+            "{:.1},{},{},{},{},{}",
+            x.t_s, x.rss_kib, x.fds, x.cpu_ms, x.requests, x.inflight_bytes
         );
         for d in &x.dests {
             let _ = write!(
@@ -1135,7 +1240,8 @@ pub fn json(s: &Soak) -> serde_json::Value {
             "before_load": s.rss_before_kib, "after_warmup": spread(s.rss_spread()),
             "after_drain": s.rss_after_kib, "peak_vmhwm": s.peak_rss_kib,
         },
-        "fds": {"before_load": s.fds_before, "during_load": spread(s.fds_during()), "after_drain": s.fds_after},
+        "fds": {"before_load": s.fds_before, "during_load": spread(s.fds_during()), "after_drain": s.fds_after,
+            "kinds_before_load": s.fd_kinds_before, "kinds_after_drain": s.fd_kinds_after},
         "load_end_s": s.load_end_s,
         "drained_after_s": s.drained_after_s,
         "accounts": s.accounts.iter().map(|a| serde_json::json!({
@@ -1181,10 +1287,16 @@ pub fn plot(s: &Soak) -> String {
     let panels = vec![
         Panel {
             y_label: "resident memory (MiB)".into(),
-            lines: vec![Line {
-                name: "VmRSS".into(),
-                points: pts(&|x| x.rss_kib as f64 / 1024.0),
-            }],
+            lines: vec![
+                Line {
+                    name: "VmRSS".into(),
+                    points: pts(&|x| x.rss_kib as f64 / 1024.0),
+                },
+                Line {
+                    name: "pyrogate_inflight_bytes (budget)".into(),
+                    points: pts(&|x| x.inflight_bytes / 1_048_576.0),
+                },
+            ],
         },
         Panel {
             y_label: "open fds / CPU %".into(),
@@ -1307,6 +1419,17 @@ mod tests {
         assert_eq!(l["a"], "x,y");
         assert_eq!(l["b"], "q\"r");
         assert_eq!(l["c"], "");
+    }
+
+    #[test]
+    fn this_process_descriptors_are_classified() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let _c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let names = BTreeMap::from([(port, "sink x".to_string())]);
+        let k = fd_kinds(std::process::id(), &names);
+        assert!(k.get("tcp listener").copied().unwrap_or(0) >= 1, "{k:?}");
+        assert!(k.get("tcp to sink x").copied().unwrap_or(0) >= 1, "{k:?}");
     }
 
     #[test]

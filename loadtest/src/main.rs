@@ -47,7 +47,8 @@ usage: loadtest <command> [flags]
            readers, idle keep-alive connections and a connection flood above conn_limit
            --attackers=200 --flood-extra=300 --conn-limit=256 --read-timeout=10s
            --write-timeout=10s --idle-timeout=15s --duration=20s --rate=50 --connections=16
-           --mix=go --cores=N --pyrogate=PATH --out=target/loadtest --quiet
+           --mix=go --cores=N --attacks=none,slowloris,slow-body,slow-reader,idle,flood,none
+           --pyrogate=PATH --out=target/loadtest --quiet
 ";
 
 fn main() -> ExitCode {
@@ -546,7 +547,20 @@ fn cmd_slow(args: &Args) -> anyhow::Result<ExitCode> {
         mix: mix(args)?,
         attackers: args.get("attackers", 200usize, "an integer")?,
         flood_extra: args.get("flood-extra", 300usize, "an integer")?,
-        attacks: loadtest::slow::Attack::ALL.to_vec(),
+        attacks: match args.str("attacks") {
+            None => loadtest::slow::Attack::ALL.to_vec(),
+            Some(v) => v
+                .split(',')
+                .map(|a| loadtest::slow::Attack::parse(a.trim()))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    invalid(
+                        "attacks",
+                        v,
+                        "comma-separated none, slowloris, slow-body, slow-reader, idle, flood",
+                    )
+                })?,
+        },
         out_dir: PathBuf::from(args.str("out").unwrap_or("target/loadtest")),
         quiet: args.switch("quiet"),
     };

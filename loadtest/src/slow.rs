@@ -53,6 +53,19 @@ impl Attack {
         Attack::None,
     ];
 
+    /// `none`, `slowloris`, `slow-body`, `slow-reader`, `idle`, `flood`.
+    pub fn parse(s: &str) -> Option<Attack> {
+        Some(match s {
+            "none" => Attack::None,
+            "slowloris" => Attack::Slowloris,
+            "slow-body" => Attack::SlowBody,
+            "slow-reader" => Attack::SlowReader,
+            "idle" => Attack::IdleKeepAlive,
+            "flood" => Attack::Flood,
+            _ => return None,
+        })
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Attack::None => "none (baseline)",
@@ -544,6 +557,18 @@ mod tests {
     fn every_attack_names_what_should_cut_it() {
         for a in Attack::ALL {
             assert!(!a.name().is_empty());
+            assert!(
+                [
+                    "none",
+                    "slowloris",
+                    "slow-body",
+                    "slow-reader",
+                    "idle",
+                    "flood"
+                ]
+                .iter()
+                .any(|n| Attack::parse(n) == Some(a))
+            );
             assert!(!a.expected_cut().is_empty());
         }
     }

@@ -9,7 +9,8 @@
 //!
 //! Modules: [`bodies`] (SDK-shaped bodies with checksum trailers), [`integrity`] (the sink: the
 //! test kit's Pyroscope stand-in with loadtest's checksum layer), [`generator`] (schedules, client, integrity check), [`replay`], [`compare`] (systems
-//! under test and rounds), [`report`] and [`svg`] (table, JSON, plot), [`stats`], [`cli`].
+//! under test and rounds), [`report`] and [`svg`] (table, JSON, plot), [`soak`] (long run, flaky destination, memory and
+//! account) with [`timeplot`], [`slow`] (slow and greedy clients beside a normal one), [`stats`], [`cli`].
 
 pub mod bodies;
 pub mod cli;
@@ -18,5 +19,8 @@ pub mod generator;
 pub mod integrity;
 pub mod replay;
 pub mod report;
+pub mod slow;
+pub mod soak;
 pub mod stats;
 pub mod svg;
+pub mod timeplot;

@@ -42,6 +42,17 @@ usage: loadtest <command> [flags]
            labeldrop, drop matching nothing, hashmod, lowercase) at the headline fan-out
            (--nginx-fanout if in --fanouts, else the first) and reports its CPU per
            upload as a ratio to plain pyrogate at that fan-out, from the same rounds
+  soak     a long run through pyrogate to 3 sinks, one flaky (resets, 503 storms, an outage
+           in the middle); samples RSS, fds and /metrics every second; checks the account
+           --duration=10m --rate=40 --connections=128 --mix=all --acknowledge=enqueued
+           --cores=N (default: pyrogate's) --warmup=60s --drain-max=5m --reset-rate=0.02
+           --error-rate=0.03 --pyrogate=PATH --out=target/loadtest --seed=1 --quiet
+  slow     the normal client's latency with and without slowloris heads, slow bodies, slow
+           readers, idle keep-alive connections and a connection flood above conn_limit
+           --attackers=200 --flood-extra=300 --conn-limit=256 --read-timeout=10s
+           --write-timeout=10s --idle-timeout=15s --duration=20s --rate=50 --connections=16
+           --mix=go --cores=N --attacks=none,slowloris,slow-body,slow-reader,idle,flood,none
+           --pyrogate=PATH --out=target/loadtest --quiet
 ";
 
 fn main() -> ExitCode {
@@ -59,6 +70,8 @@ fn main() -> ExitCode {
         "gen" => cmd_gen(&args),
         "replay" => cmd_replay(&args),
         "compare" => cmd_compare(&args),
+        "soak" => cmd_soak(&args),
+        "slow" => cmd_slow(&args),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -442,4 +455,130 @@ fn cmd_compare(args: &Args) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         },
     )
+}
+
+fn cmd_soak(args: &Args) -> anyhow::Result<ExitCode> {
+    let acknowledge = args.str("acknowledge").unwrap_or("enqueued").to_string();
+    if acknowledge != "enqueued" && acknowledge != "delivered" {
+        return Err(invalid("acknowledge", &acknowledge, "enqueued or delivered").into());
+    }
+    let rate: f64 = args.get("rate", 40.0, "uploads per second")?;
+    if !(rate > 0.0 && rate.is_finite()) {
+        return Err(invalid("rate", &rate.to_string(), "a positive rate").into());
+    }
+    let cores = match args.str("cores") {
+        Some(_) => Some(args.get("cores", 1usize, "an integer")?.max(1)),
+        None => None,
+    };
+    let latency =
+        loadtest::integrity::Latency::Uniform(Duration::from_millis(1), Duration::from_millis(10));
+    let cfg = loadtest::soak::SoakConfig {
+        duration: args.duration("duration", Duration::from_secs(600))?,
+        warmup: args.duration("warmup", Duration::from_secs(60))?,
+        rate,
+        connections: args.get("connections", 128usize, "an integer")?.max(1),
+        mix: Mix::parse(args.str("mix").unwrap_or("all"))
+            .ok_or_else(|| invalid("mix", args.str("mix").unwrap_or(""), "go or all"))?,
+        label_sets: args.get("label-sets", 500usize, "an integer")?,
+        seed: args.get("seed", 1u64, "an integer")?,
+        acknowledge,
+        cores,
+        pyrogate_bin: args
+            .str("pyrogate")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("PYROGATE_BIN").map(PathBuf::from))
+            .unwrap_or_else(compare::default_pyrogate_bin),
+        out_dir: PathBuf::from(args.str("out").unwrap_or("target/loadtest")),
+        drain_max: args.duration("drain-max", Duration::from_secs(300))?,
+        flaky: Faults {
+            latency,
+            reset_rate: args.get("reset-rate", 0.02, "a rate between 0 and 1")?,
+            error_rate: args.get("error-rate", 0.03, "a rate between 0 and 1")?,
+            error_status: 503,
+            ..Faults::default()
+        },
+        healthy_latency: latency,
+        timeout: args.duration("timeout", Duration::from_secs(30))?,
+        quiet: args.switch("quiet"),
+    };
+    args.finish()?;
+    if !cfg.pyrogate_bin.is_file() {
+        bail!(
+            "no pyrogate binary at {}: build it with `cargo build --release --workspace`",
+            cfg.pyrogate_bin.display()
+        );
+    }
+    let s = loadtest::soak::run(cfg)?;
+    print!("{}", loadtest::soak::text(&s));
+    println!("\nmarkdown:\n{}", loadtest::soak::markdown(&s));
+    let [json, csv, svg] = loadtest::soak::write_outputs(&s)?;
+    println!(
+        "results: {}\nsamples: {}\nplot:    {}\nwall time: {:.0}s",
+        json.display(),
+        csv.display(),
+        svg.display(),
+        s.wall.as_secs_f64()
+    );
+    Ok(if s.accounts_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn cmd_slow(args: &Args) -> anyhow::Result<ExitCode> {
+    let rate: f64 = args.get("rate", 50.0, "uploads per second")?;
+    if !(rate > 0.0 && rate.is_finite()) {
+        return Err(invalid("rate", &rate.to_string(), "a positive rate").into());
+    }
+    let cores = match args.str("cores") {
+        Some(_) => Some(args.get("cores", 1usize, "an integer")?.max(1)),
+        None => None,
+    };
+    let cfg = loadtest::slow::SlowConfig {
+        pyrogate_bin: args
+            .str("pyrogate")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("PYROGATE_BIN").map(PathBuf::from))
+            .unwrap_or_else(compare::default_pyrogate_bin),
+        cores,
+        conn_limit: args.get("conn-limit", 256usize, "an integer")?.max(1),
+        read_timeout: args.duration("read-timeout", Duration::from_secs(10))?,
+        write_timeout: args.duration("write-timeout", Duration::from_secs(10))?,
+        idle_timeout: args.duration("idle-timeout", Duration::from_secs(15))?,
+        gen_duration: args.duration("duration", Duration::from_secs(20))?,
+        rate,
+        gen_connections: args.get("connections", 16usize, "an integer")?.max(1),
+        mix: mix(args)?,
+        attackers: args.get("attackers", 200usize, "an integer")?,
+        flood_extra: args.get("flood-extra", 300usize, "an integer")?,
+        attacks: match args.str("attacks") {
+            None => loadtest::slow::Attack::ALL.to_vec(),
+            Some(v) => v
+                .split(',')
+                .map(|a| loadtest::slow::Attack::parse(a.trim()))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    invalid(
+                        "attacks",
+                        v,
+                        "comma-separated none, slowloris, slow-body, slow-reader, idle, flood",
+                    )
+                })?,
+        },
+        out_dir: PathBuf::from(args.str("out").unwrap_or("target/loadtest")),
+        quiet: args.switch("quiet"),
+    };
+    args.finish()?;
+    if !cfg.pyrogate_bin.is_file() {
+        bail!(
+            "no pyrogate binary at {}: build it with `cargo build --release --workspace`",
+            cfg.pyrogate_bin.display()
+        );
+    }
+    let r = loadtest::slow::run(cfg)?;
+    print!("{}", loadtest::slow::text(&r));
+    println!("\nmarkdown:\n{}", loadtest::slow::markdown(&r));
+    println!("wall time: {:.0}s", r.wall.as_secs_f64());
+    Ok(ExitCode::SUCCESS)
 }

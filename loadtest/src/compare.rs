@@ -482,20 +482,36 @@ pub fn start_pyrogate(
     start_pyrogate_with(bin, cores, &pyrogate_config(sinks), dir)
 }
 
-/// Starts `bin run --cores=N` on the given configuration text (written into `dir`); waits for
-/// `pyrogate ready`. The first receiver's address is the one the generator targets.
-pub fn start_pyrogate_with(
+/// A pyrogate process that logged `pyrogate ready`, with what its log says.
+#[derive(Debug)]
+pub struct Launched {
+    pub child: Child,
+    /// The first receiver's address (the one the generator targets).
+    pub addr: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    pub log: PathBuf,
+    /// The `pyrogate ready` log line.
+    pub ready: String,
+}
+
+/// Starts `bin run [--cores=N] --server.http.listen-addr=127.0.0.1:0 CONFIG` with `config`
+/// written into `dir`, its log in `dir/pyrogate.log`; waits for `pyrogate ready` (killing it
+/// on failure). `cores: None` runs pyrogate's default (every core).
+pub fn launch_pyrogate(
     bin: &Path,
-    cores: usize,
+    cores: Option<usize>,
     config: &str,
     dir: &Path,
-) -> anyhow::Result<Started> {
+) -> anyhow::Result<Launched> {
     let conf = dir.join("pyrogate.alloy");
     fs::write(&conf, config)?;
     let log = dir.join("pyrogate.log");
-    let mut child = Command::new(bin)
-        .arg("run")
-        .arg(format!("--cores={cores}"))
+    let mut cmd = Command::new(bin);
+    cmd.arg("run");
+    if let Some(c) = cores {
+        cmd.arg(format!("--cores={c}"));
+    }
+    let mut child = cmd
         .arg("--server.http.listen-addr=127.0.0.1:0")
         .arg(&conf)
         .stdin(Stdio::null())
@@ -506,20 +522,24 @@ pub fn start_pyrogate_with(
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         let text = fs::read_to_string(&log).unwrap_or_default();
-        if text.contains("msg=\"pyrogate ready\"") {
+        if let Some(ready) = text.lines().find(|l| l.contains("msg=\"pyrogate ready\"")) {
             let addr = |what: &str| {
                 text.lines()
                     .find(|l| l.contains(what))
                     .and_then(|l| logfmt_value(l, "addr"))
                     .and_then(|a| a.parse::<SocketAddr>().ok())
             };
-            let recv = addr("msg=\"receiver listening\"")
-                .context("no `receiver listening` line in pyrogate's log")?;
-            return Ok(Started {
-                child: Some(child),
-                addr: recv,
+            let Some(recv) = addr("msg=\"receiver listening\"") else {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("no `receiver listening` line in pyrogate's log:\n{text}");
+            };
+            return Ok(Launched {
+                ready: ready.to_string(),
                 admin: addr("msg=\"admin listening\""),
-                log: Some(log),
+                addr: recv,
+                child,
+                log,
             });
         }
         if let Some(status) = child.try_wait()? {
@@ -527,10 +547,28 @@ pub fn start_pyrogate_with(
         }
         if Instant::now() > deadline {
             let _ = child.kill();
+            let _ = child.wait();
             bail!("pyrogate not ready after {READY_TIMEOUT:?}:\n{text}");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Starts `bin run --cores=N` on the given configuration text (written into `dir`); waits for
+/// `pyrogate ready`. The first receiver's address is the one the generator targets.
+pub fn start_pyrogate_with(
+    bin: &Path,
+    cores: usize,
+    config: &str,
+    dir: &Path,
+) -> anyhow::Result<Started> {
+    let l = launch_pyrogate(bin, Some(cores), config, dir)?;
+    Ok(Started {
+        child: Some(l.child),
+        addr: l.addr,
+        admin: l.admin,
+        log: Some(l.log),
+    })
 }
 
 fn start_nginx(

@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -33,8 +33,6 @@ use crate::report::{markdown_table, text_table, thousands};
 use crate::stats::{self, fmt_us};
 use crate::timeplot::{self, Band, Line, Panel};
 
-/// How long the gateway may take to log `pyrogate ready`.
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a SIGTERM'd gateway may take to exit (its graceful drain is 30 s by default).
 const STOP_GRACE: Duration = Duration::from_secs(45);
 
@@ -426,58 +424,19 @@ impl Gateway {
         config: &str,
         dir: &Path,
     ) -> anyhow::Result<Gateway> {
-        let conf = dir.join("pyrogate.alloy");
-        fs::write(&conf, config)?;
-        let log = dir.join("pyrogate.log");
-        let mut cmd = Command::new(bin);
-        cmd.arg("run");
-        if let Some(c) = cores {
-            cmd.arg(format!("--cores={c}"));
-        }
-        let mut child = cmd
-            .arg("--server.http.listen-addr=127.0.0.1:0")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log)?)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let text = fs::read_to_string(&log).unwrap_or_default();
-            if let Some(ready) = text.lines().find(|l| l.contains("msg=\"pyrogate ready\"")) {
-                let addr = |what: &str| {
-                    text.lines()
-                        .find(|l| l.contains(what))
-                        .and_then(|l| logfmt_value(l, "addr"))
-                        .and_then(|a| a.parse::<SocketAddr>().ok())
-                };
-                let (Some(recv), Some(admin)) = (
-                    addr("msg=\"receiver listening\""),
-                    addr("msg=\"admin listening\""),
-                ) else {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    bail!("no receiver or admin address in pyrogate's log:\n{text}");
-                };
-                return Ok(Gateway {
-                    cores: logfmt_value(ready, "cores").unwrap_or("?").to_string(),
-                    child: Some(child),
-                    addr: recv,
-                    admin,
-                    log,
-                });
-            }
-            if let Some(status) = child.try_wait()? {
-                bail!("pyrogate exited during start-up with {status}:\n{text}");
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("pyrogate not ready after {READY_TIMEOUT:?}:\n{text}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut l = crate::compare::launch_pyrogate(bin, cores, config, dir)?;
+        let Some(admin) = l.admin else {
+            let _ = l.child.kill();
+            let _ = l.child.wait();
+            bail!("no `admin listening` line in pyrogate's log");
+        };
+        Ok(Gateway {
+            cores: logfmt_value(&l.ready, "cores").unwrap_or("?").to_string(),
+            child: Some(l.child),
+            addr: l.addr,
+            admin,
+            log: l.log,
+        })
     }
 
     pub fn pid(&self) -> u32 {

@@ -132,7 +132,22 @@ const LIMITS: Limits = Limits {
     max_headers: 32,
 };
 
+/// The verdict on a head does not depend on how its bytes were split across reads: a prefix is
+/// either "not enough yet" or the same answer as the whole.
+fn split_independent(data: &[u8]) {
+    let whole = parse_request(data, &LIMITS);
+    for &b in data.iter().take(2) {
+        let cut = usize::from(b) * data.len() / 256;
+        let prefix = parse_request(&data[..cut], &LIMITS);
+        assert!(
+            prefix == Ok(None) || prefix == whole,
+            "prefix of {cut} bytes: {prefix:?}, whole: {whole:?}"
+        );
+    }
+}
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    split_independent(data);
     frame_stream(data);
     let end = find_head_end(data, 0);
     if let Some(end) = end {

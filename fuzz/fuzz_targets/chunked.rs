@@ -1,9 +1,14 @@
 #![no_main]
 //! Arbitrary bytes as a chunked body, fed in pieces of fuzzer-chosen sizes: no panic, consumption
-//! within the input, the limit held, and the same data or error as one-shot decoding.
+//! within the input, the limit held, and the same data or error as one-shot decoding. One-shot
+//! decoding is checked against an independent reference decoder (`common/chunked_ref.rs`), and a
+//! decoded body re-encoded as one chunk decodes back to itself.
 
 use bytes::BytesMut;
 use pyrogate::h1::{ChunkedDecoder, ChunkedError};
+
+#[path = "common/chunked_ref.rs"]
+mod chunked_ref;
 
 const MAX_BODY_BYTES: u64 = 64 * 1024;
 
@@ -48,4 +53,17 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let pieces = decode(body, splits);
     let whole = decode(body, &[]);
     assert_eq!(pieces, whole);
+    if let Some((data, consumed)) = chunked_ref::check_one_shot(body, MAX_BODY_BYTES) {
+        assert_eq!(whole, (data.clone(), Ok(true)));
+        // Exactly the body's bytes are a complete body too.
+        assert_eq!(
+            chunked_ref::check_one_shot(&body[..consumed], MAX_BODY_BYTES),
+            Some((data.clone(), consumed))
+        );
+        let encoded = chunked_ref::encode(&data);
+        assert_eq!(
+            chunked_ref::check_one_shot(&encoded, MAX_BODY_BYTES),
+            Some((data, encoded.len()))
+        );
+    }
 });

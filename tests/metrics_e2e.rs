@@ -251,6 +251,14 @@ fn prometheus_parser() -> std::path::PathBuf {
     let venv = target.join("py-cache").join("prometheus-client");
     let python = venv.join("bin/python");
     let marker = venv.join(".installed-prometheus-client-0.21.1");
+    // Both driver variants of a test run at once (and other test binaries may too): one
+    // installer at a time, under an exclusive lock on a file beside the venv.
+    static IN_PROCESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    std::fs::create_dir_all(target.join("py-cache")).expect("py-cache dir");
+    let lock = std::fs::File::create(target.join("py-cache").join("prometheus-client.lock"))
+        .expect("lock file");
+    lock.lock().expect("lock the venv");
     if !marker.exists() {
         let ok = Command::new("python3")
             .args(["-m", "venv"])

@@ -1,5 +1,5 @@
 //! The admin listener (`--server.http.listen-addr`, default `127.0.0.1:12345` as in Alloy):
-//! `/metrics`, `/-/ready`, `/-/healthy`.
+//! `/metrics`, `/-/ready`, `/-/healthy`, `/-/reload`.
 //!
 //! Owns: a small blocking HTTP server on its own thread (never a core thread) and gathering a
 //! metrics snapshot from every core over the control channels. Does not own: the metrics
@@ -10,8 +10,8 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Config;
 use crate::metrics::{self, CoreSnapshot};
+use crate::reload::Reloader;
 use crate::worker::{CoreHandle, CoreMsg};
 
 /// How long a scrape waits for each core's snapshot.
@@ -36,19 +36,19 @@ pub fn gather(cores: &[CoreHandle]) -> CoreSnapshot {
 }
 
 /// Serves admin requests until the process exits.
-pub fn serve(listener: TcpListener, config: Arc<Config>, cores: Arc<Vec<CoreHandle>>) {
+pub fn serve(listener: TcpListener, reloader: Arc<Reloader>, cores: Arc<Vec<CoreHandle>>) {
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
-        let _ = handle(stream, &config, &cores);
+        let _ = handle(stream, &reloader, &cores);
     }
 }
 
-fn handle(mut s: TcpStream, config: &Config, cores: &[CoreHandle]) -> std::io::Result<()> {
+fn handle(mut s: TcpStream, reloader: &Reloader, cores: &[CoreHandle]) -> std::io::Result<()> {
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     s.set_write_timeout(Some(Duration::from_secs(5)))?;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
-    let path = loop {
+    let (method, path) = loop {
         let n = s.read(&mut chunk)?;
         if n == 0 {
             return Ok(());
@@ -57,14 +57,20 @@ fn handle(mut s: TcpStream, config: &Config, cores: &[CoreHandle]) -> std::io::R
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => break req.path.unwrap_or("/").to_string(),
+            Ok(httparse::Status::Complete(_)) => {
+                break (
+                    req.method.unwrap_or("GET").to_string(),
+                    req.path.unwrap_or("/").to_string(),
+                );
+            }
             Ok(httparse::Status::Partial) if buf.len() < MAX_ADMIN_REQUEST_BYTES => {}
             _ => return respond(&mut s, 400, "text/plain", "bad request\n"),
         }
     };
     match path.split('?').next().unwrap_or("") {
         "/metrics" => {
-            let body = metrics::render(config, &gather(cores));
+            let mut body = metrics::render(&reloader.config(), &gather(cores));
+            body.push_str(&reloader.render_metrics());
             respond(
                 &mut s,
                 200,
@@ -74,7 +80,33 @@ fn handle(mut s: TcpStream, config: &Config, cores: &[CoreHandle]) -> std::io::R
         }
         "/-/ready" => respond(&mut s, 200, "text/plain", "ready\n"),
         "/-/healthy" => respond(&mut s, 200, "text/plain", "healthy\n"),
+        "/-/reload" => reload(&mut s, &method, reloader),
         _ => respond(&mut s, 404, "text/plain", "404 page not found\n"),
+    }
+}
+
+/// `/-/reload`: re-reads the config file. POST and PUT as Prometheus' `/-/reload`; GET too,
+/// as Alloy's handler takes it (`curl host:12345/-/reload`). 200 once every core runs the new
+/// configuration; 400 with the diagnostics (as `pyrogate validate` prints them) when it is
+/// invalid, the running one staying.
+fn reload(s: &mut TcpStream, method: &str, reloader: &Reloader) -> std::io::Result<()> {
+    if !matches!(method, "POST" | "PUT" | "GET") {
+        return respond(
+            s,
+            405,
+            "text/plain",
+            "Only POST, PUT or GET requests allowed\n",
+        );
+    }
+    match reloader.reload() {
+        Ok(_) => respond(s, 200, "text/plain", "config reloaded\n"),
+        Err(e) => {
+            let mut body = e.to_string();
+            if !body.ends_with('\n') {
+                body.push('\n');
+            }
+            respond(s, e.status(), "text/plain; charset=utf-8", &body)
+        }
     }
 }
 

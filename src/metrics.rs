@@ -23,15 +23,19 @@ pub enum DropReason {
     RetriesExhausted = 1,
     Rejected = 2,
     Shutdown = 3,
+    /// Still queued for a destination a configuration reload removed, after its
+    /// `graceful_shutdown_timeout`.
+    Reload = 4,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 5] = [
         DropReason::QueueFull,
         DropReason::RetriesExhausted,
         DropReason::Rejected,
         DropReason::Shutdown,
+        DropReason::Reload,
     ];
 
     /// The `reason` label value.
@@ -41,6 +45,7 @@ impl DropReason {
             DropReason::RetriesExhausted => "retries_exhausted",
             DropReason::Rejected => "rejected",
             DropReason::Shutdown => "shutdown",
+            DropReason::Reload => "reload",
         }
     }
 }

@@ -57,9 +57,20 @@ impl Writer {
 #[derive(Debug)]
 pub struct Relabel {
     label: String,
-    relabeler: RefCell<Relabeler>,
+    /// The configuration the cache was built for (a reload keeps the cache when it is
+    /// unchanged).
+    spec: RelabelSpec,
+    relabeler: Rc<RefCell<Relabeler>>,
     forward_to: Vec<Stage>,
-    metrics: RelabelMetrics,
+    /// Shared with the component of the same label after a reload, so counters continue.
+    metrics: Rc<RelabelMetrics>,
+}
+
+/// What a relabel component's results depend on.
+#[derive(Debug, Clone, PartialEq)]
+struct RelabelSpec {
+    rules: Vec<crate::relabel::Rule>,
+    max_cache_size: usize,
 }
 
 impl Relabel {
@@ -253,6 +264,18 @@ impl Components {
     /// The graph has no cycle (the config builder rejects them), so every relabel stage is
     /// built after the stages it forwards to.
     pub fn build(config: &Config, destinations: Vec<Vec<Rc<Destination>>>) -> Self {
+        Self::rebuild(config, destinations, None)
+    }
+
+    /// [`Components::build`] for a reloaded configuration: a relabel component whose label
+    /// existed in `previous` keeps its metrics, and its result cache too when its rules and
+    /// `max_cache_size` are unchanged. Writers are always new (their `external_labels` may
+    /// have changed); the destinations passed in may be `previous`'s own.
+    pub fn rebuild(
+        config: &Config,
+        destinations: Vec<Vec<Rc<Destination>>>,
+        previous: Option<&Components>,
+    ) -> Self {
         let writers: Vec<Rc<Writer>> = config
             .writers
             .iter()
@@ -266,8 +289,9 @@ impl Components {
             })
             .collect();
         let mut built: Vec<Option<Rc<Relabel>>> = vec![None; config.relabels.len()];
+        let previous = previous.map_or(&[][..], |p| p.relabels.as_slice());
         for i in 0..config.relabels.len() {
-            build_relabel(config, i, &writers, &mut built);
+            build_relabel(config, i, &writers, previous, &mut built);
         }
         Components {
             writers,
@@ -302,6 +326,7 @@ fn build_relabel(
     config: &Config,
     i: usize,
     writers: &[Rc<Writer>],
+    previous: &[Rc<Relabel>],
     built: &mut [Option<Rc<Relabel>>],
 ) -> Option<Rc<Relabel>> {
     if let Some(r) = built.get(i)?.clone() {
@@ -313,14 +338,29 @@ fn build_relabel(
         .iter()
         .filter_map(|t| match *t {
             Target::Writer(w) => writers.get(w).cloned().map(Stage::Write),
-            Target::Relabel(j) => build_relabel(config, j, writers, built).map(Stage::Relabel),
+            Target::Relabel(j) => {
+                build_relabel(config, j, writers, previous, built).map(Stage::Relabel)
+            }
         })
         .collect();
+    let wanted = RelabelSpec {
+        rules: spec.rules.clone(),
+        max_cache_size: spec.max_cache_size,
+    };
+    let before = previous.iter().find(|p| p.label == spec.label);
+    let relabeler = match before {
+        Some(p) if p.spec == wanted => p.relabeler.clone(),
+        _ => Rc::new(RefCell::new(Relabeler::new(
+            spec.rules.clone(),
+            spec.max_cache_size,
+        ))),
+    };
     let r = Rc::new(Relabel {
         label: spec.label.clone(),
-        relabeler: RefCell::new(Relabeler::new(spec.rules.clone(), spec.max_cache_size)),
+        spec: wanted,
+        relabeler,
         forward_to,
-        metrics: RelabelMetrics::default(),
+        metrics: before.map_or_else(Rc::default, |p| p.metrics.clone()),
     });
     built[i] = Some(r.clone());
     Some(r)

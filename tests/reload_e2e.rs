@@ -1,0 +1,577 @@
+//! End-to-end: configuration reload (`POST /-/reload` on the admin listener, `SIGHUP`).
+//!
+//! Covers, under both drivers (README, "Reload"):
+//! - a reload under load: a generator thread sends uploads throughout, most on one keep-alive
+//!   connection and every fifth on a new connection, over two cores, while the config file's
+//!   `external_labels` change from `env=one` to `env=two` and `POST /-/reload` answers 200
+//!   `config reloaded`. No request fails, the stand-in receives exactly the uploads sent (each
+//!   once, matched by body), every upload answered before the reload started carries `env=one`
+//!   upstream and every upload sent after the reload answered carries `env=two`;
+//!   `pyrogate_config_last_reload_successful` is 1 and its success timestamp is not older than
+//!   the reload;
+//! - the same with `SIGHUP` (its completion seen in the log line `config reloaded`);
+//! - an invalid config: 400 whose body is exactly what `pyrogate validate` prints for the same
+//!   file (file:line:col), the gateway keeps serving with the old labels, the success gauge is
+//!   0 and `pyrogate_config_load_failures_total` 1; fixing the file and reloading gives 200
+//!   and the gauge 1 again;
+//! - a removed destination drains: its stand-in answers slowly, with one connection, and holds
+//!   queued uploads when the reload removes it; every one of them still reaches it, while
+//!   uploads after the reload go only to the remaining destination, and nothing is counted
+//!   dropped for the reload;
+//! - a removed destination whose upstream hangs: after `graceful_shutdown_timeout` the uploads
+//!   still queued are counted in `pyrogate_reload_dropped_uploads_total`;
+//! - listeners: a receiver whose `http` block is unchanged keeps its socket (a keep-alive
+//!   connection opened before the reload is served after it, on the same address); a receiver
+//!   whose `http` block changed is rebound (announced again, served on its new socket, the old
+//!   address no longer served); a receiver added by the reload is served.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use support::bodies;
+use support::client::Client;
+use support::config;
+use support::gateway::{binary, logfmt_get, metric_sum};
+use support::upstream::{parse_labelset, parse_query};
+use support::{Action, Driver, Gateway, MockPyroscope, Recorded, Response, both_drivers};
+
+const WAIT: Duration = Duration::from_secs(20);
+/// Uploads the generator sends before the reload, and at least after it.
+const PHASE_UPLOADS: usize = 40;
+
+/// Receiver `default` → write `upstream` (one endpoint) with `env = "<env>"`.
+fn labelled(url: &str, env: &str) -> String {
+    format!(
+        "{}{}",
+        config::receiver("default", &["upstream"], "", ""),
+        config::write(
+            "upstream",
+            &[config::endpoint(url, "")],
+            &format!("  external_labels = {{ \"env\" = \"{env}\" }}"),
+        )
+    )
+}
+
+fn post_reload(gw: &Gateway) -> Response {
+    let mut c = Client::connect(gw.admin());
+    c.send(b"POST /-/reload HTTP/1.1\r\nHost: pyrogate\r\nContent-Length: 0\r\n\r\n");
+    c.read_response()
+}
+
+fn write_config(gw: &Gateway, text: &str) {
+    std::fs::write(gw.config_path(), text).expect("write the config file");
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+}
+
+/// The `env` label of a recorded `/ingest` request (from its `name` parameter).
+fn env_of(r: &Recorded) -> Option<String> {
+    let name = parse_query(&r.query)
+        .into_iter()
+        .find(|(k, _)| k == "name")?
+        .1;
+    parse_labelset(&name)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == "env")
+        .map(|(_, v)| v)
+}
+
+/// One upload the generator sent.
+#[derive(Debug)]
+struct Sent {
+    body: Vec<u8>,
+    started: Instant,
+    finished: Instant,
+    outcome: Result<u16, String>,
+}
+
+/// Uploads sent continuously until stopped: on one keep-alive connection, every fifth on a
+/// new connection. Each body is unique (seeded by its sequence number).
+struct Generator {
+    stop: Arc<AtomicBool>,
+    sent: Arc<std::sync::Mutex<Vec<Sent>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Generator {
+    fn start(addr: std::net::SocketAddr, seed: u64) -> Generator {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s, out) = (stop.clone(), sent.clone());
+        let thread = std::thread::spawn(move || {
+            let mut keep_alive: Option<Client> = None;
+            let mut i = 0u64;
+            while !s.load(Ordering::Relaxed) {
+                let upload = bodies::node_pprof(seed + i);
+                let fresh = i % 5 == 4;
+                let started = Instant::now();
+                let outcome = (|| -> Result<u16, String> {
+                    let mut own;
+                    let client = if fresh {
+                        own = Client::try_connect(addr).map_err(|e| format!("connect: {e}"))?;
+                        &mut own
+                    } else {
+                        if keep_alive.is_none() {
+                            keep_alive = Some(
+                                Client::try_connect(addr).map_err(|e| format!("connect: {e}"))?,
+                            );
+                        }
+                        keep_alive.as_mut().expect("connected")
+                    };
+                    client
+                        .try_send(&upload.request(&[]))
+                        .map_err(|e| format!("send: {e}"))?;
+                    match client.try_read_response()? {
+                        Some(r) => Ok(r.status),
+                        None => Err("connection closed without an answer".into()),
+                    }
+                })();
+                if outcome.is_err() {
+                    keep_alive = None;
+                }
+                out.lock().unwrap().push(Sent {
+                    body: upload.body,
+                    started,
+                    finished: Instant::now(),
+                    outcome,
+                });
+                i += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        Generator {
+            stop,
+            sent,
+            thread: Some(thread),
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.sent.lock().unwrap().len()
+    }
+
+    fn wait_for(&self, n: usize) {
+        let until = Instant::now() + WAIT;
+        while self.count() < n {
+            assert!(
+                Instant::now() < until,
+                "the generator sent only {}",
+                self.count()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn finish(mut self) -> Vec<Sent> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("generator thread");
+        }
+        std::mem::take(&mut *self.sent.lock().unwrap())
+    }
+}
+
+/// How the scenario asks for the reload.
+#[derive(Clone, Copy)]
+enum Trigger {
+    Post,
+    Sighup,
+}
+
+/// Count of `config reloaded` log lines so far.
+fn reloads_logged(gw: &Gateway) -> usize {
+    gw.stderr_text()
+        .lines()
+        .filter(|l| logfmt_get(l, "msg").as_deref() == Some("config reloaded"))
+        .count()
+}
+
+fn reload_under_load(driver: Driver, trigger: Trigger) {
+    let mock = MockPyroscope::start();
+    let gw = Gateway::start(&labelled(&mock.url(), "one"), driver, 2);
+    let generator = Generator::start(gw.addr(), 1000);
+    generator.wait_for(PHASE_UPLOADS);
+
+    write_config(&gw, &labelled(&mock.url(), "two"));
+    let reload_started = Instant::now();
+    let reload_unix = unix_now();
+    match trigger {
+        Trigger::Post => {
+            let response = post_reload(&gw);
+            assert_eq!(response.status, 200, "{response:?}");
+            assert_eq!(response.body_str(), "config reloaded\n");
+        }
+        Trigger::Sighup => {
+            gw.signal("HUP");
+            let until = Instant::now() + WAIT;
+            while reloads_logged(&gw) == 0 {
+                assert!(
+                    Instant::now() < until,
+                    "no `config reloaded` line after SIGHUP:\n{}",
+                    gw.stderr_text()
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+    let reload_done = Instant::now();
+    let at_reload = generator.count();
+    generator.wait_for(at_reload + PHASE_UPLOADS);
+    let sent = generator.finish();
+
+    let failed: Vec<&Sent> = sent.iter().filter(|s| s.outcome != Ok(200)).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} uploads failed, first: {:?}",
+        failed.len(),
+        sent.len(),
+        failed.first().map(|s| &s.outcome)
+    );
+    let recorded = mock.wait_for_requests(sent.len(), WAIT);
+    // Every answered upload reached the stand-in, and nothing else did.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(mock.request_count(), sent.len(), "uploads sent vs received");
+    let by_body: HashMap<&[u8], &Recorded> =
+        recorded.iter().map(|r| (r.body.as_slice(), r)).collect();
+    assert_eq!(by_body.len(), sent.len(), "each upload received once");
+    let (mut before, mut after) = (0, 0);
+    for s in &sent {
+        let r = by_body
+            .get(s.body.as_slice())
+            .unwrap_or_else(|| panic!("an upload sent at {:?} never arrived", s.started));
+        let env = env_of(r);
+        if s.finished < reload_started {
+            assert_eq!(env.as_deref(), Some("one"), "answered before the reload");
+            before += 1;
+        } else if s.started > reload_done {
+            assert_eq!(env.as_deref(), Some("two"), "sent after the reload");
+            after += 1;
+        }
+    }
+    assert!(before >= PHASE_UPLOADS - 1, "{before} uploads before");
+    assert!(after >= PHASE_UPLOADS - 1, "{after} uploads after");
+
+    let metrics = gw.metrics();
+    assert_eq!(
+        metric_sum(&metrics, "pyrogate_config_last_reload_successful", &[]),
+        Some(1.0),
+        "{metrics}"
+    );
+    let ts = metric_sum(
+        &metrics,
+        "pyrogate_config_last_reload_success_timestamp_seconds",
+        &[],
+    )
+    .expect("success timestamp");
+    assert!(
+        ts >= reload_unix - 1.0 && ts <= unix_now() + 1.0,
+        "timestamp {ts} vs reload at {reload_unix}"
+    );
+    assert_eq!(
+        metric_sum(&metrics, "pyrogate_config_load_failures_total", &[]),
+        Some(0.0)
+    );
+    // The destination kept its counters across the reload.
+    assert_eq!(
+        metric_sum(&metrics, "pyroscope_write_sent_profiles_total", &[]),
+        Some(sent.len() as f64),
+        "{metrics}"
+    );
+    let stopped = gw.stop();
+    stopped.assert_clean_exit(sent.len() as u64, 0);
+}
+
+fn post_reload_under_load_applies_new_external_labels_without_a_failed_or_lost_upload(
+    driver: Driver,
+) {
+    reload_under_load(driver, Trigger::Post);
+}
+
+fn sighup_reload_under_load_applies_new_external_labels_without_a_failed_or_lost_upload(
+    driver: Driver,
+) {
+    reload_under_load(driver, Trigger::Sighup);
+}
+
+fn one_upload(gw: &Gateway, seed: u64) -> Vec<u8> {
+    let upload = bodies::node_pprof(seed);
+    let mut c = Client::connect(gw.addr());
+    c.send(&upload.request(&[]));
+    assert_eq!(c.read_response().status, 200);
+    upload.body
+}
+
+fn an_invalid_config_is_answered_400_with_its_diagnostics_and_the_running_one_stays(
+    driver: Driver,
+) {
+    let mock = MockPyroscope::start();
+    let gw = Gateway::start(&labelled(&mock.url(), "one"), driver, 1);
+    one_upload(&gw, 1);
+    let broken = labelled(&mock.url(), "two").replace("forward_to", "forward_too");
+    write_config(&gw, &broken);
+    let validate = std::process::Command::new(binary())
+        .arg("validate")
+        .arg(gw.config_path())
+        .output()
+        .expect("run pyrogate validate");
+    assert!(!validate.status.success());
+    let diagnostics = String::from_utf8(validate.stderr).expect("utf-8 diagnostics");
+    let path = gw.config_path().display().to_string();
+    assert!(
+        diagnostics.contains(&format!("{path}:")),
+        "diagnostics name the file: {diagnostics}"
+    );
+
+    let response = post_reload(&gw);
+    assert_eq!(response.status, 400, "{response:?}");
+    assert_eq!(response.body_str(), diagnostics);
+
+    let body = one_upload(&gw, 2);
+    let recorded = mock.wait_for_requests(2, WAIT);
+    let r = recorded.iter().find(|r| r.body == body).expect("received");
+    assert_eq!(
+        env_of(r).as_deref(),
+        Some("one"),
+        "the running config stays"
+    );
+    let metrics = gw.metrics();
+    assert_eq!(
+        metric_sum(&metrics, "pyrogate_config_last_reload_successful", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric_sum(&metrics, "pyrogate_config_load_failures_total", &[]),
+        Some(1.0)
+    );
+
+    write_config(&gw, &labelled(&mock.url(), "two"));
+    let response = post_reload(&gw);
+    assert_eq!(response.status, 200, "{response:?}");
+    let body = one_upload(&gw, 3);
+    let recorded = mock.wait_for_requests(3, WAIT);
+    let r = recorded.iter().find(|r| r.body == body).expect("received");
+    assert_eq!(env_of(r).as_deref(), Some("two"));
+    assert_eq!(
+        metric_sum(&gw.metrics(), "pyrogate_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
+    gw.stop().assert_clean_exit(3, 0);
+}
+
+/// Receiver `default` → writes `a` and (when `with_b`) `b`; `b`'s endpoint has one
+/// connection per core; uploads are acknowledged once queued.
+fn two_writers(a: &str, b: &str, with_b: bool, b_extra: &str, receiver_extra: &str) -> String {
+    let targets: &[&str] = if with_b { &["a", "b"] } else { &["a"] };
+    let extra = format!("  acknowledge = \"enqueued\"\n{receiver_extra}");
+    let mut out = config::receiver("default", targets, "", &extra);
+    out.push_str(&config::write("a", &[config::endpoint(a, "")], ""));
+    if with_b {
+        out.push_str(&config::write(
+            "b",
+            &[config::endpoint(
+                b,
+                &format!("    max_connections_per_core = 1\n{b_extra}"),
+            )],
+            "",
+        ));
+    }
+    out
+}
+
+fn a_removed_destination_delivers_what_it_had_queued(driver: Driver) {
+    let fast = MockPyroscope::start();
+    let slow = MockPyroscope::builder()
+        .default_action(Action::ok().delayed(Duration::from_millis(200)))
+        .start();
+    let gw = Gateway::start(
+        &two_writers(&fast.url(), &slow.url(), true, "", ""),
+        driver,
+        1,
+    );
+    let queued: Vec<Vec<u8>> = (0..6).map(|i| one_upload(&gw, 100 + i)).collect();
+    // One upload at the slow stand-in, the rest queued behind it.
+    slow.wait_for_requests(1, WAIT);
+    write_config(&gw, &two_writers(&fast.url(), &slow.url(), false, "", ""));
+    let response = post_reload(&gw);
+    assert_eq!(response.status, 200, "{response:?}");
+    let later = one_upload(&gw, 200);
+
+    let drained = slow.wait_for_requests(queued.len(), WAIT);
+    let got: Vec<&[u8]> = drained.iter().map(|r| r.body.as_slice()).collect();
+    let want: Vec<&[u8]> = queued.iter().map(|b| b.as_slice()).collect();
+    assert_eq!(got, want, "every queued upload delivered once, in order");
+    fast.wait_for_requests(queued.len() + 1, WAIT);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        slow.request_count(),
+        queued.len(),
+        "nothing new for the removed one"
+    );
+    assert!(fast.requests().iter().any(|r| r.body == later));
+    let metrics = gw.metrics();
+    assert_eq!(
+        metric_sum(&metrics, "pyrogate_reload_dropped_uploads_total", &[]),
+        Some(0.0),
+        "{metrics}"
+    );
+    // The remaining destination kept its counters.
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "pyroscope_write_sent_profiles_total",
+            &[("endpoint", fast.url().as_str())]
+        ),
+        Some((queued.len() + 1) as f64),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(&format!("endpoint=\"{}\"", slow.url())),
+        "the removed destination's series are gone:\n{metrics}"
+    );
+    gw.stop();
+}
+
+fn a_removed_destination_counts_what_is_still_queued_after_the_grace_period(driver: Driver) {
+    let fast = MockPyroscope::start();
+    let hung = MockPyroscope::builder()
+        .default_action(Action::Hang)
+        .start();
+    let b_extra = "    remote_timeout = \"60s\"";
+    let grace = "  graceful_shutdown_timeout = \"1s\"";
+    let gw = Gateway::start(
+        &two_writers(&fast.url(), &hung.url(), true, b_extra, grace),
+        driver,
+        1,
+    );
+    for i in 0..3 {
+        one_upload(&gw, 300 + i);
+    }
+    hung.wait_for_requests(1, WAIT);
+    write_config(
+        &gw,
+        &two_writers(&fast.url(), &hung.url(), false, b_extra, grace),
+    );
+    let reloaded = Instant::now();
+    let response = post_reload(&gw);
+    assert_eq!(response.status, 200, "{response:?}");
+    // One upload hangs at the stand-in, two are queued behind it: those two are dropped.
+    let until = Instant::now() + WAIT;
+    loop {
+        let metrics = gw.metrics();
+        let dropped = metric_sum(&metrics, "pyrogate_reload_dropped_uploads_total", &[]);
+        if dropped == Some(2.0) {
+            assert_eq!(
+                metric_sum(&metrics, "pyrogate_reload_dropped_profiles_total", &[]),
+                Some(2.0)
+            );
+            break;
+        }
+        assert_eq!(dropped, Some(0.0), "{metrics}");
+        assert!(Instant::now() < until, "never counted:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        reloaded.elapsed() >= Duration::from_millis(900),
+        "dropped before the grace period passed"
+    );
+    assert_eq!(
+        hung.request_count(),
+        1,
+        "the queued uploads were never sent"
+    );
+    let stderr = gw.stderr_text();
+    assert!(
+        stderr.lines().any(|l| logfmt_get(l, "msg").as_deref()
+            == Some("endpoint removed by reload: graceful_shutdown_timeout passed, dropping what is still queued")
+            && logfmt_get(l, "dropped").as_deref() == Some("2")),
+        "{stderr}"
+    );
+    gw.stop();
+}
+
+/// The last announced address of receiver `label`.
+fn announced(gw: &Gateway, label: &str) -> Vec<std::net::SocketAddr> {
+    gw.stderr_text()
+        .lines()
+        .filter(|l| {
+            logfmt_get(l, "msg").as_deref() == Some("receiver listening")
+                && logfmt_get(l, "receiver").as_deref() == Some(label)
+        })
+        .filter_map(|l| logfmt_get(l, "addr")?.parse().ok())
+        .collect()
+}
+
+fn unchanged_listeners_keep_their_sockets_and_changed_ones_are_rebound(driver: Driver) {
+    let mock = MockPyroscope::start();
+    let write = config::write("upstream", &[config::endpoint(&mock.url(), "")], "");
+    let kept = config::receiver("kept", &["upstream"], "", "");
+    let moved = |limit: usize| {
+        config::receiver(
+            "moved",
+            &["upstream"],
+            &format!("    conn_limit = {limit}"),
+            "",
+        )
+    };
+    let gw = Gateway::start(&format!("{kept}{}{write}", moved(100)), driver, 2);
+    let kept_addr = gw.receiver("kept");
+    let moved_addr = gw.receiver("moved");
+    let mut idle = Client::connect(kept_addr);
+    idle.send(&bodies::node_pprof(1).request(&[]));
+    assert_eq!(idle.read_response().status, 200);
+
+    let added = config::receiver("added", &["upstream"], "", "");
+    write_config(&gw, &format!("{kept}{}{added}{write}", moved(200)));
+    let response = post_reload(&gw);
+    assert_eq!(response.status, 200, "{response:?}");
+
+    // The keep-alive connection to the unchanged receiver is still served.
+    idle.send(&bodies::node_pprof(2).request(&[]));
+    assert_eq!(idle.read_response().status, 200);
+    assert_eq!(announced(&gw, "kept"), vec![kept_addr], "announced once");
+    let mut c = Client::connect(kept_addr);
+    c.send(&bodies::node_pprof(3).request(&[]));
+    assert_eq!(c.read_response().status, 200);
+
+    let moved_now = announced(&gw, "moved");
+    assert_eq!(moved_now.len(), 2, "rebound: announced again");
+    let mut c = Client::connect(moved_now[1]);
+    c.send(&bodies::node_pprof(4).request(&[]));
+    assert_eq!(c.read_response().status, 200);
+    if moved_now[1] != moved_addr {
+        // Port 0 gave the new sockets a new port; the old one is closed.
+        let refused = match Client::try_connect(moved_addr) {
+            Err(_) => true,
+            Ok(mut c) => {
+                c.try_send(&bodies::node_pprof(5).request(&[])).is_err()
+                    || !matches!(c.try_read_response(), Ok(Some(_)))
+            }
+        };
+        assert!(refused, "the old socket of a rebound receiver still serves");
+    }
+    let added_addr = *announced(&gw, "added").first().expect("added announced");
+    let mut c = Client::connect(added_addr);
+    c.send(&bodies::node_pprof(6).request(&[]));
+    assert_eq!(c.read_response().status, 200);
+    mock.wait_for_requests(5, WAIT);
+    gw.stop().assert_clean_exit(5, 0);
+}
+
+both_drivers!(
+    post_reload_under_load_applies_new_external_labels_without_a_failed_or_lost_upload,
+    sighup_reload_under_load_applies_new_external_labels_without_a_failed_or_lost_upload,
+    an_invalid_config_is_answered_400_with_its_diagnostics_and_the_running_one_stays,
+    a_removed_destination_delivers_what_it_had_queued,
+    a_removed_destination_counts_what_is_still_queued_after_the_grace_period,
+    unchanged_listeners_keep_their_sockets_and_changed_ones_are_rebound,
+);

@@ -85,8 +85,9 @@ fn handle(mut s: TcpStream, reloader: &Reloader, cores: &[CoreHandle]) -> std::i
     }
 }
 
-/// `/-/reload`: re-reads the config file. POST and PUT as Prometheus' `/-/reload`; GET too,
-/// as Alloy's handler takes it (`curl host:12345/-/reload`). 200 once every core runs the new
+/// `/-/reload`: re-reads the config file. GET and POST as Alloy's handler
+/// (internal/service/http/http.go: `config reloaded` on success, 400 with the error text
+/// otherwise), PUT too as Prometheus' (web/web.go). 200 once every core runs the new
 /// configuration; 400 with the diagnostics (as `pyrogate validate` prints them) when it is
 /// invalid, the running one staying.
 fn reload(s: &mut TcpStream, method: &str, reloader: &Reloader) -> std::io::Result<()> {

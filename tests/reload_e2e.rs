@@ -20,6 +20,9 @@
 //!   dropped for the reload;
 //! - a removed destination whose upstream hangs: after `graceful_shutdown_timeout` the uploads
 //!   still queued are counted in `pyrogate_reload_dropped_uploads_total`;
+//! - new relabel rules apply after a reload, on `/ingest` and Push alike and on a keep-alive
+//!   connection opened before it (the rule sets `stage` to `v1`, then `v2`), and the relabel
+//!   component's counters continue across the reload;
 //! - listeners: a receiver whose `http` block is unchanged keeps its socket (a keep-alive
 //!   connection opened before the reload is served after it, on the same address); a receiver
 //!   whose `http` block changed is rebound (announced again, served on its new socket, the old
@@ -33,9 +36,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use support::bodies;
-use support::client::Client;
+use support::client::{Client, upload_request};
 use support::config;
 use support::gateway::{binary, logfmt_get, metric_sum};
+use support::push::{self, PUSH_PATH, PushRequest, Sample, Series};
 use support::upstream::{parse_labelset, parse_query};
 use support::{Action, Driver, Gateway, MockPyroscope, Recorded, Response, both_drivers};
 
@@ -499,6 +503,103 @@ fn a_removed_destination_counts_what_is_still_queued_after_the_grace_period(driv
     gw.stop();
 }
 
+/// Receiver `default` → relabel `tag` (sets `stage` = `stage`) → write `upstream`.
+fn relabelled(url: &str, stage: &str) -> String {
+    format!(
+        r#"pyroscope.receive_http "default" {{
+  http {{
+    listen_address = "127.0.0.1"
+    listen_port    = 0
+  }}
+  forward_to = [pyroscope.relabel.tag.receiver]
+}}
+pyroscope.relabel "tag" {{
+  forward_to = [pyroscope.write.upstream.receiver]
+  rule {{
+    target_label = "stage"
+    replacement  = "{stage}"
+  }}
+}}
+pyroscope.write "upstream" {{
+  endpoint {{
+    url = "{url}"
+  }}
+}}
+"#
+    )
+}
+
+/// The `stage` label of a recorded upload, either API.
+fn stage_of(r: &Recorded) -> Option<String> {
+    if r.path == PUSH_PATH {
+        return r.push_request().series[0]
+            .label("stage")
+            .map(str::to_string);
+    }
+    let name = parse_query(&r.query)
+        .into_iter()
+        .find(|(k, _)| k == "name")?
+        .1;
+    parse_labelset(&name)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == "stage")
+        .map(|(_, v)| v)
+}
+
+fn new_relabel_rules_apply_after_a_reload_on_both_apis(driver: Driver) {
+    let mock = MockPyroscope::start();
+    let gw = Gateway::start(&relabelled(&mock.url(), "v1"), driver, 1);
+    let mut keep_alive = Client::connect(gw.addr());
+    let mut send_both = |seed: u64| {
+        let ingest = upload_request(
+            &format!("/ingest?name=shop%7Benv%3Dprod%7D&from={seed}"),
+            &[("Content-Type", "binary/octet-stream")],
+            format!("main;reload {seed}\n").as_bytes(),
+        );
+        keep_alive.send(&ingest);
+        assert_eq!(keep_alive.read_response().status, 200);
+        let pushed = push::proto_push(PushRequest::new(vec![Series::new(
+            &[("__name__", "cpu"), ("service_name", "shop")],
+            vec![Sample::new(format!("pprof {seed}").into_bytes(), "id")],
+        )]));
+        keep_alive.send(&pushed.http_request(&[]));
+        let r = keep_alive.read_response();
+        assert_eq!(r.status, 200, "{r:?}");
+    };
+    send_both(1);
+    write_config(&gw, &relabelled(&mock.url(), "v2"));
+    let response = post_reload(&gw);
+    assert_eq!(response.status, 200, "{response:?}");
+    send_both(2);
+    let recorded = mock.wait_for_requests(4, WAIT);
+    let stages: Vec<(String, Option<String>)> = recorded
+        .iter()
+        .map(|r| (r.path.clone(), stage_of(r)))
+        .collect();
+    let v = |s: &str| Some(s.to_string());
+    assert_eq!(
+        stages,
+        [
+            ("/ingest".to_string(), v("v1")),
+            (PUSH_PATH.to_string(), v("v1")),
+            ("/ingest".to_string(), v("v2")),
+            (PUSH_PATH.to_string(), v("v2")),
+        ]
+    );
+    let metrics = gw.metrics();
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "pyroscope_relabel_profiles_processed",
+            &[("component_id", "pyroscope.relabel.tag")]
+        ),
+        Some(4.0),
+        "counters continue across the reload:\n{metrics}"
+    );
+    gw.stop().assert_clean_exit(4, 0);
+}
+
 /// The last announced address of receiver `label`.
 fn announced(gw: &Gateway, label: &str) -> Vec<std::net::SocketAddr> {
     gw.stderr_text()
@@ -573,5 +674,6 @@ both_drivers!(
     an_invalid_config_is_answered_400_with_its_diagnostics_and_the_running_one_stays,
     a_removed_destination_delivers_what_it_had_queued,
     a_removed_destination_counts_what_is_still_queued_after_the_grace_period,
+    new_relabel_rules_apply_after_a_reload_on_both_apis,
     unchanged_listeners_keep_their_sockets_and_changed_ones_are_rebound,
 );

@@ -69,7 +69,7 @@ fn handle(mut s: TcpStream, reloader: &Reloader, cores: &[CoreHandle]) -> std::i
     };
     match path.split('?').next().unwrap_or("") {
         "/metrics" => {
-            let mut body = metrics::render(&reloader.config(), &gather(cores));
+            let mut body = reloader.settled(|config| metrics::render(config, &gather(cores)));
             body.push_str(&reloader.render_metrics());
             respond(
                 &mut s,

@@ -140,6 +140,14 @@ impl Reloader {
             .clone()
     }
 
+    /// Runs `f` with the running configuration while no reload is in progress, so that what
+    /// `f` gathers from the cores (a metrics snapshot, indexed by that configuration's
+    /// destinations) matches it. A scrape during a reload waits for the reload.
+    pub fn settled<R>(&self, f: impl FnOnce(&Config) -> R) -> R {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        f(&state.config)
+    }
+
     /// Re-reads the config file and applies it; logs the outcome. On an error the running
     /// configuration stays.
     pub fn reload(&self) -> Result<Applied, ReloadError> {

@@ -365,3 +365,94 @@ fn build_relabel(
     built[i] = Some(r.clone());
     Some(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, ProcessEnvironment};
+    use crate::metrics::{CoreSnapshot, RelabelSnapshot};
+
+    fn config_with_rule(regex: &str, env: &str) -> Config {
+        let text = format!(
+            r#"
+pyroscope.receive_http "default" {{
+  forward_to = [pyroscope.relabel.clean.receiver]
+}}
+pyroscope.relabel "clean" {{
+  forward_to = [pyroscope.write.a.receiver]
+  rule {{
+    action = "labeldrop"
+    regex  = "{regex}"
+  }}
+}}
+pyroscope.write "a" {{
+  endpoint {{
+    url = "http://127.0.0.1:1"
+  }}
+  external_labels = {{ env = "{env}" }}
+}}
+"#
+        );
+        config::load_str("t.alloy", &text, &ProcessEnvironment)
+            .expect("valid config")
+            .config
+    }
+
+    fn relabel_counts(c: &Components) -> RelabelSnapshot {
+        let snap = CoreSnapshot::capture(
+            std::iter::empty(),
+            std::iter::empty(),
+            c.relabels().iter().map(|r| r.metrics()),
+            0,
+        );
+        snap.relabels[0].clone()
+    }
+
+    /// Routes one label set through the receiver's pipeline; returns the writer's external
+    /// `env` and the labels it receives.
+    fn route_once(c: &Components, cfg: &Config) -> (String, Vec<(String, String)>) {
+        let pipeline = c.pipeline(&cfg.receivers[0].forward_to);
+        let mut hops = Vec::new();
+        let input = [("pod", "p1"), ("service_name", "app")];
+        pipeline.route(&input, &mut hops);
+        assert_eq!(hops.len(), 1);
+        let env = hops[0].writer.external_labels()[0].1.clone();
+        let labels = hops[0]
+            .labels(&input)
+            .pairs()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        (env, labels)
+    }
+
+    #[test]
+    fn a_rebuild_keeps_destinations_relabel_counters_and_an_unchanged_cache() {
+        let v1 = config_with_rule("pod", "one");
+        let dest =
+            Rc::new(Destination::new(&v1.writers[0].endpoints[0], 0, vec![]).expect("destination"));
+        let first = Components::build(&v1, vec![vec![dest.clone()]]);
+        let (env, labels) = route_once(&first, &v1);
+        assert_eq!(env, "one");
+        assert_eq!(labels, [("service_name".to_string(), "app".to_string())]);
+        let s = relabel_counts(&first);
+        assert_eq!((s.processed, s.cache_hits, s.cache_misses), (1, 0, 1));
+
+        // Same rules, new external labels: the cache and counters carry on.
+        let v2 = config_with_rule("pod", "two");
+        let second = Components::rebuild(&v2, vec![vec![dest.clone()]], Some(&first));
+        assert!(Rc::ptr_eq(&second.destinations().next().unwrap(), &dest));
+        let (env, _) = route_once(&second, &v2);
+        assert_eq!(env, "two");
+        let s = relabel_counts(&second);
+        assert_eq!((s.processed, s.cache_hits, s.cache_misses), (2, 1, 1));
+
+        // New rules: a new cache (a miss), the counters still carry on.
+        let v3 = config_with_rule("nothing", "two");
+        let third = Components::rebuild(&v3, vec![vec![dest]], Some(&second));
+        let (_, labels) = route_once(&third, &v3);
+        assert_eq!(labels.len(), 2, "pod kept by the new rule: {labels:?}");
+        let s = relabel_counts(&third);
+        assert_eq!((s.processed, s.cache_hits, s.cache_misses), (3, 1, 2));
+    }
+}

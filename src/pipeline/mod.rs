@@ -405,7 +405,7 @@ pyroscope.write "a" {{
             c.relabels().iter().map(|r| r.metrics()),
             0,
         );
-        snap.relabels[0].clone()
+        snap.relabels[0]
     }
 
     /// Routes one label set through the receiver's pipeline; returns the writer's external
@@ -441,7 +441,7 @@ pyroscope.write "a" {{
         // Same rules, new external labels: the cache and counters carry on.
         let v2 = config_with_rule("pod", "two");
         let second = Components::rebuild(&v2, vec![vec![dest.clone()]], Some(&first));
-        assert!(Rc::ptr_eq(&second.destinations().next().unwrap(), &dest));
+        assert!(Rc::ptr_eq(second.destinations().next().unwrap(), &dest));
         let (env, _) = route_once(&second, &v2);
         assert_eq!(env, "two");
         let s = relabel_counts(&second);

@@ -13,7 +13,8 @@
 //! What a reload keeps, by identity:
 //! - a receiver whose label and `http` block are unchanged keeps its sockets, connections and
 //!   counters; its per-request settings (`forward_to`, `acknowledge`, `forward_headers`,
-//!   `client_auth`) switch for requests that start after the reload. Any other receiver is
+//!   `client_auth`) switch for requests that start after the reload, and its TLS certificate
+//!   files are read again for connections accepted after it. Any other receiver is
 //!   new: bound before the old one (if any) closes.
 //! - a destination whose writer label and `endpoint` block are unchanged keeps its queue,
 //!   connections and counters. A removed one drains for `graceful_shutdown_timeout`.
@@ -218,6 +219,7 @@ impl Reloader {
                     plans.push(ReceiverPlan {
                         listener: ListenerPlan::Kept(j),
                         client_auth: sec.client_auth.clone(),
+                        tls: sec.tls.clone(),
                     });
                 }
                 continue;
@@ -241,10 +243,10 @@ impl Reloader {
                 plans.push(ReceiverPlan {
                     listener: ListenerPlan::New {
                         listener,
-                        tls: sec.tls.clone(),
                         slots: slots.clone(),
                     },
                     client_auth: sec.client_auth.clone(),
+                    tls: sec.tls.clone(),
                 });
             }
         }

@@ -140,6 +140,8 @@ pub struct ReceiverPlan {
     pub listener: ListenerPlan,
     /// Client authentication of the new configuration.
     pub client_auth: Option<server::client_auth::Prepared>,
+    /// TLS settings of the new configuration (certificate files read again).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Where a receiver's connections come from after a reload.
@@ -148,10 +150,9 @@ pub enum ListenerPlan {
     /// The running receiver at this index (its `http` block is unchanged): its socket,
     /// connections and counters carry on.
     Kept(usize),
-    /// A new receiver: this core's socket, its TLS settings, its `conn_limit` slots.
+    /// A new receiver: this core's socket and its `conn_limit` slots.
     New {
         listener: std::net::TcpListener,
-        tls: Option<Arc<rustls::ServerConfig>>,
         slots: Arc<ConnSlots>,
     },
 }
@@ -449,19 +450,15 @@ fn apply_reload(core: &Rc<Core>, plan: ReloadPlan) -> Result<(), String> {
         match p.listener {
             ListenerPlan::Kept(j) if j < old_rx.len() && !rx_kept[j] => {
                 rx_kept[j] = true;
-                lives.push((old_rx[j].clone(), Live::new(r, pipeline, check)));
+                lives.push((old_rx[j].clone(), Live::new(r, pipeline, check, p.tls)));
                 receivers.push(old_rx[j].clone());
             }
-            ListenerPlan::New {
-                listener,
-                tls,
-                slots,
-            } => {
+            ListenerPlan::New { listener, slots } => {
                 let listener = listener
                     .set_nonblocking(true)
                     .and_then(|()| monoio::net::TcpListener::from_std(listener))
                     .map_err(|e| format!("receiver {}: {e}", r.label))?;
-                let rx = Rc::new(ReceiverRt::new(i, r, slots, pipeline, tls, check));
+                let rx = Rc::new(ReceiverRt::new(i, r, slots, pipeline, p.tls, check));
                 to_start.push((rx.clone(), listener));
                 receivers.push(rx);
             }

@@ -23,6 +23,9 @@
 //! - new relabel rules apply after a reload, on `/ingest` and Push alike and on a keep-alive
 //!   connection opened before it (the rule sets `stage` to `v1`, then `v2`), and the relabel
 //!   component's counters continue across the reload;
+//! - a TLS receiver whose certificate files were replaced serves the new certificate to
+//!   connections after a reload (a client trusting only the test CA is refused once the files
+//!   hold a self-signed certificate), on the same socket;
 //! - listeners: a receiver whose `http` block is unchanged keeps its socket (a keep-alive
 //!   connection opened before the reload is served after it, on the same address); a receiver
 //!   whose `http` block changed is rebound (announced again, served on its new socket, the old
@@ -40,6 +43,7 @@ use support::client::{Client, upload_request};
 use support::config;
 use support::gateway::{binary, logfmt_get, metric_sum};
 use support::push::{self, PUSH_PATH, PushRequest, Sample, Series};
+use support::tls::{Pki, replace_file, tls_roundtrip};
 use support::upstream::{parse_labelset, parse_query};
 use support::{Action, Driver, Gateway, MockPyroscope, Recorded, Response, both_drivers};
 
@@ -628,6 +632,54 @@ fn new_relabel_rules_apply_after_a_reload_on_both_apis(driver: Driver) {
     gw.stop().assert_clean_exit(4, 0);
 }
 
+fn a_reload_serves_rotated_tls_certificates_on_the_same_socket(driver: Driver) {
+    let pki = Pki::new();
+    let mock = MockPyroscope::start();
+    let cfg = format!(
+        "{}{}",
+        config::receiver(
+            "default",
+            &["upstream"],
+            &format!(
+                "    tls {{\n      cert_file = \"{}\"\n      key_file = \"{}\"\n    }}",
+                pki.path("server.pem"),
+                pki.path("server-key.pem"),
+            ),
+            "",
+        ),
+        config::write("upstream", &[config::endpoint(&mock.url(), "")], "")
+    );
+    let gw = Gateway::start(&cfg, driver, 1);
+    let request = bodies::node_pprof(1).request(&[]);
+    let ok = tls_roundtrip(gw.addr(), pki.client_config(false), &request).unwrap();
+    assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+
+    // The files now hold a certificate the client does not trust; the running config still
+    // serves the one it read at start.
+    replace_file(
+        std::path::Path::new(&pki.path("server.pem")),
+        &pki.rogue_cert,
+    );
+    replace_file(
+        std::path::Path::new(&pki.path("server-key.pem")),
+        &pki.rogue_key,
+    );
+    let still = tls_roundtrip(gw.addr(), pki.client_config(false), &request).unwrap();
+    assert!(still.starts_with("HTTP/1.1 200 OK\r\n"), "{still}");
+
+    let response = post_reload(&gw);
+    assert_eq!(response.status, 200, "{response:?}");
+    let refused = tls_roundtrip(gw.addr(), pki.client_config(false), &request);
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("certificate") || e.contains("Certificate")),
+        "the rotated (untrusted) certificate is served after the reload: {refused:?}"
+    );
+    assert_eq!(announced(&gw, "default"), vec![gw.addr()], "same socket");
+    gw.stop();
+}
+
 /// The last announced address of receiver `label`.
 fn announced(gw: &Gateway, label: &str) -> Vec<std::net::SocketAddr> {
     gw.stderr_text()
@@ -703,5 +755,6 @@ both_drivers!(
     a_removed_destination_delivers_what_it_had_queued,
     a_removed_destination_counts_what_is_still_queued_after_the_grace_period,
     new_relabel_rules_apply_after_a_reload_on_both_apis,
+    a_reload_serves_rotated_tls_certificates_on_the_same_socket,
     unchanged_listeners_keep_their_sockets_and_changed_ones_are_rebound,
 );

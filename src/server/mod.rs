@@ -113,6 +113,9 @@ pub struct Live {
     pub forward_headers: Vec<String>,
     /// Client authentication (`client_auth`).
     pub client_auth: Option<client_auth::Check>,
+    /// TLS settings when the receiver serves HTTPS, taken by each new connection: a reload
+    /// reads the certificate files again, so connections after it get rotated certificates.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Live {
@@ -120,12 +123,14 @@ impl Live {
         config: &Receiver,
         pipeline: Pipeline,
         client_auth: Option<client_auth::Check>,
+        tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Self {
         Live {
             pipeline,
             acknowledge: config.acknowledge,
             forward_headers: config.forward_headers.clone(),
             client_auth,
+            tls,
         }
     }
 }
@@ -145,8 +150,6 @@ pub struct ReceiverRt {
     pub active: Cell<usize>,
     /// Woken whenever a connection of this receiver closes.
     pub conn_closed: Notify,
-    /// TLS settings when the receiver serves HTTPS.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The current per-request settings; swapped by a reload.
     live: RefCell<Rc<Live>>,
     /// Set when a reload removed or rebound this receiver: its accept loop ends and its
@@ -169,13 +172,12 @@ impl ReceiverRt {
                 max_head_bytes: config.http.max_head_bytes,
                 max_headers: config.http.max_headers,
             },
-            live: RefCell::new(Rc::new(Live::new(config, pipeline, client_auth))),
+            live: RefCell::new(Rc::new(Live::new(config, pipeline, client_auth, tls))),
             config: config.clone(),
             metrics: ReceiverMetrics::default(),
             slots,
             active: Cell::new(0),
             conn_closed: Notify::new(),
-            tls,
             retired: Shutdown::default(),
         }
     }

@@ -21,8 +21,9 @@
 //! - a removed destination whose upstream hangs: after `graceful_shutdown_timeout` the uploads
 //!   still queued are counted in `pyrogate_reload_dropped_uploads_total`;
 //! - new relabel rules apply after a reload, on `/ingest` and Push alike and on a keep-alive
-//!   connection opened before it (the rule sets `stage` to `v1`, then `v2`), and the relabel
-//!   component's counters continue across the reload;
+//!   connection opened before it (the rule sets `stage` to `v1`, then `v2`), the relabel
+//!   component's counters continue across the reload, and the unchanged destination keeps its
+//!   one upstream connection;
 //! - a TLS receiver whose certificate files were replaced serves the new certificate to
 //!   connections after a reload (a client trusting only the test CA is refused once the files
 //!   hold a self-signed certificate), on the same socket;
@@ -619,6 +620,8 @@ fn new_relabel_rules_apply_after_a_reload_on_both_apis(driver: Driver) {
             (PUSH_PATH.to_string(), v("v2")),
         ]
     );
+    // The unchanged destination kept its upstream connection: one for all four uploads.
+    assert_eq!(mock.counters().connections, 1, "upstream connections");
     let metrics = gw.metrics();
     assert_eq!(
         metric_sum(

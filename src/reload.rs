@@ -204,15 +204,31 @@ impl Reloader {
             .map_err(|(r, e)| ReloadError::Invalid(format!("receiver {r:?}: {e}")))?;
         let mut per_core: Vec<Vec<ReceiverPlan>> = (0..cores).map(|_| Vec::new()).collect();
         let mut kept = vec![false; old.receivers.len()];
-        let mut bound = Vec::with_capacity(new.receivers.len());
-        for (r, sec) in new.receivers.iter().zip(security) {
-            let same = old
-                .receivers
+        let same: Vec<Option<usize>> =
+            new.receivers
                 .iter()
-                .enumerate()
-                .position(|(j, o)| !kept[j] && o.label == r.label && o.http == r.http);
+                .map(|r| {
+                    let j =
+                        old.receivers.iter().enumerate().position(|(j, o)| {
+                            !kept[j] && o.label == r.label && o.http == r.http
+                        })?;
+                    kept[j] = true;
+                    Some(j)
+                })
+                .collect();
+        // Ports of receivers this reload replaces: their new sockets are bound beside the
+        // running ones (SO_REUSEPORT) before those close. Any other port must be free.
+        let released: Vec<u16> = state
+            .bound
+            .iter()
+            .zip(&kept)
+            .filter(|(_, k)| !**k)
+            .map(|(b, _)| b.port())
+            .collect();
+        let mut bound = Vec::with_capacity(new.receivers.len());
+        let mut listening = Vec::new();
+        for ((r, sec), same) in new.receivers.iter().zip(security).zip(same) {
             if let Some(j) = same {
-                kept[j] = true;
                 applied.receivers_kept += 1;
                 bound.push(state.bound.get(j).copied().unwrap_or(r.http.listen));
                 for plans in per_core.iter_mut() {
@@ -224,18 +240,15 @@ impl Reloader {
                 }
                 continue;
             }
-            // An address this process listens on already is rebound beside the running
-            // sockets (SO_REUSEPORT); anything else must be free.
-            let ours = r.http.listen.port() != 0
-                && state.bound.iter().any(|b| b.port() == r.http.listen.port());
-            let (listeners, addr) =
-                server::listen::bind(r.http.listen, cores, !ours).map_err(|e| {
+            let rebinding = r.http.listen.port() != 0 && released.contains(&r.http.listen.port());
+            let (listeners, addr) = server::listen::bind(r.http.listen, cores, !rebinding)
+                .map_err(|e| {
                     ReloadError::Invalid(format!(
                         "receiver {:?}: cannot listen on {}: {e}",
                         r.label, r.http.listen
                     ))
                 })?;
-            tracing::info!(receiver = %r.label, addr = %addr, "receiver listening");
+            listening.push((r.label.clone(), addr));
             applied.receivers_new += 1;
             bound.push(addr);
             let slots = Arc::new(ConnSlots::new(r.http.conn_limit));
@@ -323,6 +336,9 @@ impl Reloader {
                 "the configuration was not applied on every core: {}",
                 failed.join("; ")
             )));
+        }
+        for (receiver, addr) in listening {
+            tracing::info!(receiver = %receiver, addr = %addr, "receiver listening");
         }
         state.config = new;
         state.bound = bound;

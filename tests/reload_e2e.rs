@@ -30,7 +30,11 @@
 //! - listeners: a receiver whose `http` block is unchanged keeps its socket (a keep-alive
 //!   connection opened before the reload is served after it, on the same address); a receiver
 //!   whose `http` block changed is rebound (announced again, served on its new socket, the old
-//!   address no longer served); a receiver added by the reload is served.
+//!   address no longer served); a receiver added by the reload is served;
+//! - on a fixed port, a receiver whose `http` block changed is rebound on the same port (its
+//!   new `conn_limit` shows in `pyroscope_receive_http_tcp_connections_limit`), while a
+//!   reload that adds a receiver on a port another socket holds is refused with 400 naming the
+//!   address (no silent sharing of the port), the running configuration staying.
 
 mod support;
 
@@ -751,6 +755,80 @@ fn unchanged_listeners_keep_their_sockets_and_changed_ones_are_rebound(driver: D
     gw.stop().assert_clean_exit(5, 0);
 }
 
+/// A receiver `label` on 127.0.0.1:`port` with `conn_limit`, forwarding to `upstream`.
+fn fixed_receiver(label: &str, port: u16, conn_limit: usize) -> String {
+    format!(
+        "pyroscope.receive_http \"{label}\" {{\n  http {{\n    listen_address = \"127.0.0.1\"\n    listen_port    = {port}\n    conn_limit     = {conn_limit}\n  }}\n  forward_to = [pyroscope.write.upstream.receiver]\n}}\n"
+    )
+}
+
+fn a_changed_listener_on_a_fixed_port_is_rebound_there_and_a_port_in_use_is_refused(
+    driver: Driver,
+) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mock = MockPyroscope::start();
+    let write = config::write("upstream", &[config::endpoint(&mock.url(), "")], "");
+    let gw = Gateway::start(
+        &format!("{}{write}", fixed_receiver("fixed", port, 100)),
+        driver,
+        2,
+    );
+    let addr = gw.addr();
+    assert_eq!(addr.port(), port);
+    let limit = |gw: &Gateway| {
+        metric_sum(
+            &gw.metrics(),
+            "pyroscope_receive_http_tcp_connections_limit",
+            &[("component_id", "pyroscope.receive_http.fixed")],
+        )
+    };
+    assert_eq!(limit(&gw), Some(100.0));
+
+    write_config(
+        &gw,
+        &format!("{}{write}", fixed_receiver("fixed", port, 200)),
+    );
+    let response = post_reload(&gw);
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(
+        announced(&gw, "fixed"),
+        vec![addr, addr],
+        "rebound on the same port"
+    );
+    assert_eq!(limit(&gw), Some(200.0));
+    let mut c = Client::connect(addr);
+    c.send(&bodies::node_pprof(1).request(&[]));
+    assert_eq!(c.read_response().status, 200);
+
+    // Another socket (not SO_REUSEPORT) holds this port: the reload must not share it.
+    let foreign = std::net::TcpListener::bind("127.0.0.1:0").expect("a foreign listener");
+    let taken = foreign.local_addr().expect("its address").port();
+    let clash = format!(
+        "{}{}{write}",
+        fixed_receiver("fixed", port, 200),
+        fixed_receiver("clash", taken, 10)
+    );
+    write_config(&gw, &clash);
+    let response = post_reload(&gw);
+    assert_eq!(response.status, 400, "{response:?}");
+    let body = response.body_str();
+    assert!(
+        body.starts_with(&format!(
+            "receiver \"clash\": cannot listen on 127.0.0.1:{taken}: "
+        )),
+        "{body}"
+    );
+    let mut c = Client::connect(addr);
+    c.send(&bodies::node_pprof(2).request(&[]));
+    assert_eq!(c.read_response().status, 200, "the running config stays");
+    assert!(announced(&gw, "clash").is_empty());
+    mock.wait_for_requests(2, WAIT);
+    gw.stop().assert_clean_exit(2, 0);
+}
+
 both_drivers!(
     post_reload_under_load_applies_new_external_labels_without_a_failed_or_lost_upload,
     sighup_reload_under_load_applies_new_external_labels_without_a_failed_or_lost_upload,
@@ -760,4 +838,5 @@ both_drivers!(
     new_relabel_rules_apply_after_a_reload_on_both_apis,
     a_reload_serves_rotated_tls_certificates_on_the_same_socket,
     unchanged_listeners_keep_their_sockets_and_changed_ones_are_rebound,
+    a_changed_listener_on_a_fixed_port_is_rebound_there_and_a_port_in_use_is_refused,
 );

@@ -198,6 +198,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(CoreSnapshot, Arc<Config
         opts.config_path.clone(),
         config.clone(),
         bound,
+        server_sec.iter().map(|p| p.client_auth.clone()).collect(),
         handles.clone(),
         retired_drops,
     ));

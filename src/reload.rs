@@ -39,6 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::{self, Config, Endpoint, EndpointUrl, ProcessEnvironment};
+use crate::server::client_auth::Prepared as ClientAuthPrepared;
 use crate::server::{self, ConnSlots};
 use crate::upstream::{self, transport};
 use crate::worker::{
@@ -87,6 +88,9 @@ struct State {
     config: Arc<Config>,
     /// The address each receiver is bound to (`config.receivers` order).
     bound: Vec<SocketAddr>,
+    /// Each receiver's prepared `client_auth` (`config.receivers` order): reused while its
+    /// settings are unchanged, so a reload starts no second watch of the same secret file.
+    client_auth: Vec<Option<ClientAuthPrepared>>,
 }
 
 /// The process's handle on its configuration.
@@ -113,11 +117,12 @@ fn now_ms() -> u64 {
 
 impl Reloader {
     /// The reloader of a gateway started from `path` with `config`, whose receivers are bound
-    /// to `bound`.
+    /// to `bound` and run with `client_auth` (both in `config.receivers` order).
     pub fn new(
         path: PathBuf,
         config: Arc<Config>,
         bound: Vec<SocketAddr>,
+        client_auth: Vec<Option<ClientAuthPrepared>>,
         cores: Arc<Vec<CoreHandle>>,
         retired_drops: Arc<RetiredDrops>,
     ) -> Self {
@@ -125,7 +130,11 @@ impl Reloader {
             path,
             cores,
             current: Mutex::new(config.clone()),
-            state: Mutex::new(State { config, bound }),
+            state: Mutex::new(State {
+                config,
+                bound,
+                client_auth,
+            }),
             successful: AtomicBool::new(true),
             success_ms: AtomicU64::new(now_ms()),
             failures: AtomicU64::new(0),
@@ -200,8 +209,35 @@ impl Reloader {
         let mut applied = Applied::default();
 
         // Receivers: keep those whose label and http block are unchanged, bind the others.
-        let (security, mut watches) = server::tls::prepare_all(&new)
-            .map_err(|(r, e)| ReloadError::Invalid(format!("receiver {r:?}: {e}")))?;
+        // Certificate files are read again (rotation); client_auth is prepared again only
+        // where its settings changed.
+        let tls = server::tls::prepare(&new)
+            .map_err(|(r, e)| ReloadError::Invalid(format!("receiver {r:?}: http > tls: {e}")))?;
+        let mut watches = Vec::new();
+        let mut client_auth = Vec::with_capacity(new.receivers.len());
+        for r in &new.receivers {
+            let Some(c) = &r.client_auth else {
+                client_auth.push(None);
+                continue;
+            };
+            let running = old
+                .receivers
+                .iter()
+                .zip(&state.client_auth)
+                .find(|(o, _)| o.client_auth.as_ref() == Some(c))
+                .and_then(|(_, p)| p.clone());
+            let prepared = match running {
+                Some(p) => p,
+                None => {
+                    let (p, w) = server::client_auth::prepare(c).map_err(|e| {
+                        ReloadError::Invalid(format!("receiver {:?}: client_auth: {e}", r.label))
+                    })?;
+                    watches.extend(w);
+                    p
+                }
+            };
+            client_auth.push(Some(prepared));
+        }
         let mut per_core: Vec<Vec<ReceiverPlan>> = (0..cores).map(|_| Vec::new()).collect();
         let mut kept = vec![false; old.receivers.len()];
         let same: Vec<Option<usize>> =
@@ -227,15 +263,16 @@ impl Reloader {
             .collect();
         let mut bound = Vec::with_capacity(new.receivers.len());
         let mut listening = Vec::new();
-        for ((r, sec), same) in new.receivers.iter().zip(security).zip(same) {
+        let security = tls.into_iter().zip(client_auth.iter().cloned());
+        for ((r, (tls, auth)), same) in new.receivers.iter().zip(security).zip(same) {
             if let Some(j) = same {
                 applied.receivers_kept += 1;
                 bound.push(state.bound.get(j).copied().unwrap_or(r.http.listen));
                 for plans in per_core.iter_mut() {
                     plans.push(ReceiverPlan {
                         listener: ListenerPlan::Kept(j),
-                        client_auth: sec.client_auth.clone(),
-                        tls: sec.tls.clone(),
+                        client_auth: auth.clone(),
+                        tls: tls.clone(),
                     });
                 }
                 continue;
@@ -258,8 +295,8 @@ impl Reloader {
                         listener,
                         slots: slots.clone(),
                     },
-                    client_auth: sec.client_auth.clone(),
-                    tls: sec.tls.clone(),
+                    client_auth: auth.clone(),
+                    tls: tls.clone(),
                 });
             }
         }
@@ -342,6 +379,7 @@ impl Reloader {
         }
         state.config = new;
         state.bound = bound;
+        state.client_auth = client_auth;
         Ok(applied)
     }
 

@@ -27,6 +27,8 @@
 //! - a TLS receiver whose certificate files were replaced serves the new certificate to
 //!   connections after a reload (a client trusting only the test CA is refused once the files
 //!   hold a self-signed certificate), on the same socket;
+//! - a changed `client_auth` on a kept receiver: after the reload the old bearer token gets
+//!   401 and the new one 200, on a keep-alive connection opened before the reload;
 //! - listeners: a receiver whose `http` block is unchanged keeps its socket (a keep-alive
 //!   connection opened before the reload is served after it, on the same address); a receiver
 //!   whose `http` block changed is rebound (announced again, served on its new socket, the old
@@ -687,6 +689,40 @@ fn a_reload_serves_rotated_tls_certificates_on_the_same_socket(driver: Driver) {
     gw.stop();
 }
 
+fn a_reload_changes_client_auth_for_requests_after_it(driver: Driver) {
+    let mock = MockPyroscope::start();
+    let cfg = |token: &str| {
+        format!(
+            "{}{}",
+            config::receiver(
+                "default",
+                &["upstream"],
+                "",
+                &format!("  client_auth {{\n    bearer_token = \"{token}\"\n  }}"),
+            ),
+            config::write("upstream", &[config::endpoint(&mock.url(), "")], "")
+        )
+    };
+    let gw = Gateway::start(&cfg("first"), driver, 1);
+    let send = |c: &mut Client, token: &str, seed: u64| {
+        let auth = format!("Bearer {token}");
+        c.send(&bodies::node_pprof(seed).request(&[("Authorization", auth.as_str())]));
+        c.read_response().status
+    };
+    // A refused upload's body is not read, so its connection closes: those use their own.
+    let mut keep_alive = Client::connect(gw.addr());
+    assert_eq!(send(&mut keep_alive, "first", 1), 200);
+    assert_eq!(send(&mut Client::connect(gw.addr()), "second", 2), 401);
+    write_config(&gw, &cfg("second"));
+    let response = post_reload(&gw);
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(send(&mut Client::connect(gw.addr()), "first", 3), 401);
+    assert_eq!(send(&mut keep_alive, "second", 4), 200);
+    mock.wait_for_requests(2, WAIT);
+    assert_eq!(announced(&gw, "default"), vec![gw.addr()], "same socket");
+    gw.stop().assert_clean_exit(2, 0);
+}
+
 /// The last announced address of receiver `label`.
 fn announced(gw: &Gateway, label: &str) -> Vec<std::net::SocketAddr> {
     gw.stderr_text()
@@ -837,6 +873,7 @@ both_drivers!(
     a_removed_destination_counts_what_is_still_queued_after_the_grace_period,
     new_relabel_rules_apply_after_a_reload_on_both_apis,
     a_reload_serves_rotated_tls_certificates_on_the_same_socket,
+    a_reload_changes_client_auth_for_requests_after_it,
     unchanged_listeners_keep_their_sockets_and_changed_ones_are_rebound,
     a_changed_listener_on_a_fixed_port_is_rebound_there_and_a_port_in_use_is_refused,
 );

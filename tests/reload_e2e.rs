@@ -208,10 +208,29 @@ enum Trigger {
 
 /// Count of `config reloaded` log lines so far.
 fn reloads_logged(gw: &Gateway) -> usize {
+    logged(gw, "config reloaded")
+}
+
+/// Count of log lines with `msg` so far.
+fn logged(gw: &Gateway, msg: &str) -> usize {
     gw.stderr_text()
         .lines()
-        .filter(|l| logfmt_get(l, "msg").as_deref() == Some("config reloaded"))
+        .filter(|l| logfmt_get(l, "msg").as_deref() == Some(msg))
         .count()
+}
+
+/// Waits until `n` log lines with `msg` have reached the test (the log arrives through a
+/// pipe, possibly after the reload's answer); a reload logs every receiver it binds first.
+fn wait_logged(gw: &Gateway, msg: &str, n: usize) {
+    let until = Instant::now() + WAIT;
+    while logged(gw, msg) < n {
+        assert!(
+            Instant::now() < until,
+            "fewer than {n} `{msg}` lines:\n{}",
+            gw.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn reload_under_load(driver: Driver, trigger: Trigger) {
@@ -532,12 +551,18 @@ fn a_removed_destination_counts_what_is_still_queued_after_the_grace_period(driv
         1,
         "the queued uploads were never sent"
     );
+    let msg = "endpoint removed by reload: graceful_shutdown_timeout passed, dropping what is still queued";
+    wait_logged(&gw, msg, 1);
     let stderr = gw.stderr_text();
-    assert!(
-        stderr.lines().any(|l| logfmt_get(l, "msg").as_deref()
-            == Some("endpoint removed by reload: graceful_shutdown_timeout passed, dropping what is still queued")
-            && logfmt_get(l, "dropped").as_deref() == Some("2")),
-        "{stderr}"
+    let line = stderr
+        .lines()
+        .find(|l| logfmt_get(l, "msg").as_deref() == Some(msg))
+        .expect("logged");
+    assert_eq!(logfmt_get(line, "dropped").as_deref(), Some("2"), "{line}");
+    assert_eq!(
+        logfmt_get(line, "endpoint").as_deref(),
+        Some(hung.url().as_str()),
+        "{line}"
     );
     gw.stop();
 }
@@ -685,6 +710,7 @@ fn a_reload_serves_rotated_tls_certificates_on_the_same_socket(driver: Driver) {
             .is_err_and(|e| e.contains("certificate") || e.contains("Certificate")),
         "the rotated (untrusted) certificate is served after the reload: {refused:?}"
     );
+    wait_logged(&gw, "config reloaded", 1);
     assert_eq!(announced(&gw, "default"), vec![gw.addr()], "same socket");
     gw.stop();
 }
@@ -719,6 +745,7 @@ fn a_reload_changes_client_auth_for_requests_after_it(driver: Driver) {
     assert_eq!(send(&mut Client::connect(gw.addr()), "first", 3), 401);
     assert_eq!(send(&mut keep_alive, "second", 4), 200);
     mock.wait_for_requests(2, WAIT);
+    wait_logged(&gw, "config reloaded", 1);
     assert_eq!(announced(&gw, "default"), vec![gw.addr()], "same socket");
     gw.stop().assert_clean_exit(2, 0);
 }
@@ -733,6 +760,25 @@ fn announced(gw: &Gateway, label: &str) -> Vec<std::net::SocketAddr> {
         })
         .filter_map(|l| logfmt_get(l, "addr")?.parse().ok())
         .collect()
+}
+
+/// The announced addresses of receiver `label` once there are `n` (the log reaches the test
+/// through a pipe, possibly after the reload's answer).
+fn wait_announced(gw: &Gateway, label: &str, n: usize) -> Vec<std::net::SocketAddr> {
+    let until = Instant::now() + WAIT;
+    loop {
+        let got = announced(gw, label);
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            Instant::now() < until,
+            "receiver {label} announced {} times, not {n}:\n{}",
+            got.len(),
+            gw.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn unchanged_listeners_keep_their_sockets_and_changed_ones_are_rebound(driver: Driver) {
@@ -762,12 +808,13 @@ fn unchanged_listeners_keep_their_sockets_and_changed_ones_are_rebound(driver: D
     // The keep-alive connection to the unchanged receiver is still served.
     idle.send(&bodies::node_pprof(2).request(&[]));
     assert_eq!(idle.read_response().status, 200);
+    wait_logged(&gw, "config reloaded", 1);
     assert_eq!(announced(&gw, "kept"), vec![kept_addr], "announced once");
     let mut c = Client::connect(kept_addr);
     c.send(&bodies::node_pprof(3).request(&[]));
     assert_eq!(c.read_response().status, 200);
 
-    let moved_now = announced(&gw, "moved");
+    let moved_now = wait_announced(&gw, "moved", 2);
     assert_eq!(moved_now.len(), 2, "rebound: announced again");
     let mut c = Client::connect(moved_now[1]);
     c.send(&bodies::node_pprof(4).request(&[]));
@@ -783,7 +830,7 @@ fn unchanged_listeners_keep_their_sockets_and_changed_ones_are_rebound(driver: D
         };
         assert!(refused, "the old socket of a rebound receiver still serves");
     }
-    let added_addr = *announced(&gw, "added").first().expect("added announced");
+    let added_addr = wait_announced(&gw, "added", 1)[0];
     let mut c = Client::connect(added_addr);
     c.send(&bodies::node_pprof(6).request(&[]));
     assert_eq!(c.read_response().status, 200);
@@ -830,7 +877,7 @@ fn a_changed_listener_on_a_fixed_port_is_rebound_there_and_a_port_in_use_is_refu
     let response = post_reload(&gw);
     assert_eq!(response.status, 200, "{response:?}");
     assert_eq!(
-        announced(&gw, "fixed"),
+        wait_announced(&gw, "fixed", 2),
         vec![addr, addr],
         "rebound on the same port"
     );
@@ -860,6 +907,11 @@ fn a_changed_listener_on_a_fixed_port_is_rebound_there_and_a_port_in_use_is_refu
     let mut c = Client::connect(addr);
     c.send(&bodies::node_pprof(2).request(&[]));
     assert_eq!(c.read_response().status, 200, "the running config stays");
+    wait_logged(
+        &gw,
+        "config reload failed; the running configuration stays",
+        1,
+    );
     assert!(announced(&gw, "clash").is_empty());
     mock.wait_for_requests(2, WAIT);
     gw.stop().assert_clean_exit(2, 0);

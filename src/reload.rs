@@ -14,7 +14,8 @@
 //! - a receiver whose label and `http` block are unchanged keeps its sockets, connections and
 //!   counters; its per-request settings (`forward_to`, `acknowledge`, `forward_headers`,
 //!   `client_auth`) switch for requests that start after the reload, and its TLS certificate
-//!   files are read again for connections accepted after it. Any other receiver is
+//!   files are read again for connections accepted after it. `client_auth` is prepared again
+//!   only when its settings changed (an unchanged secret file keeps its one watch). Any other receiver is
 //!   new: bound before the old one (if any) closes.
 //! - a destination whose writer label and `endpoint` block are unchanged keeps its queue,
 //!   connections and counters. A removed one drains for `graceful_shutdown_timeout`.
@@ -25,11 +26,12 @@
 //! so in the log and applies the rest.
 //!
 //! Metric names follow Prometheus' own (`prometheus_config_last_reload_successful`,
-//! `prometheus_config_last_reload_success_timestamp_seconds`, web/web.go and cmd/prometheus);
-//! Alloy's equivalents are `alloy_config_last_load_successful` and
-//! `alloy_config_last_load_success_timestamp_seconds` (internal/service/http), and its failure
-//! counter `alloy_config_load_failures_total` is mirrored as
-//! `pyrogate_config_load_failures_total`.
+//! `prometheus_config_last_reload_success_timestamp_seconds`, cmd/prometheus/main.go); Alloy's
+//! equivalents are `alloy_config_last_load_successful` and
+//! `alloy_config_last_load_success_timestamp_seconds` (its `instrumentation` package,
+//! `InstrumentConfig`), and its failure counter `alloy_config_load_failures_total` is mirrored
+//! as `pyrogate_config_load_failures_total`. Like both, the success timestamp is set by the
+//! start-up load too.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;

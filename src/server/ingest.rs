@@ -29,8 +29,8 @@ pub async fn handle(
     reservation: Option<Reservation>,
     wait_until: Instant,
 ) -> Reply {
-    // The settings of the configuration current when the request started; a reload in the
-    // meantime applies to the next request.
+    // The settings of the configuration current once the body is read; a reload after this
+    // point applies to the next request.
     let live = rx.live();
     let raw_query = head.query.clone().map(|r| &head_bytes[r]).unwrap_or(b"");
     let query = labels::parse_query(raw_query);

@@ -157,8 +157,8 @@ pub async fn handle(
         Err(e) => return answer(wire, Some((Code::InvalidArgument, &e.to_string()))),
     };
 
-    // The settings of the configuration current when the request was decoded; a reload in
-    // the meantime applies to the next request.
+    // The settings of the configuration current once the request is decoded; a reload after
+    // this point applies to the next request.
     let live = rx.live();
     let mut paths: Vec<PathRequests<'_>> = Vec::new();
     paths.resize_with(live.pipeline.paths(), PathRequests::default);

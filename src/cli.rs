@@ -28,8 +28,13 @@ pub const STABILITY_LEVELS: [&str; 3] = ["generally-available", "public-preview"
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Run(RunArgs),
-    Validate { config: PathBuf },
-    Fmt { config: PathBuf, write: bool },
+    Validate {
+        config: PathBuf,
+    },
+    Fmt {
+        config: PathBuf,
+        write: bool,
+    },
     /// Print the completion script for this shell.
     Completions(Shell),
     /// `pyrogate version` (kept beside `--version`, which clap answers itself).
@@ -128,7 +133,9 @@ impl ValueEnum for Driver {
             Driver::Auto => {
                 PossibleValue::new("auto").help("io_uring where the kernel allows it, else epoll")
             }
-            Driver::Uring => PossibleValue::new("uring").alias("io_uring").help("io_uring"),
+            Driver::Uring => PossibleValue::new("uring")
+                .alias("io_uring")
+                .help("io_uring"),
             Driver::Legacy => PossibleValue::new("legacy")
                 .alias("epoll")
                 .help("epoll (the fallback)"),
@@ -258,7 +265,10 @@ mod tests {
             ("validate --cores=2 c", ErrorKind::UnknownArgument),
             ("run --cores=0 c", ErrorKind::ValueValidation),
             ("run --cores=x c", ErrorKind::ValueValidation),
-            ("run --server.http.listen-addr=localhost:1 c", ErrorKind::ValueValidation),
+            (
+                "run --server.http.listen-addr=localhost:1 c",
+                ErrorKind::ValueValidation,
+            ),
             ("run --stability.level=beta c", ErrorKind::InvalidValue),
             ("run --driver=kqueue c", ErrorKind::InvalidValue),
             ("run --cores", ErrorKind::InvalidValue),
@@ -326,7 +336,10 @@ mod tests {
         }
         let e = parse(&args("--version")).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::DisplayVersion);
-        assert_eq!(e.to_string(), format!("pyrogate {}\n", env!("CARGO_PKG_VERSION")));
+        assert_eq!(
+            e.to_string(),
+            format!("pyrogate {}\n", env!("CARGO_PKG_VERSION"))
+        );
         assert_eq!(parse(&args("version")).unwrap(), Command::Version);
     }
 
@@ -344,7 +357,10 @@ mod tests {
             "--driver <DRIVER>",
             "io_uring where the kernel allows it",
         ] {
-            assert!(text.contains(needle), "run --help lacks {needle:?}:\n{text}");
+            assert!(
+                text.contains(needle),
+                "run --help lacks {needle:?}:\n{text}"
+            );
         }
     }
 
@@ -356,7 +372,12 @@ mod tests {
         );
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
             let script = completions(shell);
-            for needle in ["validate", "fmt", "server.http.listen-addr", "stability.level"] {
+            for needle in [
+                "validate",
+                "fmt",
+                "server.http.listen-addr",
+                "stability.level",
+            ] {
                 assert!(script.contains(needle), "{shell}: lacks {needle}");
             }
         }

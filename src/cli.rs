@@ -85,6 +85,9 @@ pub struct RunArgs {
 #[command(
     name = "pyrogate",
     version,
+    // A flag given twice: the last one wins, as with Alloy's pflag flags (and the harnesses
+    // that append a flag to a command line that already has it).
+    args_override_self = true,
     about = "A thread-per-core gateway for Pyroscope profile uploads (a drop-in for Grafana \
              Alloy's pyroscope.receive_http + pyroscope.write)",
     after_help = "Run `pyrogate <COMMAND> --help` for the flags of a command."
@@ -236,7 +239,11 @@ mod tests {
         let config_first = "run cfg.alloy --stability.level public-preview \
                             --server.http.listen-addr=0.0.0.0:9090 --storage.path \
                             /var/lib/alloy/data --disable-reporting --cores=2 --driver epoll";
-        for line in [equals, space, config_first] {
+        let repeated = "run --cores=1 --driver=auto --server.http.listen-addr=127.0.0.1:0 \
+                        --stability.level=experimental cfg.alloy --stability.level public-preview \
+                        --server.http.listen-addr=0.0.0.0:9090 --storage.path=/var/lib/alloy/data \
+                        --disable-reporting --cores=2 --driver=legacy";
+        for line in [equals, space, config_first, repeated] {
             assert_eq!(parse(&args(line)).unwrap(), want, "{line}");
         }
     }

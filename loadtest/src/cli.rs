@@ -165,7 +165,7 @@ pub struct GenArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
     pub timeout: Duration,
     /// Loopback sinks to check every accepted upload against (integrity check)
-    #[arg(long, value_name = "ADDR,ADDR", value_delimiter = ',', value_parser = loopback)]
+    #[arg(long, value_name = "ADDR,ADDR", value_delimiter = ',', action = clap::ArgAction::Set, value_parser = loopback)]
     pub sinks: Vec<SocketAddr>,
     /// pyrogate's admin listener, to count its drops in the integrity check
     #[arg(long, value_name = "ADDR", value_parser = loopback)]
@@ -214,7 +214,7 @@ pub struct CompareArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub cores: usize,
     /// Fan-outs pyrogate runs at (1..16)
-    #[arg(long, value_name = "N,N", value_delimiter = ',', default_values_t = [1, 2, 4], value_parser = fanout)]
+    #[arg(long, value_name = "N,N", value_delimiter = ',', action = clap::ArgAction::Set, default_values_t = [1, 2, 4], value_parser = fanout)]
     pub fanouts: Vec<usize>,
     /// Fan-out of the nginx mirror
     #[arg(long, value_name = "N", default_value_t = 2)]
@@ -360,7 +360,7 @@ pub struct SlowArgs {
     pub cores: Option<usize>,
     /// Phases, in order: none, slowloris, slow-body, slow-reader, idle, flood
     /// [default: none,slowloris,slow-body,slow-reader,idle,flood,none]
-    #[arg(long, value_name = "A,B", value_delimiter = ',', value_parser = attack)]
+    #[arg(long, value_name = "A,B", value_delimiter = ',', action = clap::ArgAction::Set, value_parser = attack)]
     pub attacks: Vec<Attack>,
     /// The pyrogate binary [default: $PYROGATE_BIN, else target/release/pyrogate]
     #[arg(long, value_name = "PATH")]
@@ -377,6 +377,8 @@ pub struct SlowArgs {
 #[command(
     name = "loadtest",
     version,
+    // A flag given twice: the last one wins (a list flag too: `--fanouts=1,2 --fanouts=4` is 4).
+    args_override_self = true,
     about = "pyrogate's benchmark harness: a Pyroscope stand-in sink, a load generator, capture \
              replay, and side-by-side runs (compare, soak, slow). Everything it touches is on \
              127.0.0.1.",
@@ -611,6 +613,11 @@ mod tests {
         };
         assert_eq!(a, b);
         assert_eq!((a.rounds, a.fanouts.as_slice()), (5, &[2][..]));
+        let Command::Compare(c) = ok("compare --fanouts=1,2 --rounds=1 --fanouts=4 --rounds=3")
+        else {
+            panic!()
+        };
+        assert_eq!((c.rounds, c.fanouts.as_slice()), (3, &[4][..]), "last wins");
         let Command::Gen(g) = ok("gen --sinks=127.0.0.1:1,127.0.0.1:2 --mode=open --rate 5") else {
             panic!()
         };

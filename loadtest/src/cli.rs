@@ -214,7 +214,7 @@ pub struct CompareArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub cores: usize,
     /// Fan-outs pyrogate runs at (1..16)
-    #[arg(long, value_name = "N,N", value_delimiter = ',', action = clap::ArgAction::Set, default_values_t = [1, 2, 4], value_parser = fanout)]
+    #[arg(long, value_name = "N,N", value_delimiter = ',', action = clap::ArgAction::Set, default_value = "1,2,4", value_parser = fanout)]
     pub fanouts: Vec<usize>,
     /// Fan-out of the nginx mirror
     #[arg(long, value_name = "N", default_value_t = 2)]

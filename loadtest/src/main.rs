@@ -212,7 +212,7 @@ fn cmd_gen(args: GenArgs) -> anyhow::Result<ExitCode> {
         json["integrity"] = integrity.to_json();
     }
     if let Some(path) = json_out {
-        std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")?;
+        std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n")?;
     }
     Ok(if ok {
         ExitCode::SUCCESS

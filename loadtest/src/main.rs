@@ -1,7 +1,9 @@
-//! `loadtest`: the command line of the benchmark harness (sink, gen, replay, compare).
+//! `loadtest`: the binary of the benchmark harness (sink, gen, replay, compare, soak, slow).
 //!
-//! Owns: reading each subcommand's flags into its configuration, refusing anything that is not
-//! 127.0.0.1, printing reports. Everything else lives in the library. Cold path.
+//! Owns: building each subcommand's configuration from its parsed flags (`cli.rs` parses them,
+//! refusing anything that is not 127.0.0.1), the environment and clock look-ups that adds
+//! (`$PYROGATE_BIN`, nginx on `PATH`, burst offsets), printing reports and the exit status.
+//! Everything else lives in the library. Cold path.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -336,7 +336,7 @@ h1{font-size:1.4em;margin:0 0 .2em}h2{font-size:1.1em;margin:1.4em 0 .5em}\
 #live{font-size:.9em;color:#6b7580}#live.ok{color:#1a7f37}#live.bad{color:#cf222e}\
 table{border-collapse:collapse;background:#fff}\
 td,th{border:1px solid #d0d7de;padding:.3em .6em;text-align:left;vertical-align:top}\
-th{background:#f0f3f6}td.n{text-align:right;font-variant-numeric:tabular-nums}\
+th{background:#f0f3f6}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}td.t{white-space:nowrap}\
 code{font:12px ui-monospace,monospace}\
 ul.flow,ul.flow ul{list-style:none;margin:0;padding-left:1.4em}ul.flow{padding-left:0}\
 ul.flow li{margin:.25em 0}ul.flow ul>li:before{content:'\\2192\\00a0';color:#6b7580}\
@@ -477,7 +477,7 @@ pub fn render_html(status: &Status<'_>) -> String {
             v(&mut o, "td", "n", &format!("dest.{i}.{f}"));
         }
         v(&mut o, "td", "e", &format!("dest.{i}.error"));
-        v(&mut o, "td", "", &format!("dest.{i}.error_at"));
+        v(&mut o, "td", "t", &format!("dest.{i}.error_at"));
         o.push_str("</tr>");
     }
     o.push_str("</table>\n<script>");
@@ -508,11 +508,9 @@ fn targets(
                 let rl = &status.config.relabels[r];
                 o.push_str("<span class=\"c rl\">pyroscope.relabel.");
                 escape_html(&rl.label, o);
-                let _ = write!(
-                    o,
-                    "</span><span class=\"m\">{} rules</span>",
-                    rl.rules.len()
-                );
+                let n = rl.rules.len();
+                let plural = if n == 1 { "" } else { "s" };
+                let _ = write!(o, "</span><span class=\"m\">{n} rule{plural}</span>");
                 v(o, "span", "m", &format!("rl.{r}.counts"));
                 targets(status, &rl.forward_to, v, o);
             }
@@ -813,7 +811,7 @@ pyroscope.write "b" {
         let order = [
             "pyroscope.receive_http.front",
             "pyroscope.relabel.clean",
-            "1 rules",
+            "1 rule<",
             "pyroscope.write.a",
             "http://a.example:4040",
             "pyroscope.write.b",

@@ -9,7 +9,8 @@
 //!   capacity = `queue_capacity` × cores; B's last error is Alloy's failure message with the
 //!   upstream's body, A has none;
 //! - `/` is served as `text/html` with a content security policy that allows no external
-//!   resource, and is never cached;
+//!   resource, and is never cached; as served (no script run) it holds the same counts, B's
+//!   error escaped, and a `<noscript>` meta refresh;
 //! - rendered in headless Chromium (Debian's `chromium`, installed by the test when missing)
 //!   with a virtual time budget that covers several refresh periods, through a proxy that sends
 //!   `MORE` uploads after the page loaded and before its script's first fetch, the DOM after
@@ -184,6 +185,23 @@ fn status_json_reports_the_exact_figures_and_the_last_error(driver: Driver) {
         "{html}"
     );
     assert!(!html.contains(B_BODY), "{html}");
+    // Without a script the page as served carries the figures, and reloads itself.
+    assert!(
+        html.contains(&format!(
+            "<td class=\"n\" data-k=\"dest.0.sent_profiles\">{UPLOADS}</td>"
+        )),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!(
+            "<td class=\"n\" data-k=\"dest.1.dropped_profiles\">{UPLOADS}</td>"
+        )),
+        "{html}"
+    );
+    assert!(
+        html.contains("<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>"),
+        "{html}"
+    );
 }
 
 /// `/usr/bin/chromium`, installed with apt-get the first time (one installer at a time, under

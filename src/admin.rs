@@ -1,5 +1,6 @@
 //! The admin listener (`--server.http.listen-addr`, default `127.0.0.1:12345` as in Alloy):
-//! `/metrics`, `/-/ready`, `/-/healthy`, `/-/reload`.
+//! `/metrics`, `/-/ready`, `/-/healthy`, the status page (`/`, refreshed from
+//! `/-/status.json`; rendered by `status`), and `/-/reload`.
 //!
 //! Owns: a small blocking HTTP server on its own thread (never a core thread) and gathering a
 //! metrics snapshot from every core over the control channels. Does not own: the metrics
@@ -78,6 +79,32 @@ fn handle(mut s: TcpStream, reloader: &Reloader, cores: &[CoreHandle]) -> std::i
                 &body,
             )
         }
+        "/" | crate::status::JSON_PATH => {
+            let process = metrics::Process::current();
+            let now_unix_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            let json = path.starts_with(crate::status::JSON_PATH);
+            let (content_type, body) = reloader.settled(|config| {
+                let snapshot = gather(cores);
+                let view = crate::status::Status {
+                    config,
+                    snapshot: &snapshot,
+                    process: &process,
+                    cores: cores.len(),
+                    now_unix_ms,
+                };
+                if json {
+                    ("application/json", crate::status::render_json(&view))
+                } else {
+                    (
+                        "text/html; charset=utf-8",
+                        crate::status::render_html(&view),
+                    )
+                }
+            });
+            respond_status(&mut s, content_type, &body)
+        }
         "/-/ready" => respond(&mut s, 200, "text/plain", "ready\n"),
         "/-/healthy" => respond(&mut s, 200, "text/plain", "healthy\n"),
         "/-/reload" => reload(&mut s, &method, reloader),
@@ -115,6 +142,18 @@ fn respond(s: &mut TcpStream, status: u16, ct: &str, body: &str) -> std::io::Res
     let head = format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         crate::h1::reason_phrase(status),
+        body.len()
+    );
+    s.write_all(head.as_bytes())?;
+    s.write_all(body.as_bytes())
+}
+
+/// A status page answer: never cached, and (for the page) a content security policy that
+/// allows only its own inline style and script and fetches from this origin, so the page
+/// cannot load anything external even if a rendering bug let markup through.
+fn respond_status(s: &mut TcpStream, ct: &str, body: &str) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nContent-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes())?;

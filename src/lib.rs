@@ -15,9 +15,9 @@
 //!   (accept, HTTP/1.1 connections, the `/ingest` and Push ends), [`pipeline`] (the component
 //!   graph of each receiver and the one delivery path), [`fanout`] (admission to the
 //!   per-destination queues) and [`upstream`] (sender pools, retries, keep-alive connections,
-//!   [`capture`] files). [`admin`] serves `/metrics` from [`metrics`] snapshots and
-//!   `/-/reload`; [`reload`] re-reads the config file (also on `SIGHUP`) and hands each core
-//!   a plan to apply.
+//!   [`capture`] files). [`admin`] serves `/metrics` from [`metrics`] snapshots, the
+//!   status page rendered by [`status`], and `/-/reload`; [`reload`] re-reads the config file
+//!   (also on `SIGHUP`) and hands each core a plan to apply.
 //! - Leaves shared by those: [`upload`] (what crosses from handler to sender), [`budget`] (the
 //!   in-flight byte budget), [`sync`] (per-core `Notify`, `Shutdown`, `Queue`), [`io`] (reads,
 //!   the vectored write, the driver choice), [`secrets`] (rotating credentials), [`tls`].
@@ -62,6 +62,7 @@ pub mod relabel;
 pub mod reload;
 pub mod secrets;
 pub mod server;
+pub mod status;
 pub mod sync;
 pub mod tls;
 pub mod upload;

@@ -13,7 +13,7 @@
 //! - an invalid config: 400 whose body is exactly what `pyrogate validate` prints for the same
 //!   file (file:line:col), the gateway keeps serving with the old labels, the success gauge is
 //!   0 and `pyrogate_config_load_failures_total` 1; fixing the file and reloading gives 200
-//!   and the gauge 1 again;
+//!   and the gauge 1 again; `GET /-/reload` works as in Alloy, `DELETE` gets 405;
 //! - a removed destination drains: its stand-in answers slowly, with one connection, and holds
 //!   queued uploads when the reload removes it; every one of them still reaches it, while
 //!   uploads after the reload go only to the remaining destination, and nothing is counted
@@ -427,6 +427,15 @@ fn an_invalid_config_is_answered_400_with_its_diagnostics_and_the_running_one_st
         metric_sum(&gw.metrics(), "pyrogate_config_last_reload_successful", &[]),
         Some(1.0)
     );
+    // Alloy's handler takes GET too; other methods are refused.
+    let get = support::client::get(gw.admin(), "/-/reload");
+    assert_eq!(
+        (get.status, get.body_str()),
+        (200, "config reloaded\n".into())
+    );
+    let mut c = Client::connect(gw.admin());
+    c.send(b"DELETE /-/reload HTTP/1.1\r\nHost: pyrogate\r\n\r\n");
+    assert_eq!(c.read_response().status, 405);
     gw.stop().assert_clean_exit(3, 0);
 }
 

@@ -407,7 +407,14 @@ fn apply_reload(core: &Rc<Core>, plan: ReloadPlan) -> Result<(), String> {
         return Err(mismatch());
     }
     let old_components = core.components();
-    let old_dests: Vec<Rc<Destination>> = old_components.destinations().cloned().collect();
+    // Each running destination with its writer's label: a kept one must be the same writer and
+    // endpoint here too, so a core that diverged from the reloader's view (an earlier reload
+    // applied on some cores only) refuses the plan instead of keeping the wrong destination.
+    let old_dests: Vec<(&str, Rc<Destination>)> = old_components
+        .writers()
+        .iter()
+        .flat_map(|w| w.destinations().iter().map(move |d| (w.label(), d.clone())))
+        .collect();
     let mut dest_kept = vec![false; old_dests.len()];
     let mut fresh = Vec::new();
     let mut writer_dests = Vec::with_capacity(config.writers.len());
@@ -416,9 +423,14 @@ fn apply_reload(core: &Rc<Core>, plan: ReloadPlan) -> Result<(), String> {
         let mut dests = Vec::with_capacity(w.endpoints.len());
         for e in &w.endpoints {
             let d = match plans.next() {
-                Some(DestinationPlan::Kept(i)) if i < old_dests.len() && !dest_kept[i] => {
+                Some(DestinationPlan::Kept(i))
+                    if old_dests
+                        .get(i)
+                        .is_some_and(|(l, d)| *l == w.label && d.endpoint == *e)
+                        && !dest_kept[i] =>
+                {
                     dest_kept[i] = true;
-                    old_dests[i].clone()
+                    old_dests[i].1.clone()
                 }
                 Some(DestinationPlan::New { addrs, transport }) => {
                     let d = Destination::with_transport(e, core.index, addrs, transport)
@@ -448,7 +460,12 @@ fn apply_reload(core: &Rc<Core>, plan: ReloadPlan) -> Result<(), String> {
         let check = p.client_auth.as_ref().map(server::client_auth::Check::new);
         let pipeline = components.pipeline(&r.forward_to);
         match p.listener {
-            ListenerPlan::Kept(j) if j < old_rx.len() && !rx_kept[j] => {
+            ListenerPlan::Kept(j)
+                if old_rx
+                    .get(j)
+                    .is_some_and(|o| o.config.label == r.label && o.config.http == r.http)
+                    && !rx_kept[j] =>
+            {
                 rx_kept[j] = true;
                 lives.push((old_rx[j].clone(), Live::new(r, pipeline, check, p.tls)));
                 receivers.push(old_rx[j].clone());
@@ -490,7 +507,7 @@ fn apply_reload(core: &Rc<Core>, plan: ReloadPlan) -> Result<(), String> {
         start_destination(core, d);
     }
     let grace = core.grace();
-    for (d, kept) in old_dests.into_iter().zip(dest_kept) {
+    for ((_, d), kept) in old_dests.into_iter().zip(dest_kept) {
         if !kept {
             core.retiring.borrow_mut().push(d.clone());
             monoio::spawn(retire_destination(core.clone(), d, grace));

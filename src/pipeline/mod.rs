@@ -316,6 +316,11 @@ impl Components {
         self.writers.iter().flat_map(|w| w.destinations.iter())
     }
 
+    /// Every writer, in `Config::writers` order.
+    pub fn writers(&self) -> &[Rc<Writer>] {
+        &self.writers
+    }
+
     /// Every relabel component, in `Config::relabels` order.
     pub fn relabels(&self) -> &[Rc<Relabel>] {
         &self.relabels

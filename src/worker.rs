@@ -49,6 +49,12 @@ impl Core {
             self.components.relabels().iter().map(|r| r.metrics()),
             self.shared.budget.used(),
         )
+        .with_writers(
+            self.components
+                .writers()
+                .iter()
+                .map(|w| w.metrics().as_ref()),
+        )
     }
 
     fn shutdown(&self) -> &Shutdown {

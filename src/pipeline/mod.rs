@@ -22,7 +22,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::config::{Config, Target};
-use crate::metrics::RelabelMetrics;
+use crate::metrics::{RelabelMetrics, WriterMetrics};
 use crate::relabel::Labels;
 use crate::relabel::cache::{Outcome, Relabeler};
 use crate::upstream::Destination;
@@ -33,6 +33,8 @@ pub struct Writer {
     label: String,
     external_labels: Vec<(String, String)>,
     destinations: Vec<Rc<Destination>>,
+    /// The component's own metrics (`pyroscope_write_latency` `*_total`).
+    metrics: Rc<WriterMetrics>,
 }
 
 impl Writer {
@@ -49,6 +51,10 @@ impl Writer {
     /// One per `endpoint`, in the order written.
     pub fn destinations(&self) -> &[Rc<Destination>] {
         &self.destinations
+    }
+
+    pub fn metrics(&self) -> &Rc<WriterMetrics> {
+        &self.metrics
     }
 }
 
@@ -262,6 +268,7 @@ impl Components {
                     label: w.label.clone(),
                     external_labels: w.external_labels.clone(),
                     destinations,
+                    metrics: Rc::default(),
                 })
             })
             .collect();
@@ -290,6 +297,11 @@ impl Components {
     /// Every destination, writer order then endpoint order (the metrics order).
     pub fn destinations(&self) -> impl Iterator<Item = &Rc<Destination>> {
         self.writers.iter().flat_map(|w| w.destinations.iter())
+    }
+
+    /// Every writer component, in `Config::writers` order.
+    pub fn writers(&self) -> &[Rc<Writer>] {
+        &self.writers
     }
 
     /// Every relabel component, in `Config::relabels` order.

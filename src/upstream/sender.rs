@@ -29,6 +29,7 @@ pub async fn run(dest: Rc<Destination>) {
         dest.settled.notify_all();
         match result {
             Ok(()) => {
+                dest.transport.health.delivered(&dest.endpoint.url_text);
                 dest.metrics.record_sent(
                     item.bytes,
                     item.profiles,
@@ -37,6 +38,11 @@ pub async fn run(dest: Rc<Destination>) {
                 item.finish(Ok(()));
             }
             Err(undelivered) => {
+                if means_down(undelivered.error) {
+                    dest.transport
+                        .health
+                        .failed(&dest.endpoint.url_text, &undelivered.message);
+                }
                 dest.metrics.record_dropped(
                     item.bytes,
                     item.profiles,
@@ -48,6 +54,20 @@ pub async fn run(dest: Rc<Destination>) {
                 item.finish(Err(undelivered.error));
             }
         }
+    }
+}
+
+/// Whether a final failure says the destination is failing rather than that this upload was
+/// refused: retries ran out (5xx, 429 when retried, transport errors), a capture write failed,
+/// or the endpoint refused the credentials (401, 403, 407).
+fn means_down(e: DeliveryError) -> bool {
+    match e {
+        DeliveryError::Status {
+            status: 401 | 403 | 407,
+            ..
+        } => true,
+        DeliveryError::Capture => true,
+        e => e.retry() != Retry::No,
     }
 }
 

@@ -13,7 +13,13 @@
 //! - `pyrogate_connections{receiver}` counts the connections held open across two cores, and
 //!   falls back to 0 once the clients close;
 //! - `/-/ready` and `/-/healthy` answer 200 with their one-word bodies, `/metrics` is served
-//!   as Prometheus text.
+//!   as Prometheus text;
+//! - Alloy's histograms, parsed by `prometheus_client`: `pyroscope_write_latency` counts one
+//!   `*_total` per upload (per Push series) for a writer with two endpoints, one `*_endpoint`
+//!   per endpoint and one `*_downstream` per attempt (a retry included); the receive_http
+//!   request duration, request and response size histograms count each request under its
+//!   method, dskit route and status, sizes in the buckets their lengths fall in; every series
+//!   has Alloy's bucket layout, cumulative buckets and `+Inf` = `_count`.
 //!
 //! Counters are final once a client has its answer (acknowledge = delivered waits for both
 //! destinations), so one scrape after the last response is exact; nothing here polls.
@@ -508,7 +514,26 @@ fn bucket_layout(family: &str) -> Vec<&'static str> {
 fn histograms_count_what_was_sent_with_alloys_layouts(driver: Driver) {
     let mock = MockPyroscope::start();
     let url = mock.url();
-    let gw = Gateway::start(&config::single(&url, "", "", ""), driver, 2);
+    // A second endpoint of the same writer answers its first request 503: one retry.
+    let second = MockPyroscope::start();
+    second.script([Action::status(503)]);
+    let url2 = second.url();
+    let cfg = format!(
+        "{}{}",
+        config::receiver("default", &["upstream"], "", ""),
+        config::write(
+            "upstream",
+            &[
+                config::endpoint(&url, ""),
+                config::endpoint(
+                    &url2,
+                    "    min_backoff_period = \"10ms\"\n    max_backoff_period = \"20ms\""
+                ),
+            ],
+            ""
+        ),
+    );
+    let gw = Gateway::start(&cfg, driver, 2);
     let lengths = [10usize, 100, 5000, 70_000];
     for (i, len) in lengths.iter().enumerate() {
         let mut client = Client::connect(gw.addr());
@@ -530,6 +555,7 @@ fn histograms_count_what_was_sent_with_alloys_layouts(driver: Driver) {
     let nope = get(gw.addr(), "/nope");
     assert_eq!(nope.status, 404);
     assert_eq!(mock.request_count(), lengths.len() + 3);
+    assert_eq!(second.request_count(), lengths.len() + 3 + 1);
 
     let parsed = parsed_samples(&gw.metrics());
     // Every histogram series: Alloy's layout, cumulative, +Inf = _count, a finite sum.
@@ -556,7 +582,7 @@ fn histograms_count_what_was_sent_with_alloys_layouts(driver: Driver) {
         assert_eq!(h.buckets.last().map(|b| b.1), Some(h.count), "{h:?}");
         assert!(h.sum.is_finite() && h.sum >= 0.0, "{h:?}");
     }
-    assert!(series_seen.len() >= 6 + 3 + 6, "{series_seen:?}");
+    assert!(series_seen.len() >= 2 + 4 + 4 + 3 + 6, "{series_seen:?}");
 
     let writer = [
         ("component_id", "pyroscope.write.upstream"),
@@ -569,13 +595,20 @@ fn histograms_count_what_was_sent_with_alloys_layouts(driver: Driver) {
         histogram(&parsed, "pyroscope_write_latency", &ls).count
     };
     let ingests = lengths.len() as f64;
+    // `*_total` once per upload (per Push series) however many endpoints the writer has;
+    // `*_downstream` once per attempt: the retry on the second endpoint counts there, and
+    // the first request there was an `/ingest` one.
     for (endpoint, kind, want) in [
         ("-", "ingest_total", ingests),
         (url.as_str(), "ingest_endpoint", ingests),
         (url.as_str(), "ingest_downstream", ingests),
+        (url2.as_str(), "ingest_endpoint", ingests),
+        (url2.as_str(), "ingest_downstream", ingests + 1.0),
         ("-", "push_total", 3.0),
         (url.as_str(), "push_endpoint", 3.0),
         (url.as_str(), "push_downstream", 3.0),
+        (url2.as_str(), "push_endpoint", 3.0),
+        (url2.as_str(), "push_downstream", 3.0),
     ] {
         assert_eq!(latency_count(endpoint, kind), want, "{kind} {endpoint}");
     }

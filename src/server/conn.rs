@@ -21,7 +21,7 @@ use super::ReceiverRt;
 use super::{ingest, push};
 use crate::budget::Reservation;
 use crate::h1::{self, BodyFraming, Method, RequestHead};
-use crate::metrics::RefuseReason;
+use crate::metrics::{HttpRequest, RefuseReason};
 use crate::tls::stream::Stream;
 use crate::upload::Api;
 
@@ -131,6 +131,46 @@ fn route(method: Method, path: &[u8]) -> (Route, &'static str) {
     }
 }
 
+/// The route label dskit gives a request (grafana/dskit middleware/route_injector.go): the
+/// gorilla/mux path template Alloy registered, made a label value (`/ingest` → `ingest`,
+/// the Push prefix `/push.v1.PusherService/` → `push_v1_pusherservice`); a request no route
+/// matches, a method mismatch included, is `other`. `/pyroscope/ingest`, which Alloy does not
+/// serve, counts as `ingest`.
+fn dskit_route(route: &Route) -> &'static str {
+    match route {
+        Route::Upload(Api::Ingest) => "ingest",
+        Route::Upload(Api::Push) => "push_v1_pusherservice",
+        Route::MethodNotAllowed | Route::NotFound => "other",
+    }
+}
+
+/// The `method` label (Go's `r.Method`); an extension method is `OTHER`.
+fn method_label(m: Method) -> &'static str {
+    match m {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Options => "OPTIONS",
+        Method::Patch => "PATCH",
+        Method::Connect => "CONNECT",
+        Method::Trace => "TRACE",
+        Method::Other => "OTHER",
+    }
+}
+
+/// dskit's `IsWSHandshakeRequest`: `Upgrade: websocket` and an `upgrade` token in
+/// `Connection`.
+fn is_ws_handshake(head: &RequestHead, buf: &[u8]) -> bool {
+    head.header(buf, "upgrade")
+        .is_some_and(|u| u.eq_ignore_ascii_case(b"websocket"))
+        && head.header(buf, "connection").is_some_and(|c| {
+            c.split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
+        })
+}
+
 /// Why the keep-alive loop ends.
 enum Next {
     KeepAlive,
@@ -145,6 +185,11 @@ struct Conn<'a> {
     /// The request being answered is HTTP/1.0 with `Connection: keep-alive`: an answer that
     /// keeps the connection open must say so (RFC 9112 §9.3), as Go's server does.
     http10_keep_alive: bool,
+    /// The request being served, for the receiver's HTTP metrics (dskit's instrumentation
+    /// starts once the head is read; a head that does not parse is never a request).
+    request: Option<HttpRequest>,
+    /// Body bytes read for the request being served.
+    body_read: u64,
 }
 
 /// Serves one connection until it closes, times out, errs, or the core shuts down.
@@ -157,6 +202,8 @@ pub async fn serve(core: &super::Shared, rx: &ReceiverRt, stream: TcpStream, _pe
         core,
         rx,
         http10_keep_alive: false,
+        request: None,
+        body_read: 0,
         stream,
         buf: BytesMut::with_capacity(READ_BUFFER_BYTES),
     };
@@ -229,6 +276,9 @@ impl Conn<'_> {
         let mut out = BytesMut::with_capacity(128 + reply.body.len());
         h1::encode_response(&mut out, reply.status, &headers, &reply.body, close);
         self.rx.metrics.record_request(route, reply.status);
+        if let Some(r) = self.request.take() {
+            r.finish(reply.status, self.body_read, reply.body.len() as u64);
+        }
         let write = self.stream.write_all(out);
         match monoio::time::timeout(self.rx.config.http.server_write_timeout, write).await {
             Ok((Ok(_), _)) if !close => Next::KeepAlive,
@@ -276,6 +326,12 @@ impl Conn<'_> {
         };
         let head_bytes = self.buf.split_to(head.head_len).freeze();
         let (route, route_name) = route(head.method, &head_bytes[head.path.clone()]);
+        self.body_read = 0;
+        self.request = Some(self.rx.metrics.begin_request(
+            method_label(head.method),
+            dskit_route(&route),
+            is_ws_handshake(&head, &head_bytes),
+        ));
         let has_body = !matches!(head.body, BodyFraming::Empty);
         if let Some(check) = &self.rx.live().client_auth
             && !check.allows(head.header(&head_bytes, "authorization"))
@@ -283,7 +339,11 @@ impl Conn<'_> {
             // The body is not read: the connection closes after the 401 when there is one.
             let close = has_body || !head.keep_alive;
             self.rx.metrics.record_request(route_name, 401);
-            let write = self.stream.write_all(check.unauthorized(close));
+            let answer = check.unauthorized(close);
+            if let Some(r) = self.request.take() {
+                r.finish(401, 0, check.unauthorized_body_len());
+            }
+            let write = self.stream.write_all(answer);
             return match monoio::time::timeout(self.rx.config.http.server_write_timeout, write)
                 .await
             {
@@ -291,7 +351,7 @@ impl Conn<'_> {
                 _ => Next::Close,
             };
         }
-        match route {
+        let next = match route {
             Route::NotFound => {
                 let reply = Reply::text(404, "404 page not found");
                 self.respond(&reply, has_body || !head.keep_alive, route_name)
@@ -302,7 +362,10 @@ impl Conn<'_> {
                     .await
             }
             Route::Upload(api) => self.upload(api, head, head_bytes, deadline).await,
-        }
+        };
+        // A request abandoned without an answer leaves the in-flight gauge here.
+        self.request = None;
+        next
     }
 
     async fn upload(
@@ -361,6 +424,7 @@ impl Conn<'_> {
                 }
             }
         };
+        self.body_read = body.len() as u64;
         let reply = match api {
             Api::Ingest => {
                 ingest::handle(self.rx, &head, &head_bytes, body, reservation, wait_until).await

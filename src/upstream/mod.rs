@@ -18,6 +18,7 @@ use std::cell::{Cell, RefCell};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -109,6 +110,77 @@ fn upstream_path_for(base: &str, request_path: &str) -> String {
 
 /// Upper bound on warnings a destination logs: one per this interval, the rest counted.
 const WARN_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long a failing destination must go without a failure before a delivery marks it up
+/// again, so a destination that fails every other upload logs two lines, not one per upload.
+pub const HEALTH_SETTLE: Duration = Duration::from_secs(5);
+
+/// Whether an endpoint is failing, shared by every core that sends to it: one log line when
+/// deliveries start failing (`destination down`, warn) and one when they succeed again after
+/// [`HEALTH_SETTLE`] without a failure (`destination up`, info, with how long it was down and
+/// how many uploads failed meanwhile). Written only on failures and on the transitions; a
+/// delivery reads one flag.
+#[derive(Debug)]
+pub struct Health {
+    base: Instant,
+    down: AtomicBool,
+    /// Milliseconds since `base`.
+    down_since_ms: AtomicU64,
+    last_failure_ms: AtomicU64,
+    /// Uploads given up on since the destination went down.
+    failures: AtomicU64,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            base: Instant::now(),
+            down: AtomicBool::new(false),
+            down_since_ms: AtomicU64::new(0),
+            last_failure_ms: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Health {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// An upload to `endpoint` was given up on because the destination failed (`cause`).
+    pub fn failed(&self, endpoint: &str, cause: &str) {
+        let now = self.now_ms();
+        self.last_failure_ms.store(now, Ordering::Relaxed);
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        if !self.down.swap(true, Ordering::AcqRel) {
+            self.down_since_ms.store(now, Ordering::Relaxed);
+            self.failures.store(1, Ordering::Relaxed);
+            tracing::warn!(endpoint = %endpoint, cause = %cause, "destination down");
+        }
+    }
+
+    /// An upload to `endpoint` was delivered.
+    pub fn delivered(&self, endpoint: &str) {
+        if !self.down.load(Ordering::Relaxed) {
+            return;
+        }
+        let now = self.now_ms();
+        let quiet = now.saturating_sub(self.last_failure_ms.load(Ordering::Relaxed));
+        if quiet < HEALTH_SETTLE.as_millis() as u64 || !self.down.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let since = self.down_since_ms.load(Ordering::Relaxed);
+        let down_for = Duration::from_millis(now.saturating_sub(since));
+        let failed = self.failures.swap(0, Ordering::Relaxed);
+        tracing::info!(
+            endpoint = %endpoint,
+            down_for = %format!("{:.1}s", down_for.as_secs_f64()),
+            failed_uploads = failed,
+            "destination up"
+        );
+    }
+}
 
 impl Destination {
     /// Builds the destination for `core` with a plain transport (no TLS, proxy or auth).

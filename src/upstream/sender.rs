@@ -29,6 +29,7 @@ pub async fn run(dest: Rc<Destination>) {
         dest.settled.notify_all();
         match result {
             Ok(()) => {
+                dest.transport.health.delivered(&dest.endpoint.url_text);
                 dest.metrics.record_sent(
                     item.bytes,
                     item.profiles,
@@ -37,6 +38,11 @@ pub async fn run(dest: Rc<Destination>) {
                 item.finish(Ok(()));
             }
             Err(undelivered) => {
+                if means_down(undelivered.error) {
+                    dest.transport
+                        .health
+                        .failed(&dest.endpoint.url_text, &undelivered.message);
+                }
                 dest.metrics.record_dropped(
                     item.bytes,
                     item.profiles,
@@ -48,6 +54,20 @@ pub async fn run(dest: Rc<Destination>) {
                 item.finish(Err(undelivered.error));
             }
         }
+    }
+}
+
+/// Whether a final failure says the destination is failing rather than that this upload was
+/// refused: retries ran out (5xx, 429 when retried, transport errors), a capture write failed,
+/// or the endpoint refused the credentials (401, 403, 407).
+fn means_down(e: DeliveryError) -> bool {
+    match e {
+        DeliveryError::Status {
+            status: 401 | 403 | 407,
+            ..
+        } => true,
+        DeliveryError::Capture => true,
+        e => e.retry() != Retry::No,
     }
 }
 
@@ -104,12 +124,25 @@ fn headers_of<'a>(
 /// Delivers every request of `item` in order. Like Alloy, a failed series does not stop the
 /// following ones; the item's result is the first failure.
 async fn deliver(dest: &Destination, item: &Outbound) -> Result<(), Undelivered> {
+    let (_, endpoint, downstream) = item.api.write_latency();
     let mut first = None;
     for payload in item.requests.iter() {
+        // Alloy's `*_endpoint`: one endpoint's delivery of one request, retries included.
+        let started = Instant::now();
         let result = match &dest.target {
-            Target::Capture(sink) => capture(dest, sink, item, payload).await,
+            Target::Capture(sink) => {
+                let r = capture(dest, sink, item, payload).await;
+                dest.metrics
+                    .write_latency
+                    .observe(downstream, started.elapsed());
+                r
+            }
             Target::Http(http) => deliver_http(dest, http, item, payload).await,
         };
+        dest.metrics
+            .write_latency
+            .observe(endpoint, started.elapsed());
+        item.request_finished();
         if let Err(e) = result {
             first.get_or_insert(e);
         }
@@ -236,20 +269,32 @@ async fn deliver_http(
         ep.max_backoff_period,
         ep.max_backoff_retries,
     );
+    let (_, _, downstream) = item.api.write_latency();
     loop {
+        // Alloy's `*_downstream`: one attempt.
+        let attempt_started = Instant::now();
         // Per attempt: `remote_timeout`, capped by the client's deadline (Connect-Timeout-Ms).
         let mut budget = ep.remote_timeout;
         if let (Api::Push, Some(d)) = (item.api, item.deadline) {
             budget = budget.min(d.saturating_duration_since(Instant::now()));
         }
         let failed = if budget.is_zero() {
+            // Alloy still makes (and times) the attempt, which fails at once.
+            dest.metrics
+                .write_latency
+                .observe(downstream, attempt_started.elapsed());
             AttemptFailure {
                 error: DeliveryError::DeadlineExceeded,
                 retry_after: None,
                 cause: "deadline_exceeded: the client's deadline passed".into(),
             }
         } else {
-            match monoio::time::timeout(budget, attempt(dest, http, item, payload, budget)).await {
+            let outcome =
+                monoio::time::timeout(budget, attempt(dest, http, item, payload, budget)).await;
+            dest.metrics
+                .write_latency
+                .observe(downstream, attempt_started.elapsed());
+            match outcome {
                 Ok(Ok(resp)) if resp.status == 200 => return Ok(()),
                 Ok(Ok(resp)) => classify(item.api, &resp, ep.retry_on_http_429),
                 Ok(Err(e)) => transport_failure(item.api, e.to_string()),

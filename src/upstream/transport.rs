@@ -35,6 +35,8 @@ pub struct Transport {
     /// `host:port` of the endpoint, as written in CONNECT.
     pub authority: String,
     pub auth: Arc<AuthCell>,
+    /// Whether the endpoint is failing, as every core sees it (the down/up log lines).
+    pub health: super::Health,
 }
 
 impl Default for Transport {
@@ -46,6 +48,7 @@ impl Default for Transport {
             proxy_headers: Vec::new(),
             authority: String::new(),
             auth: AuthCell::new(secrets::AuthValue::None),
+            health: super::Health::default(),
         }
     }
 }
@@ -132,6 +135,7 @@ pub fn build(
             proxy_headers,
             authority: authority(host, *port),
             auth: cell,
+            health: super::Health::default(),
         },
         watch,
     ))

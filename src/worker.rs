@@ -72,12 +72,7 @@ impl Core {
             components.relabels().iter().map(|r| r.metrics()),
             self.shared.budget.used(),
         )
-        .with_writers(
-            components
-                .writers()
-                .iter()
-                .map(|w| w.metrics().as_ref()),
-        )
+        .with_writers(components.writers().iter().map(|w| w.metrics().as_ref()))
     }
 
     fn shutdown(&self) -> &Shutdown {

@@ -12,7 +12,7 @@
 //! Does not own: what an upload becomes ([`super::ingest`]). Hot path: yes.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use monoio::net::TcpStream;
@@ -27,6 +27,9 @@ use crate::upload::Api;
 
 /// Initial read buffer per connection; SDK heads fit, bodies get their own buffer.
 const READ_BUFFER_BYTES: usize = 16 * 1024;
+/// How long a connection waiting for its next request keeps a read buffer posted before it
+/// counts as idle and gives the buffer back (see `Conn::await_request`).
+const IDLE_BUFFER_RELEASE: Duration = Duration::from_millis(250);
 /// Budget granted to a chunked body at a time while it is being read.
 const CHUNKED_RESERVE_STEP: u64 = 256 * 1024;
 
@@ -171,6 +174,14 @@ fn is_ws_handshake(head: &RequestHead, buf: &[u8]) -> bool {
         })
 }
 
+/// How one read ended.
+enum ReadOutcome {
+    Data,
+    /// End of stream or an error: the connection is done.
+    Closed,
+    TimedOut,
+}
+
 /// Why the keep-alive loop ends.
 enum Next {
     KeepAlive,
@@ -195,7 +206,9 @@ struct Conn<'a> {
 /// Serves one connection until it closes, times out, errs, or the core shuts down.
 pub async fn serve(core: &super::Shared, rx: &ReceiverRt, stream: TcpStream, _peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    let Some(stream) = super::tls::wrap(rx, stream).await else {
+    // Boxed, as the request below: the TLS handshake's state must not size the task of every
+    // idle connection.
+    let Some(stream) = Box::pin(super::tls::wrap(rx, stream)).await else {
         return;
     };
     let mut c = Conn {
@@ -212,7 +225,14 @@ pub async fn serve(core: &super::Shared, rx: &ReceiverRt, stream: TcpStream, _pe
     // (which only applies between requests; net/http `conn.serve` / `readRequest`).
     let mut first = Some(Instant::now() + rx.config.http.server_read_timeout);
     loop {
-        match c.one_request(first.take()).await {
+        let first = first.take();
+        if !c.await_request(first).await {
+            return;
+        }
+        // The request's state machine (head parsing, delivery, the answer) lives in its own
+        // allocation while a request is served, so an idle connection's task holds only the
+        // small waiting state above.
+        match Box::pin(c.one_request(first)).await {
             Next::KeepAlive if !rx.closing(core) => {}
             _ => return,
         }
@@ -246,6 +266,13 @@ impl Conn<'_> {
 
     /// Waits for the first byte of the next request: until `first` (the first request's read
     /// deadline) or the idle timeout, or shutdown.
+    ///
+    /// A busy connection's next request usually arrives within [`IDLE_BUFFER_RELEASE`], into the
+    /// read buffer already posted. After that the connection counts as idle: on plain TCP it
+    /// gives its read buffer back and waits on readiness alone (an io_uring `PollAdd`, or epoll),
+    /// so thousands of idle keep-alive connections hold no buffer memory; a fresh buffer is taken
+    /// when bytes arrive. TLS connections keep theirs (rustls may hold decrypted bytes that no
+    /// readiness event announces).
     async fn await_request(&mut self, first: Option<Instant>) -> bool {
         if !self.buf.is_empty() {
             return true;
@@ -253,11 +280,71 @@ impl Conn<'_> {
         let idle =
             first.unwrap_or_else(|| Instant::now() + self.rx.config.http.server_idle_timeout);
         let shutdown = self.core.shutdown.clone();
+        let park_at = (Instant::now() + IDLE_BUFFER_RELEASE).min(idle);
+        let can_park = self.stream.is_plain() && park_at < idle;
+        let first_wait = if can_park { park_at } else { idle };
         let rx = self.rx;
-        monoio::select! {
-            n = self.read(idle) => n.is_some(),
+        let read = monoio::select! {
+            r = self.read_outcome(first_wait) => r,
+            _ = shutdown.wait() => return false,
+            _ = rx.retired.wait() => return false,
+        };
+        match read {
+            ReadOutcome::Data => return true,
+            ReadOutcome::Closed => return false,
+            ReadOutcome::TimedOut if !can_park => return false,
+            ReadOutcome::TimedOut => {}
+        }
+        // Idle: hold no buffer while waiting.
+        self.buf = BytesMut::new();
+        let now = Instant::now();
+        if now >= idle {
+            return false;
+        }
+        let ready = monoio::select! {
+            r = monoio::time::timeout(idle - now, self.stream.readable()) => matches!(r, Ok(Ok(()))),
             _ = shutdown.wait() => false,
             _ = rx.retired.wait() => false,
+        };
+        if !ready {
+            return false;
+        }
+        self.buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
+        let deadline = Instant::now() + self.rx.config.http.server_read_timeout;
+        monoio::select! {
+            n = self.read(deadline) => n.is_some(),
+            _ = shutdown.wait() => false,
+            _ = rx.retired.wait() => false,
+        }
+    }
+
+    /// One read into the buffer, telling a timeout apart from the end of the stream.
+    async fn read_outcome(&mut self, deadline: Instant) -> ReadOutcome {
+        let now = Instant::now();
+        if now >= deadline {
+            return ReadOutcome::TimedOut;
+        }
+        let buf = std::mem::take(&mut self.buf);
+        match monoio::time::timeout(
+            deadline - now,
+            self.stream.read_more(buf, READ_BUFFER_BYTES),
+        )
+        .await
+        {
+            Ok((Ok(n), buf)) => {
+                self.buf = buf;
+                if n > 0 {
+                    ReadOutcome::Data
+                } else {
+                    ReadOutcome::Closed
+                }
+            }
+            Ok((Err(_), buf)) => {
+                self.buf = buf;
+                ReadOutcome::Closed
+            }
+            // The cancelled read took its buffer with it; the next read allocates one.
+            Err(_) => ReadOutcome::TimedOut,
         }
     }
 
@@ -286,10 +373,8 @@ impl Conn<'_> {
         }
     }
 
+    /// Serves the request whose first bytes are in the buffer.
     async fn one_request(&mut self, first: Option<Instant>) -> Next {
-        if !self.await_request(first).await {
-            return Next::Close;
-        }
         // `server_read_timeout` bounds the whole request: from accept for the first request,
         // from its first byte for the later ones.
         let deadline =

@@ -58,6 +58,7 @@ pub mod push;
 pub mod relabel;
 pub mod secrets;
 pub mod server;
+pub mod spool;
 pub mod sync;
 pub mod tls;
 pub mod upload;

@@ -124,9 +124,18 @@ fn run(args: cli::RunArgs) -> anyhow::Result<ExitCode> {
             admin_addr: args.admin_addr,
         },
     )?;
-    // The account of every destination: accepted = delivered + dropped (by reason) + in flight.
+    // The account of every destination: accepted = delivered + dropped (by reason) + in flight
+    // + spooled.
     for (d, endpoint) in summary.dests.iter().zip(&endpoints) {
-        let [queue_full, retries_exhausted, rejected, shutdown] = d.dropped;
+        let [
+            queue_full,
+            retries_exhausted,
+            rejected,
+            shutdown,
+            expired,
+            spool_full,
+        ] = d.dropped;
+        let spooled = d.spool.as_ref().map_or(0, |s| s.profiles);
         tracing::info!(
             endpoint = %endpoint,
             accepted = d.accepted_profiles,
@@ -137,6 +146,9 @@ fn run(args: cli::RunArgs) -> anyhow::Result<ExitCode> {
             retries_exhausted,
             rejected,
             shutdown,
+            expired,
+            spool_full,
+            spooled,
             "destination account"
         );
     }

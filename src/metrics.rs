@@ -23,15 +23,21 @@ pub enum DropReason {
     RetriesExhausted = 1,
     Rejected = 2,
     Shutdown = 3,
+    /// A spooled upload passed `spool.max_age` before it could be replayed.
+    Expired = 4,
+    /// The spool had no room (`spool.max_bytes`): its oldest uploads, or one too large.
+    SpoolFull = 5,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::QueueFull,
         DropReason::RetriesExhausted,
         DropReason::Rejected,
         DropReason::Shutdown,
+        DropReason::Expired,
+        DropReason::SpoolFull,
     ];
 
     /// The `reason` label value.
@@ -41,6 +47,8 @@ impl DropReason {
             DropReason::RetriesExhausted => "retries_exhausted",
             DropReason::Rejected => "rejected",
             DropReason::Shutdown => "shutdown",
+            DropReason::Expired => "expired",
+            DropReason::SpoolFull => "spool_full",
         }
     }
 }
@@ -90,6 +98,8 @@ pub struct DestMetrics {
     accepted_profiles: Cell<u64>,
     /// Accepted profiles not yet delivered or dropped (queued or being sent).
     pending_profiles: Cell<u64>,
+    /// Uploads written to the spool (spill-over).
+    spilled: Cell<u64>,
     /// Time from enqueue to final success, in microseconds.
     latency: RefCell<Histogram<u64>>,
 }
@@ -105,6 +115,7 @@ impl Default for DestMetrics {
             dropped: Default::default(),
             accepted_profiles: Cell::new(0),
             pending_profiles: Cell::new(0),
+            spilled: Cell::new(0),
             latency: RefCell::new(new_latency_histogram()),
         }
     }
@@ -149,6 +160,22 @@ impl DestMetrics {
         add(&self.dropped[reason as usize], 1);
     }
 
+    /// An upload left memory for the spool: its profiles count as spooled from now on.
+    pub fn record_spooled(&self, profiles: u64) {
+        self.settle(profiles);
+        add(&self.spilled, 1);
+    }
+
+    /// A spooled upload was given back after a failed replay: spooled again, not a new spill.
+    pub fn record_respooled(&self, profiles: u64) {
+        self.settle(profiles);
+    }
+
+    /// A spooled upload is being replayed: its profiles are in flight again.
+    pub fn record_unspooled(&self, profiles: u64) {
+        add(&self.pending_profiles, profiles);
+    }
+
     pub fn record_retry(&self) {
         add(&self.retries, 1);
     }
@@ -169,6 +196,8 @@ impl DestMetrics {
             pending_profiles: self.pending_profiles.get(),
             latency: self.latency.borrow().clone(),
             queue_depth,
+            spilled: self.spilled.get(),
+            spool: None,
         }
     }
 }
@@ -294,6 +323,36 @@ pub struct DestSnapshot {
     pub pending_profiles: u64,
     pub latency: Histogram<u64>,
     pub queue_depth: u64,
+    /// Uploads written to the spool.
+    pub spilled: u64,
+    /// The destination's spool figures (one core reports them; see [`DestSnapshot::add_spool`]).
+    pub spool: Option<SpoolStats>,
+}
+
+/// Figures of one destination's spool (shared by every core), plain data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpoolStats {
+    /// Bytes of the segment files.
+    pub bytes: u64,
+    /// Uploads waiting for replay (not counting those being replayed now), and their profiles.
+    pub records: u64,
+    pub profiles: u64,
+    /// Accepted time of the oldest waiting upload, Unix ms (0 when none).
+    pub oldest_at_unix_ms: u64,
+    /// Age of that upload when the snapshot was taken, ms.
+    pub oldest_age_ms: u64,
+    pub replayed_records: u64,
+    pub expired_records: u64,
+    pub expired_profiles: u64,
+    pub expired_bytes: u64,
+    pub full_records: u64,
+    pub full_profiles: u64,
+    pub full_bytes: u64,
+    /// Bytes cut from torn or corrupt tails at start; records found corrupt at replay.
+    pub truncated_bytes: u64,
+    pub corrupt_records: u64,
+    /// Profiles found in the spool at start (accepted by an earlier run).
+    pub recovered_profiles: u64,
 }
 
 impl DestSnapshot {
@@ -311,6 +370,89 @@ impl DestSnapshot {
         // Both histograms have identical bounds, so adding cannot fail.
         let _ = self.latency.add(&o.latency);
         self.queue_depth += o.queue_depth;
+        self.spilled += o.spilled;
+        if self.spool.is_none() {
+            self.spool.clone_from(&o.spool);
+        }
+    }
+
+    /// Folds the destination's spool figures in, once for all cores: the spool's own drops
+    /// (`expired`, `spool_full`) join the drop counters, and profiles recovered at start join
+    /// the accepted ones, so accepted = delivered + dropped + in flight + spooled holds.
+    pub fn add_spool(&mut self, s: SpoolStats) {
+        self.dropped[DropReason::Expired as usize] += s.expired_records;
+        self.dropped[DropReason::SpoolFull as usize] += s.full_records;
+        self.dropped_profiles += s.expired_profiles + s.full_profiles;
+        self.dropped_bytes += s.expired_bytes + s.full_bytes;
+        self.accepted_profiles += s.recovered_profiles;
+        self.spool = Some(s);
+    }
+}
+
+/// The spool families (only when some destination spools, so `/metrics` is unchanged
+/// without a spool).
+fn render_spool(f: &mut Family<'_>, snap: &CoreSnapshot, names: &[String]) {
+    if snap.dests.iter().all(|d| d.spool.is_none()) {
+        return;
+    }
+    type Field = fn(&DestSnapshot, &SpoolStats) -> f64;
+    let families: [(&str, &str, &str, Field); 8] = [
+        (
+            "pyrogate_spool_bytes",
+            "gauge",
+            "Bytes of a destination's spool files.",
+            |_, s| s.bytes as f64,
+        ),
+        (
+            "pyrogate_spool_records",
+            "gauge",
+            "Uploads waiting in a destination's spool.",
+            |_, s| s.records as f64,
+        ),
+        (
+            "pyrogate_spool_profiles",
+            "gauge",
+            "Profiles waiting in a destination's spool; accepted = sent + dropped + in flight + spooled.",
+            |_, s| s.profiles as f64,
+        ),
+        (
+            "pyrogate_spool_oldest_age_seconds",
+            "gauge",
+            "Age of the oldest upload waiting in a destination's spool (0 when empty).",
+            |_, s| s.oldest_age_ms as f64 / 1000.0,
+        ),
+        (
+            "pyrogate_spool_spilled_total",
+            "counter",
+            "Uploads written to a destination's spool instead of being dropped.",
+            |d, _| d.spilled as f64,
+        ),
+        (
+            "pyrogate_spool_replayed_total",
+            "counter",
+            "Spooled uploads delivered to their destination.",
+            |_, s| s.replayed_records as f64,
+        ),
+        (
+            "pyrogate_spool_truncated_bytes_total",
+            "counter",
+            "Bytes of torn or corrupt spool tails cut at start.",
+            |_, s| s.truncated_bytes as f64,
+        ),
+        (
+            "pyrogate_spool_corrupt_records_total",
+            "counter",
+            "Spooled uploads found corrupt at replay and skipped.",
+            |_, s| s.corrupt_records as f64,
+        ),
+    ];
+    for (metric, kind, help, field) in families {
+        f.header(metric, kind, help);
+        for (d, n) in snap.dests.iter().zip(names) {
+            if let Some(s) = &d.spool {
+                f.sample(metric, &[label("endpoint", n)], field(d, s));
+            }
+        }
     }
 }
 
@@ -538,6 +680,7 @@ pub fn render_with(config: &Config, snap: &CoreSnapshot, process: &Process) -> S
             d.pending_profiles,
         );
     }
+    render_spool(&mut f, snap, &names);
     f.header(
         "pyrogate_queue_depth",
         "gauge",

@@ -6,12 +6,17 @@
 //! slow or dead destination never holds back the healthy ones. Does not own: building the
 //! items (`server::ingest`) or sending them (`upstream::sender`). Hot path: yes; one
 //! `Rc`/`Bytes` clone per destination, no body copy.
+//!
+//! With a spool, a destination that has been failing for a while takes new uploads straight
+//! into its spool, and one whose queue stays full spools instead of dropping; a spooled copy
+//! counts as accepted (`upstream::replay`).
 
 use std::rc::Rc;
 use std::time::Instant;
 
 use crate::upload::{DeliveryError, Outbound};
 use crate::upstream::Destination;
+use crate::upstream::replay::spill;
 
 /// Queues each `(destination, item)`, waiting until `deadline` for room where a queue is
 /// full. Returns how many destinations accepted.
@@ -19,6 +24,10 @@ pub async fn dispatch(items: Vec<(Rc<Destination>, Outbound)>, deadline: Instant
     let mut accepted = 0;
     let mut pending = Vec::new();
     for (d, item) in items {
+        if d.spills_now() {
+            accepted += usize::from(spill(&d, item, DeliveryError::QueueFull).await);
+            continue;
+        }
         match d.queue.try_push(item) {
             Ok(()) => accepted += 1,
             Err(item) => pending.push((d, item)),
@@ -41,6 +50,10 @@ pub async fn dispatch(items: Vec<(Rc<Destination>, Outbound)>, deadline: Instant
         pending = still;
     }
     for (d, item) in pending {
+        if d.spool.is_some() {
+            accepted += usize::from(spill(&d, item, DeliveryError::QueueFull).await);
+            continue;
+        }
         d.metrics.record_dropped(
             item.bytes,
             item.profiles,

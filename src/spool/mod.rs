@@ -20,6 +20,13 @@ use crate::config::{Config, EndpointUrl};
 
 pub use store::{Stats, Store};
 
+/// The wall clock in Unix milliseconds (spooled records carry it: they outlive the process).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// The directory name of a destination's spool under `spool.directory`:
 /// `<writer label>-<16 hex digits>`, the digits being the FNV-1a 64-bit hash of the endpoint
 /// URL as written in the configuration. It depends on nothing else, so it survives restarts,

@@ -61,28 +61,7 @@ pub enum AppendError {
 }
 
 /// Figures of one spool, plain data (read by every core's metrics snapshot).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Bytes of the segment files.
-    pub bytes: u64,
-    /// Records waiting for replay (not counting those being replayed now).
-    pub records: u64,
-    pub profiles: u64,
-    /// Accepted time of the oldest waiting record (0 when none).
-    pub oldest_at_unix_ms: u64,
-    pub replayed_records: u64,
-    pub expired_records: u64,
-    pub expired_profiles: u64,
-    pub expired_bytes: u64,
-    pub full_records: u64,
-    pub full_profiles: u64,
-    pub full_bytes: u64,
-    /// Bytes cut from torn or corrupt tails at start, and records found corrupt at replay.
-    pub truncated_bytes: u64,
-    pub corrupt_records: u64,
-    /// Profiles found in the spool at start (accepted by an earlier run).
-    pub recovered_profiles: u64,
-}
+pub use crate::metrics::SpoolStats as Stats;
 
 #[derive(Debug, Default)]
 struct Cells {
@@ -504,6 +483,11 @@ impl Store {
             st.retry.insert((entry.seq, entry.off), *entry);
             st.waiting_records += 1;
             st.waiting_profiles += entry.profiles;
+        } else {
+            // Its segment was dropped for room while it was out: it is gone with it.
+            bump(&self.cells.full_records, 1);
+            bump(&self.cells.full_profiles, entry.profiles);
+            bump(&self.cells.full_bytes, entry.bytes);
         }
         self.publish(&st);
     }
@@ -607,7 +591,13 @@ impl Store {
     pub fn stats(&self) -> Stats {
         let c = &self.cells;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let oldest = g(&c.oldest_at_unix_ms);
         Stats {
+            oldest_age_ms: if oldest == 0 {
+                0
+            } else {
+                super::unix_ms().saturating_sub(oldest)
+            },
             bytes: g(&c.bytes),
             records: g(&c.records),
             profiles: g(&c.profiles),

@@ -186,7 +186,7 @@ pub async fn run(dest: Rc<Destination>, shutdown: Rc<Shutdown>) {
             let _ = monoio::time::timeout(IDLE_POLL, done.notified()).await;
             continue;
         }
-        if last_expire.elapsed() >= IDLE_POLL {
+        if last_expire.elapsed() >= IDLE_POLL && store.has_waiting() {
             last_expire = Instant::now();
             blocking(&store, |s| s.expire(unix_ms())).await;
         }

@@ -114,6 +114,91 @@ mod tests {
         }
     }
 
+    fn spooling(url: &str, dir: &std::path::Path) -> Rc<Destination> {
+        let settings = crate::config::Spool {
+            directory: dir.into(),
+            max_bytes: 1 << 20,
+            max_age: Duration::from_secs(3600),
+            fsync: crate::config::Fsync::Never,
+        };
+        let (store, _) = crate::spool::Store::open(dir.join("d"), &settings).unwrap();
+        Rc::new(
+            Destination::new(&endpoint(url, 1), 0, vec![])
+                .unwrap()
+                .with_spool(Some(std::sync::Arc::new(store))),
+        )
+    }
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn a_healthy_spooling_destination_never_touches_its_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = spooling("http://ok", dir.path());
+        let up = upload(1);
+        let item = Outbound::ingest(up, "/ingest".into(), Payload::Whole(Bytes::from("p")));
+        assert_eq!(dispatch(vec![(d.clone(), item)], Instant::now()).await, 1);
+        assert_eq!(d.queue.len(), 1);
+        let store = d.spool.as_ref().unwrap();
+        assert_eq!(store.stats().bytes, 0);
+        let files = std::fs::read_dir(dir.path().join("d")).unwrap().count();
+        assert_eq!(files, 0, "no segment file is even created");
+        d.queue.pop().await.unwrap().finish(Ok(()));
+    }
+
+    #[test]
+    fn a_failing_or_full_spooling_destination_spools_and_counts_it_accepted() {
+        // Spool writes run on the blocking pool, which `monoio::test` does not attach.
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .attach_thread_pool(Box::new(monoio::blocking::DefaultThreadPool::new(1)))
+            .build()
+            .unwrap()
+            .block_on(spools_and_counts_it_accepted());
+    }
+
+    async fn spools_and_counts_it_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = spooling("http://down", dir.path());
+        // The queue (capacity 1) is full: the second upload is spooled at the deadline.
+        let first = upload(1);
+        d.queue
+            .try_push(Outbound::ingest(
+                first,
+                "/x".into(),
+                Payload::Whole(Bytes::new()),
+            ))
+            .unwrap();
+        let up = upload(1);
+        let item = Outbound::ingest(
+            up.clone(),
+            "/ingest?a".into(),
+            Payload::Whole(Bytes::from("p1")),
+        );
+        d.metrics.record_accepted(1);
+        assert_eq!(dispatch(vec![(d.clone(), item)], Instant::now()).await, 1);
+        // Failing for longer than SPILL_AFTER_FAILING: straight to the spool, no waiting.
+        d.failing_since
+            .set(Instant::now().checked_sub(crate::upstream::SPILL_AFTER_FAILING));
+        let up2 = upload(1);
+        let item = Outbound::ingest(
+            up2.clone(),
+            "/ingest?b".into(),
+            Payload::Whole(Bytes::from("p2")),
+        );
+        d.metrics.record_accepted(1);
+        let far = Instant::now() + Duration::from_secs(60);
+        assert_eq!(dispatch(vec![(d.clone(), item)], far).await, 1);
+        let store = d.spool.as_ref().unwrap();
+        assert_eq!(store.stats().records, 2);
+        assert_eq!(d.metrics.pending_profiles(), 0, "spooled, not in flight");
+        assert_eq!(d.metrics.dropped_total(), 0);
+        // The waiting client hears that the upload is not delivered (503: try later).
+        assert_eq!(up.ticket.verdict(), crate::upload::Verdict::Overloaded);
+        let t = store.take(crate::spool::unix_ms()).unwrap();
+        assert_eq!(t.record.meta.target, "/ingest?a");
+        assert_eq!(t.record.requests, vec![Bytes::from("p1")]);
+        d.queue.pop().await.unwrap().finish(Ok(()));
+    }
+
     #[monoio::test_all(timer_enabled = true)]
     async fn a_full_queue_drops_only_its_own_copy_after_the_deadline() {
         let full = Rc::new(Destination::new(&endpoint("http://full", 1), 0, vec![]).unwrap());

@@ -5,7 +5,7 @@
 //! [`SPILL_AFTER_FAILING`](super::SPILL_AFTER_FAILING), or shutdown finds it undelivered) and
 //! the per-core replay task ([`run`]) that sends spooled uploads, oldest first, once the
 //! destination answers again — one probe at a time while it fails, then up to
-//! [`REPLAY_CONCURRENCY`] at once per core. Does not own: the files ([`crate::spool`]) or the
+//! [`replay_concurrency`] at once per core. Does not own: the files ([`crate::spool`]) or the
 //! wire (`sender`). File I/O runs on the blocking pool; the body crosses as `Bytes` handles,
 //! written by the kernel from the memory it arrived in.
 //!
@@ -27,8 +27,11 @@ use crate::spool::{Store, unix_ms};
 use crate::sync::{Notify, Shutdown};
 use crate::upload::{Api, DeliveryError, Outbound, Payload, Requests, Retry, Ticket, Upload};
 
-/// Spooled uploads one core sends at once for one destination once it answers again.
-pub const REPLAY_CONCURRENCY: usize = 4;
+/// Spooled uploads one core sends at once for one destination once it answers again: half its
+/// `max_connections_per_core`, so new uploads keep the other half.
+pub fn replay_concurrency(dest: &Destination) -> usize {
+    (dest.endpoint.senders_per_core / 2).max(1)
+}
 /// How often a failing destination is probed with its oldest spooled upload.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// How often an idle replay task looks for work and drops expired records.
@@ -181,7 +184,11 @@ pub async fn run(dest: Rc<Destination>, shutdown: Rc<Shutdown>) {
     while !shutdown.is_triggered() {
         let failing = dest.failing_since.get().is_some();
         // While the destination fails, one probe at a time; then up to the concurrency.
-        let limit = if failing { 1 } else { REPLAY_CONCURRENCY };
+        let limit = if failing {
+            1
+        } else {
+            replay_concurrency(&dest)
+        };
         if active.get() >= limit {
             let _ = monoio::time::timeout(IDLE_POLL, done.notified()).await;
             continue;

@@ -2,6 +2,9 @@
 //! restarts, under both drivers (README, "Spool"; tuning.md, "Sizing the spool").
 //!
 //! Covers:
+//! - an outage while the gateway runs: an `/ingest` upload (with a forwarded header) and a
+//!   two-series Push are spooled, and when the destination comes back they arrive exactly as a
+//!   gateway with a healthy destination sends them (targets, headers in order, bodies);
 //! - destination down, 1,000 uploads answered 200 (`acknowledge = "enqueued"`), every one in
 //!   the spool; `kill -9` the gateway; start it again with the destination up: every upload
 //!   arrives, each exactly once (compared by CRC-32 of the body), and the spool empties;
@@ -262,7 +265,94 @@ fn max_bytes_and_max_age_drop_what_they_must_and_count_it(driver: Driver) {
     gw.stop().assert_clean_exit(0, 5);
 }
 
+/// What an upstream request is, minus what legitimately differs between two sends: `Host`
+/// (another port) and the `Connect-Timeout-Ms` value (the time left when the attempt started).
+/// The body as its length and CRC-32.
+fn comparable(r: &support::Recorded) -> (String, Vec<(String, String)>, usize, u32) {
+    let headers = r
+        .headers
+        .iter()
+        .filter(|(n, _)| {
+            !n.eq_ignore_ascii_case("connect-timeout-ms") && !n.eq_ignore_ascii_case("host")
+        })
+        .cloned()
+        .collect();
+    (
+        r.target.clone(),
+        headers,
+        r.body.len(),
+        testkit::gzip::crc32(&r.body),
+    )
+}
+
+/// Sends one `/ingest` upload (with a forwarded tenant header) and one two-series Push.
+fn send_ingest_and_push(gw: &Gateway) {
+    let mut client = Client::connect(gw.addr());
+    let ingest = bodies::pprof_of_len(7, 3000);
+    client.send(&ingest.request(&[("X-Scope-OrgID", "tenant-7")]));
+    assert_eq!(client.read_response().status, 200);
+    let request = support::push::PushRequest::new(vec![
+        support::push::simple_request(8, "svc-a", 700).series[0].clone(),
+        support::push::simple_request(9, "svc-b", 900).series[0].clone(),
+    ]);
+    let push = support::push::proto_push(request);
+    client.send(&push.http_request(&[("X-Scope-OrgID", "tenant-7")]));
+    assert_eq!(client.read_response().status, 200);
+}
+
+fn an_outage_without_restart_replays_the_requests_that_would_have_been_sent(driver: Driver) {
+    let receiver_extra = "  acknowledge = \"enqueued\"\n  forward_headers = [\"X-Scope-OrgID\"]";
+    let endpoint_extra = "    max_backoff_retries = 2\n    min_backoff_period = \"20ms\"\n    max_backoff_period = \"50ms\"\n    headers = { \"X-Endpoint\" = \"e1\" }";
+    // Reference: the same uploads through a gateway whose destination answers.
+    let healthy = MockPyroscope::builder().accept_anything().start();
+    let reference = Gateway::start(
+        &config::single(&healthy.url(), endpoint_extra, "", receiver_extra),
+        driver,
+        1,
+    );
+    send_ingest_and_push(&reference);
+    let want: Vec<_> = healthy
+        .wait_for_requests(3, WAIT)
+        .iter()
+        .map(comparable)
+        .collect();
+    reference.stop().assert_clean_exit(3, 0);
+
+    let spool = tempfile::tempdir().unwrap();
+    let addr = dead_destination();
+    let cfg = format!(
+        "{}pyrogate {{\n  spool {{\n    directory = \"{}\"\n  }}\n}}\n",
+        config::single(
+            &format!("http://{addr}"),
+            endpoint_extra,
+            "",
+            receiver_extra
+        ),
+        spool.path().display()
+    );
+    let gw = Gateway::start(&cfg, driver, 1);
+    send_ingest_and_push(&gw);
+    wait_metric(&gw, "pyrogate_spool_records", 2.0);
+    assert!(metric(&gw, "pyrogate_spool_bytes") > 4600.0);
+    // The destination comes back while the gateway runs.
+    let mock = MockPyroscope::builder()
+        .listen(addr)
+        .accept_anything()
+        .start();
+    let got: Vec<_> = mock
+        .wait_for_requests(3, WAIT)
+        .iter()
+        .map(comparable)
+        .collect();
+    assert_eq!(got, want, "same targets, headers (in order) and bodies");
+    wait_metric(&gw, "pyrogate_spool_records", 0.0);
+    assert_eq!(metric(&gw, "pyrogate_spool_replayed_total"), 2.0);
+    assert_eq!(metric(&gw, "pyrogate_spool_oldest_age_seconds"), 0.0);
+    gw.stop().assert_clean_exit(3, 0);
+}
+
 both_drivers!(
+    an_outage_without_restart_replays_the_requests_that_would_have_been_sent,
     kill_9_with_everything_spooled_then_restart_delivers_every_upload_once,
     sigterm_right_after_the_answers_then_restart_delivers_every_upload_once,
     a_spool_file_cut_mid_record_is_truncated_and_the_rest_delivered,

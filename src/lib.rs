@@ -16,6 +16,8 @@
 //!   graph of each receiver and the one delivery path), [`fanout`] (admission to the
 //!   per-destination queues) and [`upstream`] (sender pools, retries, keep-alive connections,
 //!   [`capture`] files). [`admin`] serves `/metrics` from [`metrics`] snapshots.
+//! - [`spool`]: the durable spill-over of uploads a destination could not take (record codec,
+//!   segment files on the blocking pool); `upstream::replay` fills and drains it.
 //! - Leaves shared by those: [`upload`] (what crosses from handler to sender), [`budget`] (the
 //!   in-flight byte budget), [`sync`] (per-core `Notify`, `Shutdown`, `Queue`), [`io`] (reads,
 //!   the vectored write, the driver choice), [`secrets`] (rotating credentials), [`tls`].

@@ -37,7 +37,7 @@ pub struct Entry {
     seq: u64,
     off: u64,
     /// Frame bytes (head and payload).
-    len: u64,
+    pub len: u64,
     pub accepted_at_unix_ms: u64,
     pub profiles: u64,
     pub bytes: u64,

@@ -32,6 +32,10 @@ use crate::upload::{Api, DeliveryError, Outbound, Payload, Requests, Retry, Tick
 pub fn replay_concurrency(dest: &Destination) -> usize {
     (dest.endpoint.senders_per_core / 2).max(1)
 }
+/// Bytes of spooled uploads one core holds in memory for one destination's replay: no new
+/// record is read while this much is being sent (one record is always allowed, so a record
+/// larger than this is still replayed, alone).
+pub const REPLAY_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// How often a failing destination is probed with its oldest spooled upload.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// How often an idle replay task looks for work and drops expired records.
@@ -178,6 +182,7 @@ pub async fn run(dest: Rc<Destination>, shutdown: Rc<Shutdown>) {
         return;
     };
     let active = Rc::new(Cell::new(0usize));
+    let active_bytes = Rc::new(Cell::new(0u64));
     let done = Rc::new(Notify::new());
     let mut last_expire = Instant::now();
     let mut last_probe: Option<Instant> = None;
@@ -189,7 +194,7 @@ pub async fn run(dest: Rc<Destination>, shutdown: Rc<Shutdown>) {
         } else {
             replay_concurrency(&dest)
         };
-        if active.get() >= limit {
+        if active.get() >= limit || (active.get() > 0 && active_bytes.get() >= REPLAY_MAX_BYTES) {
             let _ = monoio::time::timeout(IDLE_POLL, done.notified()).await;
             continue;
         }
@@ -215,11 +220,20 @@ pub async fn run(dest: Rc<Destination>, shutdown: Rc<Shutdown>) {
         let Some(Some(taken)) = blocking(&store, |s| s.take(unix_ms())).await else {
             continue;
         };
+        let size = taken.entry.len;
         active.set(active.get() + 1);
-        let (d, s, a, n) = (dest.clone(), store.clone(), active.clone(), done.clone());
+        active_bytes.set(active_bytes.get() + size);
+        let (d, s, a, b, n) = (
+            dest.clone(),
+            store.clone(),
+            active.clone(),
+            active_bytes.clone(),
+            done.clone(),
+        );
         monoio::spawn(async move {
             replay_one(d, s, taken).await;
             a.set(a.get() - 1);
+            b.set(b.get() - size);
             n.notify_all();
         });
         if failing {

@@ -12,6 +12,8 @@
 //!   spooled by the drain): every upload arrives exactly once after the restart;
 //! - a spool file cut in the middle of its last record: the gateway starts, counts the cut
 //!   bytes (`pyrogate_spool_truncated_bytes_total`) and delivers every whole record;
+//! - the spool of an endpoint no longer configured is kept and named in a warning; an endpoint
+//!   with `spool = false` drops as it would without a spool and gets no directory;
 //! - `max_bytes` drops the oldest uploads as `spool_full` and `max_age` drops old ones as
 //!   `expired`, both counted, with accepted = sent + dropped + in flight + spooled.
 
@@ -201,6 +203,12 @@ fn a_spool_file_cut_mid_record_is_truncated_and_the_rest_delivered(driver: Drive
         .set_len(len - 1024)
         .unwrap();
 
+    // The spool of an endpoint no longer configured: kept, not replayed, named in a warning.
+    let orphan = spool.path().join("gone-0123456789abcdef");
+    std::fs::create_dir_all(&orphan).unwrap();
+    let orphan_segment = orphan.join("seg-00000000000000000000.spool");
+    std::fs::write(&orphan_segment, b"PGSPOOL1").unwrap();
+
     let (got, gw, _mock) = restart_and_collect(&cfg, addr, driver, 9);
     assert_eq!(got.values().sum::<usize>(), 9);
     let want = crc_counts(sent.iter().map(|u| u.body.as_slice()));
@@ -214,7 +222,36 @@ fn a_spool_file_cut_mid_record_is_truncated_and_the_rest_delivered(driver: Drive
             .stderr
             .contains("spool: torn or corrupt tail truncated")
     );
+    let warning = stopped
+        .log_line("spool of an endpoint that is no longer configured: its files are kept and not replayed")
+        .unwrap_or_else(|| panic!("no orphan warning:\n{}", stopped.stderr));
+    assert!(warning.contains("gone-0123456789abcdef"), "{warning}");
+    assert!(orphan_segment.exists());
     stopped.assert_clean_exit(9, 0);
+}
+
+fn an_endpoint_with_spool_false_drops_as_without_a_spool(driver: Driver) {
+    let spool = tempfile::tempdir().unwrap();
+    let addr = dead_destination();
+    let cfg = spool_config(addr, spool.path(), "").replace(
+        "max_backoff_retries = 2",
+        "max_backoff_retries = 2\n    spool = false",
+    );
+    let gw = Gateway::start(&cfg, driver, 1);
+    Client::connect(gw.addr()).upload_each_expecting_200(&uploads(3, 100));
+    let deadline = Instant::now() + WAIT;
+    while dropped(&gw, "retries_exhausted") != 3.0 {
+        assert!(Instant::now() < deadline, "{}", gw.metrics());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = gw.metrics();
+    assert_eq!(
+        metric_sum(&text, "pyrogate_spool_records", &[]),
+        None,
+        "{text}"
+    );
+    assert_eq!(walk(spool.path()), Vec::<std::path::PathBuf>::new());
+    gw.stop().assert_clean_exit(0, 3);
 }
 
 fn max_bytes_and_max_age_drop_what_they_must_and_count_it(driver: Driver) {
@@ -360,6 +397,7 @@ fn an_outage_without_restart_replays_the_requests_that_would_have_been_sent(driv
 }
 
 both_drivers!(
+    an_endpoint_with_spool_false_drops_as_without_a_spool,
     an_outage_without_restart_replays_the_requests_that_would_have_been_sent,
     kill_9_with_everything_spooled_then_restart_delivers_every_upload_once,
     sigterm_right_after_the_answers_then_restart_delivers_every_upload_once,

@@ -194,8 +194,9 @@ impl Store {
     /// Opens (creating) the spool in `dir` and recovers what an earlier run left there.
     pub fn open(dir: PathBuf, settings: &Settings) -> io::Result<(Store, Recovery)> {
         fs::create_dir_all(&dir)?;
-        let segment_bytes =
-            (settings.max_bytes / SEGMENTS_PER_SPOOL).clamp(SEGMENT_MIN_BYTES, SEGMENT_MAX_BYTES);
+        let segment_bytes = (settings.max_bytes / SEGMENTS_PER_SPOOL)
+            .clamp(SEGMENT_MIN_BYTES, SEGMENT_MAX_BYTES)
+            .min(settings.max_bytes);
         let store = Store {
             dir,
             max_bytes: settings.max_bytes,

@@ -164,7 +164,9 @@ async fn replay_one(dest: Rc<Destination>, store: Arc<Store>, taken: Taken) {
             item.finish(Err(e.error));
         }
         Err(e) => {
-            dest.note_success();
+            if matches!(e.error, DeliveryError::Status { .. }) {
+                dest.note_success();
+            }
             dest.metrics
                 .record_dropped(item.bytes, item.profiles, DropReason::Rejected);
             blocking(&store, move |s| s.ack(&entry, false)).await;

@@ -286,9 +286,11 @@ async fn deliver_http(
         tracing::debug!(endpoint = %ep.url_text, cause = %failed.cause, "failed to {verb} to endpoint");
         let more = backoff.record_attempt();
         let retryable = failed.error.retry() == Retry::Yes;
+        // An answer, even a rejection, means the destination is up; a client deadline says
+        // nothing about it.
         if retryable {
             dest.note_failure();
-        } else {
+        } else if matches!(failed.error, DeliveryError::Status { .. }) {
             dest.note_success();
         }
         // A spooling destination that has failed for a while hands the upload to its spool

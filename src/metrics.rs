@@ -991,3 +991,98 @@ impl Process {
         );
     }
 }
+
+#[cfg(test)]
+mod spool_tests {
+    use super::*;
+
+    fn config() -> Config {
+        let text = "pyroscope.receive_http \"r\" {\n  http {\n    listen_port = 0\n  }\n  forward_to = [pyroscope.write.w.receiver]\n}\npyroscope.write \"w\" {\n  endpoint {\n    url = \"http://a:4040\"\n  }\n}\n";
+        crate::config::load_str("t.alloy", text, &crate::config::ProcessEnvironment)
+            .unwrap()
+            .config
+    }
+
+    fn process() -> Process {
+        Process {
+            cpu_seconds: 0.0,
+            resident_bytes: 0,
+            virtual_bytes: 0,
+            open_fds: 0,
+            max_fds: 0,
+            start_time_seconds: 0.0,
+        }
+    }
+
+    fn snapshot(m: &DestMetrics) -> CoreSnapshot {
+        CoreSnapshot::capture(
+            [(m, 0)].into_iter(),
+            std::iter::empty(),
+            std::iter::empty(),
+            0,
+        )
+    }
+
+    #[test]
+    fn without_a_spool_no_spool_series_are_rendered() {
+        let m = DestMetrics::default();
+        let text = render_with(&config(), &snapshot(&m), &process());
+        assert!(!text.contains("pyrogate_spool_"), "{text}");
+        assert!(
+            text.contains(
+                "pyrogate_dropped_total{endpoint=\"http://a:4040\",reason=\"expired\"} 0"
+            )
+        );
+    }
+
+    #[test]
+    fn spool_figures_join_the_account_once_however_many_cores() {
+        // Core 0 spilled 3 uploads of 1 profile each; the spool (shared) expired one, holds
+        // two, and had 4 profiles from an earlier run of which 4 were delivered by core 1.
+        let core0 = DestMetrics::default();
+        core0.record_accepted(3);
+        for _ in 0..3 {
+            core0.record_spooled(1);
+        }
+        let core1 = DestMetrics::default();
+        for _ in 0..4 {
+            core1.record_unspooled(1);
+            core1.record_sent(10, 1, Duration::from_millis(1));
+        }
+        let stats = SpoolStats {
+            bytes: 4096,
+            records: 2,
+            profiles: 2,
+            oldest_at_unix_ms: 1,
+            oldest_age_ms: 2500,
+            replayed_records: 4,
+            expired_records: 1,
+            expired_profiles: 1,
+            expired_bytes: 10,
+            recovered_profiles: 4,
+            ..SpoolStats::default()
+        };
+        let mut merged = snapshot(&core0);
+        merged.dests[0].add_spool(stats);
+        merged.merge(&snapshot(&core1));
+        let d = &merged.dests[0];
+        assert_eq!(
+            d.accepted_profiles,
+            d.sent_profiles + d.dropped_profiles + d.pending_profiles + 2,
+            "accepted = sent + dropped + in flight + spooled"
+        );
+        let text = render_with(&config(), &merged, &process());
+        for line in [
+            "pyrogate_spool_bytes{endpoint=\"http://a:4040\"} 4096",
+            "pyrogate_spool_records{endpoint=\"http://a:4040\"} 2",
+            "pyrogate_spool_profiles{endpoint=\"http://a:4040\"} 2",
+            "pyrogate_spool_oldest_age_seconds{endpoint=\"http://a:4040\"} 2.5",
+            "pyrogate_spool_spilled_total{endpoint=\"http://a:4040\"} 3",
+            "pyrogate_spool_replayed_total{endpoint=\"http://a:4040\"} 4",
+            "pyrogate_dropped_total{endpoint=\"http://a:4040\",reason=\"expired\"} 1",
+            "pyrogate_accepted_profiles_total{endpoint=\"http://a:4040\"} 7",
+        ] {
+            assert!(text.contains(line), "missing {line}:\n{text}");
+        }
+    }
+}

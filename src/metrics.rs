@@ -27,16 +27,22 @@ pub enum DropReason {
     /// Still queued for a destination a configuration reload removed, after its
     /// `graceful_shutdown_timeout`.
     Reload = 4,
+    /// A spooled upload passed `spool.max_age` before it could be replayed.
+    Expired = 5,
+    /// The spool had no room (`spool.max_bytes`): its oldest uploads, or one too large.
+    SpoolFull = 6,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::QueueFull,
         DropReason::RetriesExhausted,
         DropReason::Rejected,
         DropReason::Shutdown,
         DropReason::Reload,
+        DropReason::Expired,
+        DropReason::SpoolFull,
     ];
 
     /// The `reason` label value.
@@ -47,6 +53,8 @@ impl DropReason {
             DropReason::Rejected => "rejected",
             DropReason::Shutdown => "shutdown",
             DropReason::Reload => "reload",
+            DropReason::Expired => "expired",
+            DropReason::SpoolFull => "spool_full",
         }
     }
 }
@@ -447,6 +455,8 @@ pub struct DestMetrics {
     accepted_profiles: Cell<u64>,
     /// Accepted profiles not yet delivered or dropped (queued or being sent).
     pending_profiles: Cell<u64>,
+    /// Uploads written to the spool (spill-over).
+    spilled: Cell<u64>,
     /// Time from enqueue to final success, in microseconds.
     latency: RefCell<Histogram<u64>>,
     /// The destination's most recent degraded-state message (the status page's "last error").
@@ -466,6 +476,7 @@ impl Default for DestMetrics {
             dropped: Default::default(),
             accepted_profiles: Cell::new(0),
             pending_profiles: Cell::new(0),
+            spilled: Cell::new(0),
             latency: RefCell::new(new_latency_histogram()),
             last_error: RefCell::new(None),
             write_latency: WriteLatencies::default(),
@@ -510,6 +521,22 @@ impl DestMetrics {
         add(&self.dropped_bytes, bytes);
         add(&self.dropped_profiles, profiles);
         add(&self.dropped[reason as usize], 1);
+    }
+
+    /// An upload left memory for the spool: its profiles count as spooled from now on.
+    pub fn record_spooled(&self, profiles: u64) {
+        self.settle(profiles);
+        add(&self.spilled, 1);
+    }
+
+    /// A spooled upload was given back after a failed replay: spooled again, not a new spill.
+    pub fn record_respooled(&self, profiles: u64) {
+        self.settle(profiles);
+    }
+
+    /// A spooled upload is being replayed: its profiles are in flight again.
+    pub fn record_unspooled(&self, profiles: u64) {
+        add(&self.pending_profiles, profiles);
     }
 
     pub fn record_retry(&self) {
@@ -558,6 +585,8 @@ impl DestMetrics {
             write_latency: self.write_latency.snapshot(),
             queue_depth,
             last_error: self.last_error.borrow().clone(),
+            spilled: self.spilled.get(),
+            spool: None,
         }
     }
 }
@@ -741,6 +770,10 @@ pub struct DestSnapshot {
     pub queue_depth: u64,
     /// The latest error over the merged cores, if any.
     pub last_error: Option<LastError>,
+    /// Uploads written to the spool.
+    pub spilled: u64,
+    /// The destination's spool figures (one core reports them; see [`DestSnapshot::add_spool`]).
+    pub spool: Option<SpoolStats>,
 }
 
 /// Longest last-error message kept per destination and core; longer ones are cut (an upstream's
@@ -753,6 +786,32 @@ pub struct LastError {
     /// Milliseconds since the Unix epoch.
     pub unix_ms: u64,
     pub message: String,
+}
+
+/// Figures of one destination's spool (shared by every core), plain data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpoolStats {
+    /// Bytes of the segment files.
+    pub bytes: u64,
+    /// Uploads waiting for replay (not counting those being replayed now), and their profiles.
+    pub records: u64,
+    pub profiles: u64,
+    /// Accepted time of the oldest waiting upload, Unix ms (0 when none).
+    pub oldest_at_unix_ms: u64,
+    /// Age of that upload when the snapshot was taken, ms.
+    pub oldest_age_ms: u64,
+    pub replayed_records: u64,
+    pub expired_records: u64,
+    pub expired_profiles: u64,
+    pub expired_bytes: u64,
+    pub full_records: u64,
+    pub full_profiles: u64,
+    pub full_bytes: u64,
+    /// Bytes cut from torn or corrupt tails at start; records found corrupt at replay.
+    pub truncated_bytes: u64,
+    pub corrupt_records: u64,
+    /// Profiles found in the spool at start (accepted by an earlier run).
+    pub recovered_profiles: u64,
 }
 
 impl DestSnapshot {
@@ -780,6 +839,89 @@ impl DestSnapshot {
                 .is_none_or(|mine| theirs.unix_ms > mine.unix_ms)
         {
             self.last_error = Some(theirs.clone());
+        }
+        self.spilled += o.spilled;
+        if self.spool.is_none() {
+            self.spool.clone_from(&o.spool);
+        }
+    }
+
+    /// Folds the destination's spool figures in, once for all cores: the spool's own drops
+    /// (`expired`, `spool_full`) join the drop counters, and profiles recovered at start join
+    /// the accepted ones, so accepted = delivered + dropped + in flight + spooled holds.
+    pub fn add_spool(&mut self, s: SpoolStats) {
+        self.dropped[DropReason::Expired as usize] += s.expired_records;
+        self.dropped[DropReason::SpoolFull as usize] += s.full_records;
+        self.dropped_profiles += s.expired_profiles + s.full_profiles;
+        self.dropped_bytes += s.expired_bytes + s.full_bytes;
+        self.accepted_profiles += s.recovered_profiles;
+        self.spool = Some(s);
+    }
+}
+
+/// The spool families (only when some destination spools, so `/metrics` is unchanged
+/// without a spool).
+fn render_spool(f: &mut Family<'_>, snap: &CoreSnapshot, names: &[String]) {
+    if snap.dests.iter().all(|d| d.spool.is_none()) {
+        return;
+    }
+    type Field = fn(&DestSnapshot, &SpoolStats) -> f64;
+    let families: [(&str, &str, &str, Field); 8] = [
+        (
+            "pyrogate_spool_bytes",
+            "gauge",
+            "Bytes of a destination's spool files.",
+            |_, s| s.bytes as f64,
+        ),
+        (
+            "pyrogate_spool_records",
+            "gauge",
+            "Uploads waiting in a destination's spool.",
+            |_, s| s.records as f64,
+        ),
+        (
+            "pyrogate_spool_profiles",
+            "gauge",
+            "Profiles waiting in a destination's spool; accepted = sent + dropped + in flight + spooled.",
+            |_, s| s.profiles as f64,
+        ),
+        (
+            "pyrogate_spool_oldest_age_seconds",
+            "gauge",
+            "Age of the oldest upload waiting in a destination's spool (0 when empty).",
+            |_, s| s.oldest_age_ms as f64 / 1000.0,
+        ),
+        (
+            "pyrogate_spool_spilled_total",
+            "counter",
+            "Uploads written to a destination's spool instead of being dropped.",
+            |d, _| d.spilled as f64,
+        ),
+        (
+            "pyrogate_spool_replayed_total",
+            "counter",
+            "Spooled uploads delivered to their destination.",
+            |_, s| s.replayed_records as f64,
+        ),
+        (
+            "pyrogate_spool_truncated_bytes_total",
+            "counter",
+            "Bytes of torn or corrupt spool tails cut at start.",
+            |_, s| s.truncated_bytes as f64,
+        ),
+        (
+            "pyrogate_spool_corrupt_records_total",
+            "counter",
+            "Spooled uploads found corrupt at replay and skipped.",
+            |_, s| s.corrupt_records as f64,
+        ),
+    ];
+    for (metric, kind, help, field) in families {
+        f.header(metric, kind, help);
+        for (d, n) in snap.dests.iter().zip(names) {
+            if let Some(s) = &d.spool {
+                f.sample(metric, &[label("endpoint", n)], field(d, s));
+            }
         }
     }
 }
@@ -1107,6 +1249,7 @@ pub fn render_with(config: &Config, snap: &CoreSnapshot, process: &Process) -> S
             d.pending_profiles,
         );
     }
+    render_spool(&mut f, snap, &names);
     f.header(
         "pyrogate_queue_depth",
         "gauge",
@@ -1580,5 +1723,100 @@ mod tests {
         assert_eq!(statuses, [(200, 2), (400, 2)]);
         drop(held);
         assert_eq!(cores[1].snapshot().http[0].inflight, 0);
+    }
+}
+
+#[cfg(test)]
+mod spool_tests {
+    use super::*;
+
+    fn config() -> Config {
+        let text = "pyroscope.receive_http \"r\" {\n  http {\n    listen_port = 0\n  }\n  forward_to = [pyroscope.write.w.receiver]\n}\npyroscope.write \"w\" {\n  endpoint {\n    url = \"http://a:4040\"\n  }\n}\n";
+        crate::config::load_str("t.alloy", text, &crate::config::ProcessEnvironment)
+            .unwrap()
+            .config
+    }
+
+    fn process() -> Process {
+        Process {
+            cpu_seconds: 0.0,
+            resident_bytes: 0,
+            virtual_bytes: 0,
+            open_fds: 0,
+            max_fds: 0,
+            start_time_seconds: 0.0,
+        }
+    }
+
+    fn snapshot(m: &DestMetrics) -> CoreSnapshot {
+        CoreSnapshot::capture(
+            [(m, 0)].into_iter(),
+            std::iter::empty(),
+            std::iter::empty(),
+            0,
+        )
+    }
+
+    #[test]
+    fn without_a_spool_no_spool_series_are_rendered() {
+        let m = DestMetrics::default();
+        let text = render_with(&config(), &snapshot(&m), &process());
+        assert!(!text.contains("pyrogate_spool_"), "{text}");
+        assert!(
+            text.contains(
+                "pyrogate_dropped_total{endpoint=\"http://a:4040\",reason=\"expired\"} 0"
+            )
+        );
+    }
+
+    #[test]
+    fn spool_figures_join_the_account_once_however_many_cores() {
+        // Core 0 spilled 3 uploads of 1 profile each; the spool (shared) expired one, holds
+        // two, and had 4 profiles from an earlier run of which 4 were delivered by core 1.
+        let core0 = DestMetrics::default();
+        core0.record_accepted(3);
+        for _ in 0..3 {
+            core0.record_spooled(1);
+        }
+        let core1 = DestMetrics::default();
+        for _ in 0..4 {
+            core1.record_unspooled(1);
+            core1.record_sent(10, 1, Duration::from_millis(1));
+        }
+        let stats = SpoolStats {
+            bytes: 4096,
+            records: 2,
+            profiles: 2,
+            oldest_at_unix_ms: 1,
+            oldest_age_ms: 2500,
+            replayed_records: 4,
+            expired_records: 1,
+            expired_profiles: 1,
+            expired_bytes: 10,
+            recovered_profiles: 4,
+            ..SpoolStats::default()
+        };
+        let mut merged = snapshot(&core0);
+        merged.dests[0].add_spool(stats);
+        merged.merge(&snapshot(&core1));
+        let d = &merged.dests[0];
+        assert_eq!(
+            d.accepted_profiles,
+            d.sent_profiles + d.dropped_profiles + d.pending_profiles + 2,
+            "accepted = sent + dropped + in flight + spooled"
+        );
+        let text = render_with(&config(), &merged, &process());
+        for line in [
+            "pyrogate_spool_bytes{endpoint=\"http://a:4040\"} 4096",
+            "pyrogate_spool_records{endpoint=\"http://a:4040\"} 2",
+            "pyrogate_spool_profiles{endpoint=\"http://a:4040\"} 2",
+            "pyrogate_spool_oldest_age_seconds{endpoint=\"http://a:4040\"} 2.5",
+            "pyrogate_spool_spilled_total{endpoint=\"http://a:4040\"} 3",
+            "pyrogate_spool_replayed_total{endpoint=\"http://a:4040\"} 4",
+            "pyrogate_dropped_total{endpoint=\"http://a:4040\",reason=\"expired\"} 1",
+            "pyrogate_accepted_profiles_total{endpoint=\"http://a:4040\"} 7",
+        ] {
+            assert!(text.contains(line), "missing {line}:\n{text}");
+        }
     }
 }

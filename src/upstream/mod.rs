@@ -11,6 +11,7 @@ pub mod client;
 pub mod oauth2;
 pub mod proxy;
 pub mod redirect;
+pub mod replay;
 pub mod sender;
 pub mod transport;
 
@@ -81,7 +82,18 @@ pub struct Destination {
     pub auth: crate::secrets::AuthView,
     last_warn: Cell<Option<Instant>>,
     suppressed_warnings: Cell<u64>,
+    /// This destination's spool (shared by every core), when it spools.
+    pub spool: Option<Arc<crate::spool::Store>>,
+    /// Since when every attempt on this core has failed (a retryable failure with no success
+    /// since); `None` while the destination answers.
+    pub failing_since: Cell<Option<Instant>>,
+    /// Shutting down while failing: whatever is still in memory goes to the spool.
+    pub draining: Cell<bool>,
 }
+
+/// How long a spooling destination may fail before new uploads go to its spool instead of
+/// waiting in memory (and retry loops hand theirs over).
+pub const SPILL_AFTER_FAILING: Duration = Duration::from_secs(3);
 
 /// The request paths the receivers route to uploads.
 const ROUTED_PATHS: [&str; 3] = ["/ingest", "/pyroscope/ingest", crate::push::PUSH_PATH];
@@ -248,7 +260,39 @@ impl Destination {
             auth,
             last_warn: Cell::new(None),
             suppressed_warnings: Cell::new(0),
+            spool: None,
+            failing_since: Cell::new(None),
+            draining: Cell::new(false),
         })
+    }
+
+    /// Attaches the destination's spool.
+    pub fn with_spool(mut self, spool: Option<Arc<crate::spool::Store>>) -> Self {
+        self.spool = spool;
+        self
+    }
+
+    /// An attempt failed in a way worth retrying: the destination is failing.
+    pub fn note_failure(&self) {
+        if self.failing_since.get().is_none() {
+            self.failing_since.set(Some(Instant::now()));
+        }
+    }
+
+    /// The destination answered.
+    pub fn note_success(&self) {
+        self.failing_since.set(None);
+    }
+
+    /// Whether uploads for this destination go to its spool rather than stay in memory: it
+    /// spools, and it has been failing for [`SPILL_AFTER_FAILING`] (or is failing at shutdown).
+    pub fn spills_now(&self) -> bool {
+        self.spool.is_some()
+            && (self.draining.get()
+                || self
+                    .failing_since
+                    .get()
+                    .is_some_and(|t| t.elapsed() >= SPILL_AFTER_FAILING))
     }
 
     /// The endpoint's base path (`""` for capture destinations).

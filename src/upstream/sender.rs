@@ -23,6 +23,11 @@ use crate::upload::{Api, DeliveryError, Outbound, Payload, Retry};
 /// Runs one sender until the destination's queue is closed and empty.
 pub async fn run(dest: Rc<Destination>) {
     while let Some(item) = dest.queue.pop().await {
+        if dest.spills_now() {
+            // Failing long enough: the spool holds it until the destination answers.
+            spill_in_flight(&dest, item, DeliveryError::Transport).await;
+            continue;
+        }
         dest.in_flight.set(dest.in_flight.get() + 1);
         let result = deliver(&dest, &item).await;
         dest.in_flight.set(dest.in_flight.get() - 1);
@@ -36,6 +41,14 @@ pub async fn run(dest: Rc<Destination>) {
                     item.upload.received_at.elapsed(),
                 );
                 item.finish(Ok(()));
+            }
+            Err(undelivered)
+                if dest.spool.is_some() && super::replay::spillable(undelivered.error) =>
+            {
+                if matches!(item.api, Api::Push) {
+                    item.upload.ticket.note_error(&undelivered.message);
+                }
+                spill_in_flight(&dest, item, undelivered.error).await;
             }
             Err(undelivered) => {
                 if means_down(undelivered.error) {
@@ -71,10 +84,19 @@ fn means_down(e: DeliveryError) -> bool {
     }
 }
 
+/// Spills `item`, counted as in flight until the write is done, so the shutdown drain waits
+/// for it.
+async fn spill_in_flight(dest: &Destination, item: Outbound, cause: DeliveryError) {
+    dest.in_flight.set(dest.in_flight.get() + 1);
+    super::replay::spill(dest, item, cause).await;
+    dest.in_flight.set(dest.in_flight.get() - 1);
+    dest.settled.notify_all();
+}
+
 /// The final failure of one upload at one destination.
 #[derive(Debug)]
-struct Undelivered {
-    error: DeliveryError,
+pub(crate) struct Undelivered {
+    pub(crate) error: DeliveryError,
     /// Alloy's wording: `failed to push to endpoint <url> (<n> retries): <cause>`.
     message: String,
 }
@@ -123,7 +145,7 @@ fn headers_of<'a>(
 
 /// Delivers every request of `item` in order. Like Alloy, a failed series does not stop the
 /// following ones; the item's result is the first failure.
-async fn deliver(dest: &Destination, item: &Outbound) -> Result<(), Undelivered> {
+pub(crate) async fn deliver(dest: &Destination, item: &Outbound) -> Result<(), Undelivered> {
     let (_, endpoint, downstream) = item.api.write_latency();
     let mut first = None;
     for payload in item.requests.iter() {
@@ -295,7 +317,10 @@ async fn deliver_http(
                 .write_latency
                 .observe(downstream, attempt_started.elapsed());
             match outcome {
-                Ok(Ok(resp)) if resp.status == 200 => return Ok(()),
+                Ok(Ok(resp)) if resp.status == 200 => {
+                    dest.note_success();
+                    return Ok(());
+                }
                 Ok(Ok(resp)) => classify(item.api, &resp, ep.retry_on_http_429),
                 Ok(Err(e)) => transport_failure(item.api, e.to_string()),
                 Err(_) => {
@@ -306,7 +331,16 @@ async fn deliver_http(
         tracing::debug!(endpoint = %ep.url_text, cause = %failed.cause, "failed to {verb} to endpoint");
         let more = backoff.record_attempt();
         let retryable = failed.error.retry() == Retry::Yes;
-        if !retryable || !more {
+        // An answer, even a rejection, means the destination is up; a client deadline says
+        // nothing about it.
+        if retryable {
+            dest.note_failure();
+        } else if matches!(failed.error, DeliveryError::Status { .. }) {
+            dest.note_success();
+        }
+        // A spooling destination that has failed for a while hands the upload to its spool
+        // instead of holding it in memory through the remaining retries.
+        if !retryable || !more || dest.spills_now() {
             let retries = if retryable { backoff.attempts() } else { 0 };
             let message = format!(
                 "failed to {verb} to endpoint {} ({retries} retries): {}",

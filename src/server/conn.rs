@@ -279,17 +279,11 @@ impl Conn<'_> {
         }
         let idle =
             first.unwrap_or_else(|| Instant::now() + self.rx.config.http.server_idle_timeout);
-        let shutdown = self.core.shutdown.clone();
         let park_at = (Instant::now() + IDLE_BUFFER_RELEASE).min(idle);
         let can_park = self.stream.is_plain() && park_at < idle;
         let first_wait = if can_park { park_at } else { idle };
-        let rx = self.rx;
-        let read = monoio::select! {
-            r = self.read_outcome(first_wait) => r,
-            _ = shutdown.wait() => return false,
-            _ = rx.retired.wait() => return false,
-        };
-        match read {
+        // The reads are boxed: a parked connection's task holds only the readiness wait below.
+        match Box::pin(self.read_or_stop(first_wait)).await {
             ReadOutcome::Data => return true,
             ReadOutcome::Closed => return false,
             ReadOutcome::TimedOut if !can_park => return false,
@@ -301,6 +295,8 @@ impl Conn<'_> {
         if now >= idle {
             return false;
         }
+        let shutdown = self.core.shutdown.clone();
+        let rx = self.rx;
         let ready = monoio::select! {
             r = monoio::time::timeout(idle - now, self.stream.readable()) => matches!(r, Ok(Ok(()))),
             _ = shutdown.wait() => false,
@@ -311,10 +307,21 @@ impl Conn<'_> {
         }
         self.buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
         let deadline = Instant::now() + self.rx.config.http.server_read_timeout;
+        matches!(
+            Box::pin(self.read_or_stop(deadline)).await,
+            ReadOutcome::Data
+        )
+    }
+
+    /// [`Conn::read_outcome`], ended early (as `Closed`) by shutdown or by the retirement of
+    /// the receiver (a reload that removed or rebound it).
+    async fn read_or_stop(&mut self, deadline: Instant) -> ReadOutcome {
+        let shutdown = self.core.shutdown.clone();
+        let rx = self.rx;
         monoio::select! {
-            n = self.read(deadline) => n.is_some(),
-            _ = shutdown.wait() => false,
-            _ = rx.retired.wait() => false,
+            r = self.read_outcome(deadline) => r,
+            _ = shutdown.wait() => ReadOutcome::Closed,
+            _ = rx.retired.wait() => ReadOutcome::Closed,
         }
     }
 

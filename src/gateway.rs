@@ -17,7 +17,6 @@ use crate::config::{Config, EndpointUrl};
 use crate::io::Driver;
 use crate::metrics::CoreSnapshot;
 use crate::server;
-use crate::upstream;
 use crate::upstream::transport::{self, Transport};
 use crate::worker::{self, CoreHandle, CoreMsg, CoreSetup};
 
@@ -119,11 +118,10 @@ fn resolve_all(config: &Config, transports: &[std::sync::Arc<Transport>]) -> Vec
     let mut out = Vec::new();
     for w in &config.writers {
         for e in &w.endpoints {
-            let dial = transports
-                .get(out.len())
-                .and_then(|t| transport::dial_target(t, e));
-            out.push(match (&e.url, dial) {
-                (EndpointUrl::Http { .. }, Some((host, port))) => match upstream::resolve(&host, port) {
+            let t = transports.get(out.len());
+            let dial = t.and_then(|t| transport::dial_target(t, e));
+            out.push(match (&e.url, dial, t) {
+                (EndpointUrl::Http { .. }, Some((host, port)), Some(t)) => match t.resolver.resolve(&host, port) {
                     Ok(a) => a,
                     Err(err) => {
                         tracing::warn!(endpoint = %e.url_text, error = %err, "cannot resolve upstream yet; will retry when sending");

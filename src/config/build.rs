@@ -542,6 +542,7 @@ impl Cx<'_, '_, '_> {
             dns_refresh_interval: self
                 .positive_duration(&mut r, "dns_refresh_interval")
                 .unwrap_or(d.dns_refresh_interval),
+            hosts_file: self.path(&mut r, "hosts_file"),
         };
         r.finish(self.sink);
         g

@@ -2,7 +2,8 @@
 //! `grpc-encoding: gzip` on a compressed gRPC-Web frame).
 //!
 //! Owns: inflating at most `max_out + 1` bytes, so a gzip bomb costs at most the limit in memory
-//! and CPU before it is refused. Does not own: choosing the limit (the receiver's
+//! and CPU before it is refused, into an output allocation no larger than the output (sized
+//! from the gzip trailer, so the in-flight budget can be charged before inflating). Does not own: choosing the limit (the receiver's
 //! `max_request_body_bytes`) or the HTTP answer ([`GzipError::code`]).
 //! Semantics follow Go's `compress/gzip` reader that connect-go uses: concatenated members are
 //! one stream (RFC 1952 §2.2), every member's CRC-32 and length are checked, bytes after the
@@ -17,11 +18,28 @@ use flate2::read::MultiGzDecoder;
 
 use super::connect::Code;
 
-/// First buffer size for the output when the input is small: most profiles inflate 3–10×.
+/// First buffer size for the output when the input is small and carries no usable size: most
+/// profiles inflate 3–10×.
 const INITIAL_OUTPUT_BYTES: usize = 64 * 1024;
-/// Expected inflation ratio used to size the first buffer (then doubled as needed, capped at
-/// the limit).
+/// Expected inflation ratio used to size the first buffer when the gzip trailer gives no size
+/// (then doubled as needed, capped at the limit).
 const EXPECTED_RATIO: usize = 4;
+/// Spare capacity a finished output may keep; beyond it the output moves to an exact
+/// allocation, so what the in-flight budget is charged (the length) is what stays allocated.
+const MAX_SLACK_BYTES: usize = 4096;
+
+/// The decompressed size `input` announces, capped at `max_out + 1`: the ISIZE field of its
+/// last member's trailer (RFC 1952 §2.3.1, the size modulo 2³²), exact for the usual
+/// single-member body. `None` when `input` is too short to be gzip. Only a hint: the output is
+/// checked as it is inflated, never trusted from this. Pure.
+pub fn inflated_size_hint(input: &[u8], max_out: u64) -> Option<u64> {
+    // A member is at least a 10-byte header, the deflate data and an 8-byte trailer.
+    if input.len() < 18 || input[..2] != [0x1f, 0x8b] {
+        return None;
+    }
+    let trailer: [u8; 4] = input[input.len() - 4..].try_into().ok()?;
+    Some(u64::from(u32::from_le_bytes(trailer)).min(max_out.saturating_add(1)))
+}
 
 /// Why a compressed body could not be inflated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,11 +72,15 @@ pub fn gunzip_bounded(input: &[u8], max_out: u64) -> Result<Bytes, GzipError> {
     }
     // One byte past the limit proves the body too large.
     let cap = usize::try_from(max_out).unwrap_or(usize::MAX - 1) + 1;
-    let first = input
-        .len()
-        .saturating_mul(EXPECTED_RATIO)
-        .max(INITIAL_OUTPUT_BYTES)
-        .min(cap);
+    // One byte past the announced size lets the decoder report the end without a growth.
+    let first = match inflated_size_hint(input, max_out) {
+        Some(n) => usize::try_from(n).unwrap_or(cap).saturating_add(1),
+        None => input
+            .len()
+            .saturating_mul(EXPECTED_RATIO)
+            .max(INITIAL_OUTPUT_BYTES),
+    }
+    .min(cap);
     let mut out = vec![0u8; first];
     let mut filled = 0;
     let mut decoder = MultiGzDecoder::new(input);
@@ -84,6 +106,11 @@ pub fn gunzip_bounded(input: &[u8], max_out: u64) -> Result<Bytes, GzipError> {
     }
     if filled > cap - 1 {
         return Err(GzipError::TooLarge { limit: max_out });
+    }
+    if out.len() - filled > MAX_SLACK_BYTES {
+        // The size hint was missing or wrong (several members, a forged trailer): keep an
+        // exact copy of the output, not the oversized buffer.
+        return Ok(Bytes::copy_from_slice(&out[..filled]));
     }
     out.truncate(filled);
     Ok(Bytes::from(out))
@@ -177,6 +204,22 @@ mod tests {
             );
             assert_eq!(err.code(), Code::InvalidArgument);
         }
+    }
+
+    #[test]
+    fn the_trailer_announces_the_size_and_the_output_keeps_no_slack() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 7) as u8).collect();
+        let gz = gzip(&data);
+        assert_eq!(inflated_size_hint(&gz, 1 << 20), Some(300_000));
+        assert_eq!(inflated_size_hint(&gz, 1000), Some(1001));
+        assert_eq!(inflated_size_hint(b"short", 1000), None);
+        // Several members: the hint is the last member's size; the output is still exact.
+        let mut two = gzip(&data);
+        two.extend_from_slice(&gzip(b"tail"));
+        assert_eq!(inflated_size_hint(&two, 1 << 20), Some(4));
+        let out = gunzip_bounded(&two, 1 << 20).unwrap();
+        assert_eq!(out.len(), 300_004);
+        assert!(out.starts_with(&data) && out.ends_with(b"tail"));
     }
 
     #[test]

@@ -46,7 +46,8 @@ usage: loadtest <command> [flags]
            in the middle); samples RSS, fds and /metrics every second; checks the account
            --duration=10m --rate=40 --connections=128 --mix=all --acknowledge=enqueued
            --cores=N (default: pyrogate's) --warmup=60s --drain-max=5m --reset-rate=0.02
-           --error-rate=0.03 --pyrogate=PATH --out=target/loadtest --seed=1 --quiet
+           --error-rate=0.03 --outage=DURATION (default: 10% of --duration) --pyrogate=PATH
+           --out=target/loadtest --seed=1 --quiet
   slow     the normal client's latency with and without slowloris heads, slow bodies, slow
            readers, idle keep-alive connections and a connection flood above conn_limit
            --attackers=200 --flood-extra=300 --conn-limit=256 --read-timeout=10s
@@ -490,6 +491,10 @@ fn cmd_soak(args: &Args) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(compare::default_pyrogate_bin),
         out_dir: PathBuf::from(args.str("out").unwrap_or("target/loadtest")),
         drain_max: args.duration("drain-max", Duration::from_secs(300))?,
+        outage: match args.str("outage") {
+            Some(_) => Some(args.duration("outage", Duration::from_secs(60))?),
+            None => None,
+        },
         flaky: Faults {
             latency,
             reset_rate: args.get("reset-rate", 0.02, "a rate between 0 and 1")?,

@@ -1,229 +1,392 @@
 //! Command-line parsing, shaped like `alloy run` so scripts and unit files carry over.
 //!
-//! Owns: turning `argv` into a [`Command`] (pure; no I/O) and the `--help` text. Does not own:
-//! running anything. Cold path.
+//! Owns: turning `argv` into a [`Command`] (pure; no I/O) with `clap`'s derive API, the help
+//! and version texts, and the shell-completion scripts (rendered into a `String`). Does not
+//! own: running anything, or printing (`main.rs` does both). Cold path.
+//!
+//! Alloy's flags are cobra/pflag flags (`alloy run --server.http.listen-addr=… CONFIG`, see
+//! `internal/alloycli/cmd_run.go` in grafana/alloy): long names with dots, the value after `=`
+//! or as the next argument. clap accepts both forms for the same long names, so the unit
+//! files, container commands and scripts written for Alloy run unchanged.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use clap::builder::PossibleValue;
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+pub use clap_complete::Shell;
 
 use crate::io::Driver;
 
 /// Default admin listener, as Alloy's `--server.http.listen-addr`.
 pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:12345";
 
+/// Alloy's `--stability.level` values (`internal/featuregate`).
+pub const STABILITY_LEVELS: [&str; 3] = ["generally-available", "public-preview", "experimental"];
+
 /// What the user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Run(RunArgs),
-    Validate { config: PathBuf },
-    Fmt { config: PathBuf, write: bool },
-    Help,
+    Validate {
+        config: PathBuf,
+    },
+    Fmt {
+        config: PathBuf,
+        write: bool,
+    },
+    /// Print the completion script for this shell.
+    Completions(Shell),
+    /// `pyrogate version` (kept beside `--version`, which clap answers itself).
     Version,
 }
 
 /// Arguments of `pyrogate run`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct RunArgs {
+    /// The config file (Alloy syntax: pyroscope.receive_http, pyroscope.relabel,
+    /// pyroscope.write, logging)
+    #[arg(value_name = "CONFIG_PATH")]
     pub config: PathBuf,
+    /// Accepted for Alloy compatibility. Every pyrogate component is available at every
+    /// level, so the value changes nothing; it is logged at start.
+    #[arg(
+        long = "stability.level",
+        value_name = "LEVEL",
+        default_value = "generally-available",
+        value_parser = STABILITY_LEVELS
+    )]
     pub stability_level: String,
+    /// Admin listener for /metrics, /-/ready and /-/healthy (as in Alloy)
+    #[arg(
+        long = "server.http.listen-addr",
+        value_name = "HOST:PORT",
+        default_value = DEFAULT_ADMIN_ADDR,
+        value_parser = parse_admin_addr
+    )]
     pub admin_addr: SocketAddr,
-    /// `None` = every available core.
+    /// Accepted for Alloy compatibility (its unit files and images pass it); pyrogate keeps no
+    /// state on disk, so the directory is not used
+    #[arg(long = "storage.path", value_name = "DIR")]
+    pub storage_path: Option<PathBuf>,
+    /// Accepted for Alloy compatibility; pyrogate sends no usage reports
+    #[arg(long = "disable-reporting")]
+    pub disable_reporting: bool,
+    /// Core threads to run [default: every available core]
+    #[arg(long, value_name = "N", value_parser = parse_cores)]
     pub cores: Option<usize>,
+    /// I/O driver
+    #[arg(long, value_name = "DRIVER", default_value = "auto")]
     pub driver: Driver,
 }
 
-/// A usage error: one line for stderr; the process exits 2.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+/// The parser's shape; [`parse`] turns it into a [`Command`].
+#[derive(Debug, Parser)]
+#[command(
+    name = "pyrogate",
+    version,
+    // A flag given twice: the last one wins, as with Alloy's pflag flags (and the harnesses
+    // that append a flag to a command line that already has it).
+    args_override_self = true,
+    about = "A thread-per-core gateway for Pyroscope profile uploads (a drop-in for Grafana \
+             Alloy's pyroscope.receive_http + pyroscope.write)",
+    after_help = "Run `pyrogate <COMMAND> --help` for the flags of a command."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Sub,
+}
 
-pub const HELP: &str = "\
-pyrogate: a thread-per-core gateway for Pyroscope profile uploads (a drop-in for Grafana Alloy's
-pyroscope.receive_http + pyroscope.write).
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// Load and validate the config, then serve until SIGINT/SIGTERM, then drain
+    Run(RunArgs),
+    /// Print every diagnostic of a config; exit 1 on any error, 0 when valid
+    Validate {
+        /// The config file to check
+        #[arg(value_name = "CONFIG_PATH")]
+        config: PathBuf,
+    },
+    /// Print the config in canonical Alloy formatting
+    Fmt {
+        /// Rewrite the file in place instead of printing it
+        #[arg(short, long)]
+        write: bool,
+        /// The config file to format
+        #[arg(value_name = "CONFIG_PATH")]
+        config: PathBuf,
+    },
+    /// Print a shell completion script (e.g. `pyrogate completions bash > /etc/bash_completion.d/pyrogate`)
+    Completions {
+        /// bash, elvish, fish, powershell or zsh
+        shell: Shell,
+    },
+    /// Print the version
+    #[command(hide = true)]
+    Version,
+}
 
-Usage:
-  pyrogate run [flags] CONFIG_PATH     load and validate the config, then serve until SIGINT/SIGTERM
-  pyrogate validate CONFIG_PATH        print every diagnostic; exit 1 on any error, 0 when valid
-  pyrogate fmt [--write] CONFIG_PATH   print the config in canonical Alloy formatting (--write: in place)
-  pyrogate --help | --version
+impl ValueEnum for Driver {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Driver::Auto, Driver::Uring, Driver::Legacy]
+    }
 
-Flags of run:
-  --server.http.listen-addr=HOST:PORT  admin listener for /metrics, /-/ready, /-/healthy
-                                       (default 127.0.0.1:12345, as in Alloy)
-  --stability.level=LEVEL              accepted for Alloy compatibility: generally-available,
-                                       public-preview or experimental. Every pyrogate component is
-                                       available at every level, so the value changes nothing.
-  --cores=N                            core threads to run (default: all available cores)
-  --driver=auto|uring|legacy           I/O driver: io_uring, the epoll fallback, or auto (io_uring
-                                       where the kernel allows it; default)
-";
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Driver::Auto => {
+                PossibleValue::new("auto").help("io_uring where the kernel allows it, else epoll")
+            }
+            Driver::Uring => PossibleValue::new("uring")
+                .alias("io_uring")
+                .help("io_uring"),
+            Driver::Legacy => PossibleValue::new("legacy")
+                .alias("epoll")
+                .help("epoll (the fallback)"),
+        })
+    }
+}
 
-const STABILITY_LEVELS: [&str; 3] = ["generally-available", "public-preview", "experimental"];
+fn parse_admin_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|_| "expected HOST:PORT with an IP host, e.g. 127.0.0.1:12345".to_string())
+}
 
-/// Parses `args` (without the program name).
-pub fn parse(args: &[String]) -> Result<Command, UsageError> {
-    let mut it = args.iter().peekable();
-    let Some(sub) = it.next() else {
-        return Ok(Command::Help);
+fn parse_cores(s: &str) -> Result<usize, String> {
+    s.parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| "expected a positive integer".to_string())
+}
+
+/// Parses `args` (without the program name). `Err` carries clap's rendered message and exit
+/// status: 0 for `--help`/`-h`/`--version` (the text goes to stdout), 2 for a usage error
+/// (to stderr, with a suggestion where one is close). No arguments at all is `--help`.
+pub fn parse(args: &[String]) -> Result<Command, clap::Error> {
+    let argv = std::iter::once("pyrogate").chain(args.iter().map(String::as_str));
+    let cli = if args.is_empty() {
+        Cli::try_parse_from(["pyrogate", "--help"])?
+    } else {
+        Cli::try_parse_from(argv)?
     };
-    match sub.as_str() {
-        "-h" | "--help" | "help" => return Ok(Command::Help),
-        "-V" | "--version" | "version" => return Ok(Command::Version),
-        "run" | "validate" | "fmt" => {}
-        other => {
-            return Err(UsageError(format!(
-                "unknown command {other:?}; expected run, validate or fmt (see --help)"
-            )));
-        }
-    }
-    let mut config = None;
-    let mut stability = "generally-available".to_string();
-    let mut admin: SocketAddr = DEFAULT_ADMIN_ADDR.parse().expect("valid default");
-    let mut cores = None;
-    let mut driver = Driver::Auto;
-    let mut write = false;
-    while let Some(arg) = it.next() {
-        if arg == "-h" || arg == "--help" {
-            return Ok(Command::Help);
-        }
-        if !arg.starts_with('-') || arg == "-" {
-            if config.is_some() {
-                return Err(UsageError(format!(
-                    "unexpected argument {arg:?}: only one config path is accepted"
-                )));
-            }
-            config = Some(PathBuf::from(arg));
-            continue;
-        }
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (arg.as_str(), None),
-        };
-        let is_flag = |n: &str| matches!((sub.as_str(), n), ("fmt", "--write") | ("fmt", "-w"));
-        if is_flag(name) {
-            write = true;
-            continue;
-        }
-        let known = sub == "run"
-            && matches!(
-                name,
-                "--stability.level" | "--server.http.listen-addr" | "--cores" | "--driver"
-            );
-        if !known {
-            return Err(UsageError(format!(
-                "unknown flag {name} for `pyrogate {sub}` (see --help)"
-            )));
-        }
-        let value = match inline {
-            Some(v) => v,
-            None => it
-                .next()
-                .cloned()
-                .ok_or_else(|| UsageError(format!("flag {name} needs a value")))?,
-        };
-        match name {
-            "--stability.level" => {
-                if !STABILITY_LEVELS.contains(&value.as_str()) {
-                    return Err(UsageError(format!(
-                        "invalid --stability.level {value:?}: expected generally-available, public-preview or experimental"
-                    )));
-                }
-                stability = value;
-            }
-            "--server.http.listen-addr" => {
-                admin = value
-                    .parse()
-                    .map_err(|_| UsageError(format!("invalid --server.http.listen-addr {value:?}: expected HOST:PORT with an IP host")))?;
-            }
-            "--cores" => {
-                let n: usize = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    UsageError(format!(
-                        "invalid --cores {value:?}: expected a positive integer"
-                    ))
-                })?;
-                cores = Some(n);
-            }
-            _ => {
-                driver = match value.as_str() {
-                    "auto" => Driver::Auto,
-                    "uring" | "io_uring" => Driver::Uring,
-                    "legacy" | "epoll" => Driver::Legacy,
-                    _ => {
-                        return Err(UsageError(format!(
-                            "invalid --driver {value:?}: expected auto, uring or legacy"
-                        )));
-                    }
-                };
-            }
-        }
-    }
-    let config = config.ok_or_else(|| {
-        UsageError(format!(
-            "missing CONFIG_PATH: usage: pyrogate {sub} [flags] CONFIG_PATH"
-        ))
-    })?;
-    Ok(match sub.as_str() {
-        "run" => Command::Run(RunArgs {
-            config,
-            stability_level: stability,
-            admin_addr: admin,
-            cores,
-            driver,
-        }),
-        "validate" => Command::Validate { config },
-        _ => Command::Fmt { config, write },
+    Ok(match cli.command {
+        Sub::Run(run) => Command::Run(run),
+        Sub::Validate { config } => Command::Validate { config },
+        Sub::Fmt { write, config } => Command::Fmt { config, write },
+        Sub::Completions { shell } => Command::Completions(shell),
+        Sub::Version => Command::Version,
     })
+}
+
+/// The completion script for `shell`.
+pub fn completions(shell: Shell) -> String {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "pyrogate", &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::error::ErrorKind;
+
     use super::*;
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
     }
 
+    fn run_args(config: &str) -> RunArgs {
+        RunArgs {
+            config: config.into(),
+            stability_level: "generally-available".into(),
+            admin_addr: DEFAULT_ADMIN_ADDR.parse().unwrap(),
+            storage_path: None,
+            disable_reporting: false,
+            cores: None,
+            driver: Driver::Auto,
+        }
+    }
+
     #[test]
-    fn run_accepts_alloy_flags_in_both_forms() {
-        let c = parse(&args("run --stability.level=public-preview --server.http.listen-addr 0.0.0.0:9090 --cores=2 --driver=legacy cfg.alloy")).unwrap();
+    fn the_parser_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_defaults_are_alloys() {
         assert_eq!(
-            c,
-            Command::Run(RunArgs {
-                config: "cfg.alloy".into(),
-                stability_level: "public-preview".into(),
-                admin_addr: "0.0.0.0:9090".parse().unwrap(),
-                cores: Some(2),
-                driver: Driver::Legacy,
-            })
+            parse(&args("run cfg.alloy")).unwrap(),
+            Command::Run(run_args("cfg.alloy"))
         );
     }
 
     #[test]
-    fn unknown_flags_and_missing_paths_are_usage_errors() {
-        assert_eq!(
-            parse(&args("run --nope cfg")).unwrap_err().0,
-            "unknown flag --nope for `pyrogate run` (see --help)"
-        );
-        assert_eq!(
-            parse(&args("validate")).unwrap_err().0,
-            "missing CONFIG_PATH: usage: pyrogate validate [flags] CONFIG_PATH"
-        );
-        assert!(parse(&args("run --cores=0 c")).is_err());
-        assert!(parse(&args("run --stability.level=beta c")).is_err());
-        assert!(parse(&args("validate --cores=2 c")).is_err());
+    fn run_accepts_alloy_flags_with_equals_and_with_a_space() {
+        let want = Command::Run(RunArgs {
+            stability_level: "public-preview".into(),
+            admin_addr: "0.0.0.0:9090".parse().unwrap(),
+            storage_path: Some("/var/lib/alloy/data".into()),
+            disable_reporting: true,
+            cores: Some(2),
+            driver: Driver::Legacy,
+            ..run_args("cfg.alloy")
+        });
+        let equals = "run --stability.level=public-preview --server.http.listen-addr=0.0.0.0:9090 \
+                      --storage.path=/var/lib/alloy/data --disable-reporting --cores=2 \
+                      --driver=legacy cfg.alloy";
+        let space = "run --stability.level public-preview --server.http.listen-addr 0.0.0.0:9090 \
+                     --storage.path /var/lib/alloy/data --disable-reporting --cores 2 \
+                     --driver legacy cfg.alloy";
+        let config_first = "run cfg.alloy --stability.level public-preview \
+                            --server.http.listen-addr=0.0.0.0:9090 --storage.path \
+                            /var/lib/alloy/data --disable-reporting --cores=2 --driver epoll";
+        let repeated = "run --cores=1 --driver=auto --server.http.listen-addr=127.0.0.1:0 \
+                        --stability.level=experimental cfg.alloy --stability.level public-preview \
+                        --server.http.listen-addr=0.0.0.0:9090 --storage.path=/var/lib/alloy/data \
+                        --disable-reporting --cores=2 --driver=legacy";
+        for line in [equals, space, config_first, repeated] {
+            assert_eq!(parse(&args(line)).unwrap(), want, "{line}");
+        }
     }
 
     #[test]
-    fn fmt_write_and_help_and_version() {
+    fn driver_names_and_aliases() {
+        for (name, want) in [
+            ("auto", Driver::Auto),
+            ("uring", Driver::Uring),
+            ("io_uring", Driver::Uring),
+            ("legacy", Driver::Legacy),
+            ("epoll", Driver::Legacy),
+        ] {
+            let Command::Run(r) = parse(&args(&format!("run --driver={name} c"))).unwrap() else {
+                panic!("not run");
+            };
+            assert_eq!(r.driver, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn bad_values_unknown_flags_and_missing_paths_are_usage_errors() {
+        for (line, kind) in [
+            ("run --nope cfg", ErrorKind::UnknownArgument),
+            ("run --core=2 cfg", ErrorKind::UnknownArgument),
+            ("validate --cores=2 c", ErrorKind::UnknownArgument),
+            ("run --cores=0 c", ErrorKind::ValueValidation),
+            ("run --cores=x c", ErrorKind::ValueValidation),
+            (
+                "run --server.http.listen-addr=localhost:1 c",
+                ErrorKind::ValueValidation,
+            ),
+            ("run --stability.level=beta c", ErrorKind::InvalidValue),
+            ("run --driver=kqueue c", ErrorKind::InvalidValue),
+            ("run --cores", ErrorKind::InvalidValue),
+            ("validate", ErrorKind::MissingRequiredArgument),
+            ("run a b", ErrorKind::UnknownArgument),
+            ("serve c", ErrorKind::InvalidSubcommand),
+            ("completions tcsh", ErrorKind::InvalidValue),
+        ] {
+            let e = parse(&args(line)).unwrap_err();
+            assert_eq!(e.kind(), kind, "{line}: {e}");
+            assert_eq!(e.exit_code(), 2, "{line}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_flag_close_to_a_known_one_gets_a_suggestion() {
+        let e = parse(&args("run --server.http.listen-adr=0.0.0.0:1 c")).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("unexpected argument '--server.http.listen-adr'")
+                && text.contains("--server.http.listen-addr"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn fmt_write_in_both_spellings() {
+        for line in ["fmt --write c", "fmt -w c", "fmt c --write"] {
+            assert_eq!(
+                parse(&args(line)).unwrap(),
+                Command::Fmt {
+                    config: "c".into(),
+                    write: true
+                },
+                "{line}"
+            );
+        }
         assert_eq!(
-            parse(&args("fmt --write c")).unwrap(),
+            parse(&args("fmt c")).unwrap(),
             Command::Fmt {
                 config: "c".into(),
-                write: true
+                write: false
             }
         );
-        assert_eq!(parse(&args("--version")).unwrap(), Command::Version);
-        assert_eq!(parse(&args("run --help")).unwrap(), Command::Help);
-        assert_eq!(parse(&[]).unwrap(), Command::Help);
+    }
+
+    #[test]
+    fn help_on_every_command_and_version_exit_0() {
+        for line in [
+            "",
+            "-h",
+            "--help",
+            "help",
+            "help run",
+            "run -h",
+            "run --help",
+            "run --cores=2 --help",
+            "validate -h",
+            "fmt --help",
+            "completions -h",
+        ] {
+            let e = parse(&args(line)).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::DisplayHelp, "{line:?}");
+            assert_eq!(e.exit_code(), 0, "{line:?}");
+        }
+        let e = parse(&args("--version")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::DisplayVersion);
+        assert_eq!(
+            e.to_string(),
+            format!("pyrogate {}\n", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(parse(&args("version")).unwrap(), Command::Version);
+    }
+
+    #[test]
+    fn run_help_explains_the_alloy_flags() {
+        let text = parse(&args("run --help")).unwrap_err().to_string();
+        for needle in [
+            "--stability.level <LEVEL>",
+            "generally-available",
+            "Every pyrogate component is available at every level",
+            "--server.http.listen-addr <HOST:PORT>",
+            "[default: 127.0.0.1:12345]",
+            "--storage.path <DIR>",
+            "--cores <N>",
+            "--driver <DRIVER>",
+            "io_uring where the kernel allows it",
+        ] {
+            assert!(
+                text.contains(needle),
+                "run --help lacks {needle:?}:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn completions_name_every_command_and_flag() {
+        assert_eq!(
+            parse(&args("completions zsh")).unwrap(),
+            Command::Completions(Shell::Zsh)
+        );
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let script = completions(shell);
+            for needle in [
+                "validate",
+                "fmt",
+                "server.http.listen-addr",
+                "stability.level",
+            ] {
+                assert!(script.contains(needle), "{shell}: lacks {needle}");
+            }
+        }
     }
 }

@@ -14,18 +14,19 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cmd = match cli::parse(&args) {
         Ok(c) => c,
+        // `--help`, `--version` (stdout, exit 0) and usage errors (stderr, exit 2).
         Err(e) => {
-            eprintln!("pyrogate: {e}");
-            return ExitCode::from(2);
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
     match cmd {
-        Command::Help => {
-            print!("{}", cli::HELP);
-            ExitCode::SUCCESS
-        }
         Command::Version => {
             println!("pyrogate {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Completions(shell) => {
+            print!("{}", cli::completions(shell));
             ExitCode::SUCCESS
         }
         Command::Validate { config } => {

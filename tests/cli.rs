@@ -1,10 +1,17 @@
 //! Black-box tests of the `pyrogate` command line (README, "Command line") and its diagnostics.
 //!
 //! Covers, by running the built binary:
-//! - `--help` (exit 0; names run, validate and fmt; explains `--stability.level`) and
-//!   `--version` (`pyrogate <CARGO_PKG_VERSION>`);
-//! - usage errors: an unknown flag, an invalid `--stability.level`, a missing config file
-//!   (for `run`, `validate` and `fmt`): exactly one line on stderr naming the problem, exit 2;
+//! - `-h`/`--help` on the program and on every command (`run`, `validate`, `fmt`,
+//!   `completions`, and `help COMMAND`): usage on stdout, exit 0, nothing started (a `run -h`
+//!   with a valid config returns at once and logs nothing); `run --help` explains
+//!   `--stability.level`; `--version`, `-V` and `version` print `pyrogate <CARGO_PKG_VERSION>`;
+//! - usage errors (clap's): an unknown flag names the flag and suggests the close one, exit 2,
+//!   nothing on stdout; an invalid `--stability.level` lists the accepted levels; a missing
+//!   config file (for `run`, `validate` and `fmt`) is exactly one line naming it, exit 2;
+//! - Alloy's flag spellings: `run --server.http.listen-addr …`, `--stability.level …` (and
+//!   `--storage.path`, `--disable-reporting`, which Alloy's unit files pass) with `=` and with a
+//!   space; the admin listener comes up on the address given, under both drivers;
+//! - `completions bash|zsh|fish`: a non-empty script; the bash one passes `bash -n`;
 //! - `validate`: every `examples/*.alloy` is accepted; two errors are both printed as
 //!   `file:line:col: error: message` with the source line and a caret line, exit 1; an
 //!   `env()` of an unset variable used as a basic_auth username is a warning, exit 0; an
@@ -25,7 +32,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use support::gateway::{binary, logfmt_get};
-use support::{Driver, Gateway, MockPyroscope, config};
+use support::{Driver, Gateway, MockPyroscope, both_drivers, client, config};
 
 /// Bound on one `validate`/`fmt`/`--help` run (they read one small file).
 const CLI_TIMEOUT: Duration = Duration::from_secs(20);
@@ -92,14 +99,29 @@ fn pyrogate(args: &[&str], env_unset: &[&str]) -> Output {
     }
 }
 
-/// Asserts a usage error: nothing on stdout, exactly one line on stderr, exit 2. Returns it.
-fn assert_usage_error(out: &Output) -> String {
+/// Asserts one of main.rs's own usage errors (a missing file): nothing on stdout, exactly
+/// one line on stderr, exit 2. Returns it.
+fn assert_one_line_error(out: &Output) -> String {
     assert_eq!(out.code(), Some(2), "{out:?}");
     assert_eq!(out.stdout, "", "{out:?}");
     assert!(out.stderr.ends_with('\n'), "{out:?}");
     let lines: Vec<&str> = out.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "expected exactly one line: {out:?}");
     lines[0].to_string()
+}
+
+/// Asserts a command-line mistake as clap reports it: nothing on stdout, exit 2, stderr
+/// opening with `error: ` and ending with the pointer to `--help`. Returns stderr.
+fn assert_usage_error(out: &Output) -> String {
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert_eq!(out.stdout, "", "{out:?}");
+    assert!(out.stderr.starts_with("error: "), "{out:?}");
+    assert!(
+        out.stderr
+            .ends_with("For more information, try '--help'.\n"),
+        "{out:?}"
+    );
+    out.stderr.clone()
 }
 
 fn write_file(dir: &Path, name: &str, text: &str) -> String {
@@ -120,47 +142,112 @@ fn examples() -> Vec<String> {
     paths
 }
 
+/// A valid config that `run` would serve (receiver on port 0, a capture directory).
+fn runnable_config(dir: &Path) -> String {
+    let capture = dir.join("capture");
+    write_file(
+        dir,
+        "ok.alloy",
+        &config::single(&format!("file://{}", capture.display()), "", "", ""),
+    )
+}
+
 #[test]
-fn help_exits_0_and_describes_the_commands_and_the_stability_level() {
-    for flag in ["--help", "-h"] {
-        let out = pyrogate(&[flag], &[]);
-        assert_eq!(out.code(), Some(0), "{out:?}");
-        assert_eq!(out.stderr, "", "{out:?}");
-        for needle in [
-            "pyrogate run",
-            "pyrogate validate",
-            "pyrogate fmt",
-            "--stability.level",
-            "generally-available",
-            "public-preview",
-            "experimental",
-            "Every pyrogate component is",
-            "available at every level",
-            "--server.http.listen-addr",
-            "--cores",
-        ] {
-            assert!(
-                out.stdout.contains(needle),
-                "--help lacks {needle:?}:\n{}",
-                out.stdout
-            );
-        }
+fn help_on_every_command_exits_0_prints_usage_and_starts_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = runnable_config(dir.path());
+    for (args, usage) in [
+        (vec!["--help"], "Usage: pyrogate <COMMAND>"),
+        (vec!["-h"], "Usage: pyrogate <COMMAND>"),
+        (vec![], "Usage: pyrogate <COMMAND>"),
+        (vec!["help"], "Usage: pyrogate <COMMAND>"),
+        (vec!["run", "-h", path.as_str()], "Usage: pyrogate run"),
+        (vec!["run", path.as_str(), "--help"], "Usage: pyrogate run"),
+        (
+            vec![
+                "run",
+                "--server.http.listen-addr=127.0.0.1:0",
+                "-h",
+                path.as_str(),
+            ],
+            "Usage: pyrogate run",
+        ),
+        (vec!["help", "run"], "Usage: pyrogate run"),
+        (vec!["validate", "-h"], "Usage: pyrogate validate"),
+        (
+            vec!["validate", "--help", path.as_str()],
+            "Usage: pyrogate validate",
+        ),
+        (vec!["fmt", "-h"], "Usage: pyrogate fmt"),
+        (
+            vec!["fmt", "--write", "--help", path.as_str()],
+            "Usage: pyrogate fmt",
+        ),
+        (vec!["completions", "-h"], "Usage: pyrogate completions"),
+        (
+            vec!["completions", "bash", "--help"],
+            "Usage: pyrogate completions",
+        ),
+    ] {
+        let out = pyrogate(&args, &[]);
+        assert_eq!(out.code(), Some(0), "{args:?}: {out:?}");
+        assert_eq!(out.stderr, "", "{args:?}: nothing logged, nothing started");
+        assert!(
+            out.stdout.contains(usage),
+            "{args:?} lacks {usage:?}:\n{}",
+            out.stdout
+        );
+    }
+    // `fmt --write --help` did not rewrite, and `run -h` did not start a capture.
+    assert!(!dir.path().join("capture").exists());
+    let top = pyrogate(&["--help"], &[]).stdout;
+    for command in ["run", "validate", "fmt", "completions"] {
+        assert!(
+            top.lines().any(|l| l.trim_start().starts_with(command)),
+            "--help does not list {command}:\n{top}"
+        );
+    }
+}
+
+#[test]
+fn run_help_describes_the_alloy_flags_and_the_stability_level() {
+    let out = pyrogate(&["run", "--help"], &[]);
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    let text = out.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    for needle in [
+        "--stability.level <LEVEL>",
+        "[possible values: generally-available, public-preview, experimental]",
+        "Every pyrogate component is available at every level",
+        "--server.http.listen-addr <HOST:PORT>",
+        "[default: 127.0.0.1:12345]",
+        "--storage.path <DIR>",
+        "--disable-reporting",
+        "--cores <N>",
+        "--driver <DRIVER>",
+    ] {
+        assert!(
+            text.contains(needle),
+            "run --help lacks {needle:?}:\n{text}"
+        );
     }
 }
 
 #[test]
 fn version_prints_the_package_version() {
-    let out = pyrogate(&["--version"], &[]);
-    assert_eq!(out.code(), Some(0), "{out:?}");
-    assert_eq!(
-        out.stdout,
-        format!("pyrogate {}\n", env!("CARGO_PKG_VERSION"))
-    );
-    assert_eq!(out.stderr, "");
+    for args in [&["--version"][..], &["-V"], &["version"]] {
+        let out = pyrogate(args, &[]);
+        assert_eq!(out.code(), Some(0), "{out:?}");
+        assert_eq!(
+            out.stdout,
+            format!("pyrogate {}\n", env!("CARGO_PKG_VERSION")),
+            "{args:?}"
+        );
+        assert_eq!(out.stderr, "", "{args:?}");
+    }
 }
 
 #[test]
-fn unknown_flag_is_one_line_and_exit_2() {
+fn unknown_flag_is_named_and_exits_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write_file(dir.path(), "c.alloy", "");
     for args in [
@@ -169,27 +256,145 @@ fn unknown_flag_is_one_line_and_exit_2() {
         vec!["validate", "--cores=2", path.as_str()],
         vec!["fmt", "--bogus", path.as_str()],
     ] {
-        let line = assert_usage_error(&pyrogate(&args, &[]));
+        let text = assert_usage_error(&pyrogate(&args, &[]));
         let flag = args[1].split('=').next().unwrap_or_default();
         assert!(
-            line.contains(flag),
-            "{args:?}: {line:?} does not name {flag}"
+            text.starts_with(&format!("error: unexpected argument '{flag}' found\n")),
+            "{args:?}: {text:?} does not name {flag}"
         );
     }
 }
 
 #[test]
-fn unknown_stability_level_is_one_line_and_exit_2() {
+fn a_mistyped_flag_gets_the_close_one_suggested() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write_file(dir.path(), "c.alloy", "");
-    let line = assert_usage_error(&pyrogate(
-        &["run", "--stability.level=beta", path.as_str()],
-        &[],
-    ));
+    for (typo, known) in [
+        (
+            "--server.http.listen-adr=0.0.0.0:1",
+            "--server.http.listen-addr",
+        ),
+        ("--stability-level=experimental", "--stability.level"),
+        ("--core=2", "--cores"),
+    ] {
+        let text = assert_usage_error(&pyrogate(&["run", typo, path.as_str()], &[]));
+        let name = typo.split('=').next().unwrap_or_default();
+        assert!(
+            text.starts_with(&format!("error: unexpected argument '{name}' found\n"))
+                && text.contains(&format!("tip: a similar argument exists: '{known}'")),
+            "{typo}: {text}"
+        );
+    }
+}
+
+#[test]
+fn completions_bash_is_a_script_bash_accepts() {
+    let out = pyrogate(&["completions", "bash"], &[]);
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    assert_eq!(out.stderr, "");
     assert!(
-        line.contains("--stability.level") && line.contains("beta"),
-        "{line:?}"
+        out.stdout.contains("complete -F _pyrogate")
+            && out.stdout.contains("--server.http.listen-addr"),
+        "{}",
+        out.stdout
     );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = write_file(dir.path(), "pyrogate.bash", &out.stdout);
+    let check = Command::new("bash")
+        .args(["-n", &script])
+        .output()
+        .expect("run bash -n");
+    assert!(
+        check.status.success(),
+        "bash -n rejects the script: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    for shell in ["zsh", "fish"] {
+        let out = pyrogate(&["completions", shell], &[]);
+        assert_eq!(out.code(), Some(0), "{shell}: {out:?}");
+        assert!(
+            out.stdout.contains("stability.level"),
+            "{shell}: {}",
+            out.stdout
+        );
+    }
+    let text = assert_usage_error(&pyrogate(&["completions", "tcsh"], &[]));
+    assert!(
+        text.contains("[possible values: bash, elvish, fish, powershell, zsh]"),
+        "{text}"
+    );
+}
+
+/// A free loopback port (bound, then released for the gateway to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
+/// `run` takes Alloy's flags in both spellings, `--name=value` and `--name value`; the admin
+/// listener comes up where the flag says (the harness's own `--server.http.listen-addr` comes
+/// first and is overridden, as pflag does), and the stability level is the one given.
+fn alloy_flag_spellings_with_equals_and_with_a_space(driver: Driver) {
+    let mock = MockPyroscope::start();
+    for space in [false, true] {
+        let port = free_port();
+        let admin = format!("127.0.0.1:{port}");
+        let pairs = [
+            ("--server.http.listen-addr", admin.as_str()),
+            ("--stability.level", "experimental"),
+            ("--storage.path", "/var/lib/alloy/data"),
+        ];
+        let mut extra: Vec<String> = Vec::new();
+        for (flag, value) in pairs {
+            if space {
+                extra.extend([flag.to_string(), value.to_string()]);
+            } else {
+                extra.push(format!("{flag}={value}"));
+            }
+        }
+        extra.push("--disable-reporting".into());
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let gw =
+            Gateway::start_with_args(&config::single(&mock.url(), "", "", ""), driver, 1, &extra);
+        assert_eq!(gw.admin().to_string(), admin, "space={space} {extra:?}");
+        let ready = client::get(gw.admin(), "/-/ready");
+        assert_eq!(ready.status, 200, "space={space}");
+        let stderr = gw.stderr_text();
+        let starting = stderr
+            .lines()
+            .find(|l| logfmt_get(l, "msg").as_deref() == Some("starting pyrogate"))
+            .unwrap_or_else(|| panic!("no `starting pyrogate` line:\n{stderr}"));
+        assert_eq!(
+            logfmt_get(starting, "stability_level").as_deref(),
+            Some("experimental"),
+            "space={space}: {starting}"
+        );
+        let stopped = gw.stop();
+        assert!(stopped.status.success(), "space={space}: {stopped:?}");
+    }
+}
+
+both_drivers!(alloy_flag_spellings_with_equals_and_with_a_space);
+
+#[test]
+fn unknown_stability_level_lists_the_levels_and_exits_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_file(dir.path(), "c.alloy", "");
+    for args in [
+        vec!["run", "--stability.level=beta", path.as_str()],
+        vec!["run", "--stability.level", "beta", path.as_str()],
+    ] {
+        let text = assert_usage_error(&pyrogate(&args, &[]));
+        assert!(
+            text.starts_with("error: invalid value 'beta' for '--stability.level <LEVEL>'\n")
+                && text.contains(
+                    "[possible values: generally-available, public-preview, experimental]"
+                ),
+            "{args:?}: {text}"
+        );
+    }
 }
 
 #[test]
@@ -205,7 +410,7 @@ fn missing_config_file_is_one_line_naming_it_and_exit_2() {
             missing.as_str(),
         ],
     ] {
-        let line = assert_usage_error(&pyrogate(&args, &[]));
+        let line = assert_one_line_error(&pyrogate(&args, &[]));
         assert!(
             line.contains(&missing),
             "{args:?}: {line:?} does not name the file"

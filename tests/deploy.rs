@@ -8,8 +8,10 @@
 //! - The systemd unit passes `systemd-analyze verify` (with `ExecStart` pointed at the binary
 //!   this test run built) where `systemd-analyze` exists, and carries the limits `tuning.md`
 //!   recommends.
-//! - The Dockerfile's build-stage command is the one the README documents, the final stage runs
-//!   as a non-root user, and the admin listener is reachable from outside the container (probes).
+//! - Every command the Dockerfile's build stage runs is documented verbatim in the README's
+//!   Deployment section, the final stage copies that build's binary and runs as a non-root
+//!   user, and the image's ENTRYPOINT + CMD is a `pyrogate run` that pyrogate's own command
+//!   line parser accepts, with the admin listener reachable from outside the container (probes).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -172,31 +174,127 @@ fn systemd_unit_verifies_and_sets_the_recommended_limits() {
     assert!(own.is_empty(), "systemd-analyze warnings: {own:?}");
 }
 
+/// The Dockerfile's instructions, continuation lines joined and whitespace collapsed, comments
+/// and blank lines dropped: `(INSTRUCTION, arguments)`.
+fn dockerfile_instructions(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut pending = String::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if pending.is_empty() && (t.is_empty() || t.starts_with('#')) {
+            continue;
+        }
+        match t.strip_suffix('\\') {
+            Some(head) => {
+                pending.push_str(head);
+                pending.push(' ');
+            }
+            None => {
+                pending.push_str(t);
+                let joined = pending.split_whitespace().collect::<Vec<_>>().join(" ");
+                pending.clear();
+                let (instr, args) = joined.split_once(' ').unwrap_or((&joined, ""));
+                out.push((instr.to_ascii_uppercase(), args.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// The README's "Deployment" section.
+fn readme_deployment_section() -> String {
+    let readme = read("README.md");
+    let start = readme
+        .find("\n## Deployment\n")
+        .expect("a Deployment section");
+    let rest = &readme[start + 1..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
+    rest[..end].to_string()
+}
+
 #[test]
 fn dockerfile_builds_as_the_readme_documents_and_runs_unprivileged() {
     let dockerfile = read("deploy/Dockerfile");
-    let readme = read("README.md");
-    let build = dockerfile
-        .lines()
-        .find_map(|l| l.strip_prefix("RUN cargo "))
-        .map(|rest| format!("cargo {rest}"))
-        .expect("a cargo RUN line in the build stage");
+    let instructions = dockerfile_instructions(&dockerfile);
+    let stages: Vec<usize> = instructions
+        .iter()
+        .enumerate()
+        .filter(|(_, (i, _))| i == "FROM")
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(stages.len(), 2, "multi-stage: {instructions:?}");
     assert!(
-        readme.contains(&build),
-        "the README does not document the Dockerfile's build command `{build}`"
+        instructions[stages[0]].1.ends_with(" AS build"),
+        "the first stage is the build stage: {:?}",
+        instructions[stages[0]]
     );
-    assert_eq!(
-        dockerfile
-            .lines()
-            .filter(|l| l.starts_with("FROM "))
-            .count(),
-        2,
-        "multi-stage"
+    // Every command the build stage runs is documented, verbatim, in the README's Deployment
+    // section (as `code`), and the build stage runs at least the release build.
+    let deployment = readme_deployment_section();
+    let build_runs: Vec<&str> = instructions[stages[0]..stages[1]]
+        .iter()
+        .filter(|(i, _)| i == "RUN")
+        .map(|(_, a)| a.as_str())
+        .collect();
+    assert!(
+        build_runs
+            .iter()
+            .any(|r| r.starts_with("cargo build --release")),
+        "the build stage runs no release build: {build_runs:?}"
     );
-    assert!(dockerfile.lines().any(|l| l == "USER 10001:10001"));
-    assert!(dockerfile.contains("--server.http.listen-addr=0.0.0.0:12345"));
+    for run in &build_runs {
+        assert!(
+            deployment.contains(&format!("`{run}`")),
+            "the README's Deployment section does not document the build stage's `{run}`"
+        );
+    }
+    // The final stage copies what that build produced, from the build stage's WORKDIR.
+    let workdir = instructions[stages[0]..stages[1]]
+        .iter()
+        .rev()
+        .find(|(i, _)| i == "WORKDIR")
+        .map(|(_, a)| a.clone())
+        .expect("the build stage's WORKDIR");
+    let final_stage = &instructions[stages[1]..];
+    assert!(
+        final_stage.iter().any(|(i, a)| i == "COPY"
+            && a.starts_with(&format!("--from=build {workdir}/target/release/pyrogate "))),
+        "the final stage does not copy {workdir}/target/release/pyrogate: {final_stage:?}"
+    );
+    assert!(
+        final_stage
+            .iter()
+            .any(|(i, a)| i == "USER" && a == "10001:10001")
+    );
     assert!(
         dockerfile.contains("seccomp"),
         "documents io_uring under seccomp"
     );
+    // The command the image runs is one pyrogate's command line accepts: `run` with the admin
+    // listener reachable from outside the container (probes) and the shipped config.
+    let exec_form = |instr: &str| -> Vec<String> {
+        let (_, args) = final_stage
+            .iter()
+            .find(|(i, _)| i == instr)
+            .unwrap_or_else(|| panic!("no {instr} in the final stage"));
+        serde_json::from_str(args).unwrap_or_else(|e| panic!("{instr} is not exec form: {e}"))
+    };
+    let entrypoint = exec_form("ENTRYPOINT");
+    assert_eq!(entrypoint[0], "/usr/local/bin/pyrogate");
+    let argv: Vec<String> = entrypoint[1..]
+        .iter()
+        .cloned()
+        .chain(exec_form("CMD"))
+        .collect();
+    match pyrogate::cli::parse(&argv) {
+        Ok(pyrogate::cli::Command::Run(run)) => {
+            assert_eq!(run.admin_addr.to_string(), "0.0.0.0:12345", "{argv:?}");
+            assert_eq!(
+                run.config,
+                std::path::Path::new("/etc/pyrogate/config.alloy"),
+                "{argv:?}"
+            );
+        }
+        other => panic!("the image's command {argv:?} is not a `pyrogate run`: {other:?}"),
+    }
 }

@@ -1,123 +1,448 @@
-//! Command-line flags: `--name=value` or `--name value`, positional arguments, durations.
+//! The command line of `loadtest`: every subcommand's flags, parsed by `clap` (derive).
 //!
-//! Owns: tokenising the arguments, typed lookups with defaults, rejecting flags no subcommand
-//! read, and the duration syntax (`250us`, `500ms`, `10s`, `2m`, `1.5s`). Does not own what the
-//! flags mean (each subcommand's `from_args`). Cold path.
+//! Owns: turning `argv` into a [`Command`] holding typed flag values (pure; no I/O: no
+//! environment, no clock, no file system), the checks between flags, the value syntaxes
+//! (durations `250us`, `500ms`, `10s`, `2m`, `1.5s`; rates in `[0, 1]`; loopback addresses;
+//! comma-separated lists), the help texts and the shell-completion scripts. Does not own what
+//! the flags mean (`main.rs` builds each subcommand's configuration from them). Cold path.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
-use std::str::FromStr;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-/// A command-line mistake; printed as one line, exit status 2.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CliError {
-    #[error("flag --{flag}: invalid value {value:?} ({expected})")]
-    Invalid {
-        flag: String,
-        value: String,
-        expected: &'static str,
+use clap::builder::PossibleValue;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+pub use clap_complete::Shell;
+
+use crate::bodies::Mix;
+use crate::integrity::{self, Latency};
+use crate::slow::Attack;
+
+/// `gen --mode=open` without `--rate`: uploads per second.
+pub const GEN_DEFAULT_RATE: f64 = 500.0;
+/// `gen --mode=burst` without `--period`.
+pub const GEN_DEFAULT_PERIOD: Duration = Duration::from_secs(10);
+/// `gen --mode=burst` without `--instances`.
+pub const GEN_DEFAULT_INSTANCES: usize = 200;
+/// `gen --mode=burst` without `--spread`.
+pub const GEN_DEFAULT_SPREAD: Duration = Duration::from_secs(1);
+
+/// What the user asked for.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// A Pyroscope stand-in upstream that counts, verifies checksums and injects faults
+    ///
+    /// Pyroscope's 400/413/422 rules, per-label-set counters at GET /-/loadtest/stats (JSON),
+    /// and a final JSON line on stdout at the end.
+    Sink(SinkArgs),
+    /// A load generator: closed loop, open loop at a rate, or fleet bursts
+    ///
+    /// With --sinks, checks that every accepted upload reached every sink exactly once
+    /// (counting pyrogate's drops from its /metrics with --gateway-admin).
+    Gen(GenArgs),
+    /// Send a pyrogate file:// capture again, paced by X-Pyrogate-Captured-At
+    Replay(ReplayArgs),
+    /// pyrogate vs nginx (mirror) vs direct, same load, alternating rounds
+    ///
+    /// Starts Pyroscope stand-in sinks, runs the same load against each system in turn, prints
+    /// a table, writes a JSON result and an SVG latency plot under --out, and checks that every
+    /// upload answered 200 reached every sink exactly once.
+    Compare(CompareArgs),
+    /// A long run through pyrogate to three sinks, one of them flaky
+    ///
+    /// The flaky sink resets connections, answers 503 storms and has an outage in the middle;
+    /// RSS, fds and /metrics are sampled every second, and the account (accepted = delivered +
+    /// dropped + in flight) is checked at the end.
+    Soak(SoakArgs),
+    /// A normal client's latency while slow or idle clients attack pyrogate
+    ///
+    /// Phases with slowloris heads, slow bodies, slow readers, idle keep-alive connections
+    /// and a connection flood above conn_limit, each beside the same normal load.
+    Slow(SlowArgs),
+    /// Print a shell completion script (e.g. `loadtest completions bash`)
+    Completions {
+        /// bash, elvish, fish, powershell or zsh
+        shell: Shell,
     },
-    #[error("flag --{0} needs a value")]
-    MissingValue(String),
-    #[error("unknown flag --{0}")]
-    Unknown(String),
-    #[error("{0}")]
-    Usage(String),
 }
 
-/// Parsed arguments of one subcommand.
-#[derive(Debug, Default)]
-pub struct Args {
-    flags: BTreeMap<String, String>,
-    pub positional: Vec<String>,
-    read: RefCell<BTreeSet<String>>,
+/// Flags of `loadtest sink`.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct SinkArgs {
+    /// Address to listen on (loopback only)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4040", value_parser = loopback)]
+    pub listen: SocketAddr,
+    /// How long to run, then print the counters and exit
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+    pub duration: Duration,
+    /// Added latency per request: 0, 5ms (fixed), 2ms..20ms (uniform) or exp:10ms (exponential mean)
+    #[arg(long, value_name = "LATENCY", default_value = "0", value_parser = latency)]
+    pub latency: Latency,
+    /// Share of requests answered with --error-status
+    #[arg(long, value_name = "RATE", default_value = "0", value_parser = rate)]
+    pub error_rate: f64,
+    /// Status of the injected errors
+    #[arg(long, value_name = "STATUS", default_value_t = 503)]
+    pub error_status: u16,
+    /// Share of requests answered 429 with Retry-After
+    #[arg(long, value_name = "RATE", default_value = "0", value_parser = rate)]
+    pub throttle_rate: f64,
+    /// Retry-After seconds of the 429 answers
+    #[arg(long, value_name = "SECONDS", default_value_t = 1)]
+    pub retry_after: u32,
+    /// Share of connections reset instead of answered
+    #[arg(long, value_name = "RATE", default_value = "0", value_parser = rate)]
+    pub reset_rate: f64,
+    /// Share of requests left unanswered for --hang-for
+    #[arg(long, value_name = "RATE", default_value = "0", value_parser = rate)]
+    pub hang_rate: f64,
+    /// How long a hung request hangs
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
+    pub hang_for: Duration,
+    /// Seed of the fault dice
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Largest accepted body in bytes (larger: 413, as Pyroscope)
+    #[arg(long, value_name = "BYTES", default_value_t = integrity::DEFAULT_BODY_LIMIT)]
+    pub body_limit: usize,
+    /// Most connections served at once
+    #[arg(long, value_name = "N", default_value_t = integrity::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
 }
 
-/// Flags that take no value.
-const SWITCHES: &[&str] = &["help", "no-build", "quiet", "no-nginx", "relabel"];
+/// `--mode` of `loadtest gen`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Every connection sends its next upload when the last is answered
+    Closed,
+    /// A constant --rate; latency is measured from the intended send time
+    Open,
+    /// --instances uploads every --period on wall-clock boundaries, spread over --spread
+    Burst,
+}
 
-impl Args {
-    pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, CliError> {
-        let mut out = Args::default();
-        let mut it = args.into_iter();
-        while let Some(a) = it.next() {
-            if let Some(flag) = a.strip_prefix("--") {
-                let (name, value) = match flag.split_once('=') {
-                    Some((n, v)) => (n.to_string(), v.to_string()),
-                    None if SWITCHES.contains(&flag) => (flag.to_string(), "true".to_string()),
-                    None => {
-                        let v = it
-                            .next()
-                            .ok_or_else(|| CliError::MissingValue(flag.to_string()))?;
-                        (flag.to_string(), v)
-                    }
-                };
-                out.flags.insert(name, value);
+/// Flags of `loadtest gen`.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct GenArgs {
+    /// Where to send (loopback only)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9999", value_parser = loopback)]
+    pub target: SocketAddr,
+    /// Load shape
+    #[arg(long, value_name = "MODE", default_value = "closed")]
+    pub mode: Mode,
+    /// Keep-alive connections
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub connections: usize,
+    /// Uploads per second, with --mode=open [default: 500]
+    #[arg(long, value_name = "PER_SECOND", value_parser = positive_rate)]
+    pub rate: Option<f64>,
+    /// Burst period, with --mode=burst [default: 10s]
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub period: Option<Duration>,
+    /// Uploads per burst, with --mode=burst [default: 200]
+    #[arg(long, value_name = "N")]
+    pub instances: Option<usize>,
+    /// How far a burst spreads, with --mode=burst [default: 1s]
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub spread: Option<Duration>,
+    /// How long to send
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub duration: Duration,
+    /// Stop after this many uploads [default: no limit]
+    #[arg(long, value_name = "N", default_value_t = u64::MAX, hide_default_value = true)]
+    pub max_uploads: u64,
+    /// Upload shapes
+    #[arg(long, value_name = "MIX", default_value = "go")]
+    pub mix: Mix,
+    /// Distinct label sets
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub label_sets: usize,
+    /// Seed of the bodies and labels
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Timeout per upload
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
+    pub timeout: Duration,
+    /// Loopback sinks to check every accepted upload against (integrity check)
+    #[arg(long, value_name = "ADDR,ADDR", value_delimiter = ',', action = clap::ArgAction::Set, value_parser = loopback)]
+    pub sinks: Vec<SocketAddr>,
+    /// pyrogate's admin listener, to count its drops in the integrity check
+    #[arg(long, value_name = "ADDR", value_parser = loopback)]
+    pub gateway_admin: Option<SocketAddr>,
+    /// Also write the result as JSON to this file
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// Flags of `loadtest replay`.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct ReplayArgs {
+    /// A pyrogate file:// capture directory (capture-*.http)
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Where to send (loopback only)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9999", value_parser = loopback)]
+    pub target: SocketAddr,
+    /// Replay this many times faster than captured
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0)]
+    pub speedup: f64,
+    /// Keep-alive connections
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub connections: usize,
+    /// Stop after this long
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+    pub max_duration: Duration,
+}
+
+/// Flags of `loadtest compare`.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct CompareArgs {
+    /// Alternating rounds per system
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub rounds: usize,
+    /// Length of one round
+    #[arg(long, value_name = "DURATION", default_value = "6s", value_parser = duration)]
+    pub duration: Duration,
+    /// Keep-alive connections of the generator
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub connections: usize,
+    /// Upload shapes
+    #[arg(long, value_name = "MIX", default_value = "go")]
+    pub mix: Mix,
+    /// Core threads of pyrogate and worker processes of nginx
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub cores: usize,
+    /// Fan-outs pyrogate runs at (1..16)
+    #[arg(long, value_name = "N,N", value_delimiter = ',', action = clap::ArgAction::Set, default_value = "1,2,4", value_parser = fanout)]
+    pub fanouts: Vec<usize>,
+    /// Fan-out of the nginx mirror
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub nginx_fanout: usize,
+    /// The pyrogate binary [default: $PYROGATE_BIN, else target/release/pyrogate, built if missing]
+    #[arg(long, value_name = "PATH")]
+    pub pyrogate: Option<PathBuf>,
+    /// The nginx binary [default: found on PATH]
+    #[arg(long, value_name = "PATH")]
+    pub nginx: Option<PathBuf>,
+    /// Skip nginx
+    #[arg(long, conflicts_with = "nginx")]
+    pub no_nginx: bool,
+    /// Also run pyrogate behind a five-rule pyroscope.relabel (replace, labeldrop, drop
+    /// matching nothing, hashmod, lowercase) at the headline fan-out (--nginx-fanout if in
+    /// --fanouts, else the first) and report its CPU per upload as a ratio to plain pyrogate
+    /// at that fan-out, from the same rounds
+    #[arg(long)]
+    pub relabel: bool,
+    /// Distinct label sets
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub label_sets: usize,
+    /// Seed of the bodies and labels
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Do not build pyrogate when the binary is missing; fail instead
+    #[arg(long)]
+    pub no_build: bool,
+    /// Where the JSON results and the plot go
+    #[arg(long, value_name = "DIR", default_value = "target/loadtest")]
+    pub out: PathBuf,
+    /// No progress lines
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `--acknowledge` of `loadtest soak`: when pyrogate answers an upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Acknowledge {
+    /// Once it is queued for every destination
+    Enqueued,
+    /// Once every destination has it
+    Delivered,
+}
+
+impl Acknowledge {
+    pub fn name(self) -> &'static str {
+        match self {
+            Acknowledge::Enqueued => "enqueued",
+            Acknowledge::Delivered => "delivered",
+        }
+    }
+}
+
+/// Flags of `loadtest soak`.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct SoakArgs {
+    /// Length of the measured run
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+    pub duration: Duration,
+    /// Load before the measured run
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration)]
+    pub warmup: Duration,
+    /// Uploads per second (open loop)
+    #[arg(long, value_name = "PER_SECOND", default_value = "40", value_parser = positive_rate)]
+    pub rate: f64,
+    /// Keep-alive connections of the generator
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub connections: usize,
+    /// Upload shapes
+    #[arg(long, value_name = "MIX", default_value = "all")]
+    pub mix: Mix,
+    /// Distinct label sets
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub label_sets: usize,
+    /// Seed of the bodies, labels and faults
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// When pyrogate answers an upload
+    #[arg(long, value_name = "WHEN", default_value = "enqueued")]
+    pub acknowledge: Acknowledge,
+    /// Core threads of pyrogate [default: pyrogate's]
+    #[arg(long, value_name = "N")]
+    pub cores: Option<usize>,
+    /// The pyrogate binary [default: $PYROGATE_BIN, else target/release/pyrogate]
+    #[arg(long, value_name = "PATH")]
+    pub pyrogate: Option<PathBuf>,
+    /// Where the results, samples and plot go
+    #[arg(long, value_name = "DIR", default_value = "target/loadtest")]
+    pub out: PathBuf,
+    /// Longest wait for the queues to drain at the end
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration)]
+    pub drain_max: Duration,
+    /// Length of the flaky sink's outage, centred in the load [default: 10% of --duration]
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub outage: Option<Duration>,
+    /// Share of the flaky sink's connections reset
+    #[arg(long, value_name = "RATE", default_value = "0.02", value_parser = rate)]
+    pub reset_rate: f64,
+    /// Share of the flaky sink's answers that are 503
+    #[arg(long, value_name = "RATE", default_value = "0.03", value_parser = rate)]
+    pub error_rate: f64,
+    /// Timeout per upload
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
+    pub timeout: Duration,
+    /// No progress lines
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Flags of `loadtest slow`.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct SlowArgs {
+    /// Slow connections per attack
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub attackers: usize,
+    /// Connections above --conn-limit in the flood
+    #[arg(long, value_name = "N", default_value_t = 300)]
+    pub flood_extra: usize,
+    /// pyrogate's conn_limit
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub conn_limit: usize,
+    /// pyrogate's read timeout
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub read_timeout: Duration,
+    /// pyrogate's write timeout
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub write_timeout: Duration,
+    /// pyrogate's idle (keep-alive) timeout
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = duration)]
+    pub idle_timeout: Duration,
+    /// Length of one phase of the normal client's load
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = duration)]
+    pub duration: Duration,
+    /// The normal client's uploads per second
+    #[arg(long, value_name = "PER_SECOND", default_value = "50", value_parser = positive_rate)]
+    pub rate: f64,
+    /// The normal client's keep-alive connections
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub connections: usize,
+    /// Upload shapes
+    #[arg(long, value_name = "MIX", default_value = "go")]
+    pub mix: Mix,
+    /// Core threads of pyrogate [default: pyrogate's]
+    #[arg(long, value_name = "N")]
+    pub cores: Option<usize>,
+    /// Phases, in order: none, slowloris, slow-body, slow-reader, idle, flood
+    /// [default: none,slowloris,slow-body,slow-reader,idle,flood,none]
+    #[arg(long, value_name = "A,B", value_delimiter = ',', action = clap::ArgAction::Set, value_parser = attack)]
+    pub attacks: Vec<Attack>,
+    /// The pyrogate binary [default: $PYROGATE_BIN, else target/release/pyrogate]
+    #[arg(long, value_name = "PATH")]
+    pub pyrogate: Option<PathBuf>,
+    /// Where the results go
+    #[arg(long, value_name = "DIR", default_value = "target/loadtest")]
+    pub out: PathBuf,
+    /// No progress lines
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadtest",
+    version,
+    // A flag given twice: the last one wins (a list flag too: `--fanouts=1,2 --fanouts=4` is 4).
+    args_override_self = true,
+    about = "pyrogate's benchmark harness: a Pyroscope stand-in sink, a load generator, capture \
+             replay, and side-by-side runs (compare, soak, slow). Everything it touches is on \
+             127.0.0.1.",
+    arg_required_else_help = true,
+    after_help = "Run `loadtest <COMMAND> --help` for the flags of a command."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+impl ValueEnum for Mix {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Mix::Go, Mix::All]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Mix::Go => PossibleValue::new("go").help("Go SDK multipart uploads, 2-64 KB"),
+            Mix::All => PossibleValue::new("all").help("every SDK shape, 2 KB to 4 MB"),
+        })
+    }
+}
+
+/// Parses `args` (without the program name). `Err` carries clap's rendered message and exit
+/// status: 0 for `--help`/`-h`/`--version` (stdout), 2 for a usage error (stderr, with a
+/// suggestion where one is close). No arguments at all prints the help and exits 2.
+pub fn parse(args: &[String]) -> Result<Command, clap::Error> {
+    let argv = std::iter::once("loadtest").chain(args.iter().map(String::as_str));
+    let command = Cli::try_parse_from(argv)?.command;
+    if let Command::Gen(g) = &command {
+        let only = |given: bool, flag: &str, mode: &str| {
+            if given {
+                let mut cli = Cli::command();
+                cli.build();
+                let gen_command = cli.find_subcommand_mut("gen").expect("gen is a subcommand");
+                Err(gen_command.error(
+                    ErrorKind::ArgumentConflict,
+                    format!("--{flag} applies only to --mode={mode}"),
+                ))
             } else {
-                out.positional.push(a);
+                Ok(())
             }
-        }
-        Ok(out)
-    }
-
-    /// The raw value of `--name`, if given.
-    pub fn str(&self, name: &str) -> Option<&str> {
-        self.read.borrow_mut().insert(name.to_string());
-        self.flags.get(name).map(String::as_str)
-    }
-
-    pub fn switch(&self, name: &str) -> bool {
-        self.str(name).is_some_and(|v| v != "false")
-    }
-
-    /// `--name` parsed as `T`, or `default`.
-    pub fn get<T: FromStr>(
-        &self,
-        name: &str,
-        default: T,
-        expected: &'static str,
-    ) -> Result<T, CliError> {
-        match self.str(name) {
-            None => Ok(default),
-            Some(v) => v.parse().map_err(|_| invalid(name, v, expected)),
+        };
+        only(g.rate.is_some() && g.mode != Mode::Open, "rate", "open")?;
+        for (given, flag) in [
+            (g.period.is_some(), "period"),
+            (g.instances.is_some(), "instances"),
+            (g.spread.is_some(), "spread"),
+        ] {
+            only(given && g.mode != Mode::Burst, flag, "burst")?;
         }
     }
-
-    pub fn duration(&self, name: &str, default: Duration) -> Result<Duration, CliError> {
-        match self.str(name) {
-            None => Ok(default),
-            Some(v) => parse_duration(v)
-                .ok_or_else(|| invalid(name, v, "a duration such as 500ms, 10s or 2m")),
-        }
-    }
-
-    /// A rate in `[0, 1]`.
-    pub fn rate(&self, name: &str) -> Result<f64, CliError> {
-        let r: f64 = self.get(name, 0.0, "a rate between 0 and 1")?;
-        if (0.0..=1.0).contains(&r) {
-            Ok(r)
-        } else {
-            Err(invalid(name, &r.to_string(), "a rate between 0 and 1"))
-        }
-    }
-
-    /// Fails on the first flag no lookup asked for.
-    pub fn finish(&self) -> Result<(), CliError> {
-        let read = self.read.borrow();
-        match self.flags.keys().find(|k| !read.contains(*k)) {
-            Some(k) => Err(CliError::Unknown(k.clone())),
-            None => Ok(()),
-        }
-    }
+    Ok(command)
 }
 
-pub fn invalid(flag: &str, value: &str, expected: &'static str) -> CliError {
-    CliError::Invalid {
-        flag: flag.to_string(),
-        value: value.to_string(),
-        expected,
-    }
+/// The completion script for `shell`.
+pub fn completions(shell: Shell) -> String {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "loadtest", &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `250us`, `500ms`, `10s`, `2m`, `1.5s`; a bare number is seconds.
@@ -138,39 +463,235 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     (secs.is_finite() && (0.0..=86_400.0).contains(&secs)).then(|| Duration::from_secs_f64(secs))
 }
 
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).ok_or_else(|| "expected a duration such as 500ms, 10s or 2m".into())
+}
+
+fn latency(s: &str) -> Result<Latency, String> {
+    integrity::parse_latency(s).ok_or_else(|| "expected 0, 5ms, 2ms..20ms or exp:10ms".into())
+}
+
+/// A share in `[0, 1]`.
+fn rate(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|r| (0.0..=1.0).contains(r))
+        .ok_or_else(|| "expected a rate between 0 and 1".into())
+}
+
+/// Events per second, above zero.
+fn positive_rate(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|r| *r > 0.0 && r.is_finite())
+        .ok_or_else(|| "expected a positive rate".into())
+}
+
+/// Everything the harness touches is on 127.0.0.1 (or ::1).
+fn loopback(s: &str) -> Result<SocketAddr, String> {
+    match s.trim().parse::<SocketAddr>() {
+        Ok(a) if a.ip().is_loopback() => Ok(a),
+        _ => Err("expected a loopback address such as 127.0.0.1:9999".into()),
+    }
+}
+
+fn fanout(s: &str) -> Result<usize, String> {
+    s.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|f| (1..=16).contains(f))
+        .ok_or_else(|| "expected comma-separated fan-outs 1..16".into())
+}
+
+fn attack(s: &str) -> Result<Attack, String> {
+    Attack::parse(s.trim()).ok_or_else(|| {
+        "expected comma-separated none, slowloris, slow-body, slow-reader, idle, flood".into()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(a: &[&str]) -> Args {
-        Args::parse(a.iter().map(|s| s.to_string())).unwrap()
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    fn ok(s: &str) -> Command {
+        parse(&args(s)).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn err(s: &str) -> clap::Error {
+        match parse(&args(s)) {
+            Ok(c) => panic!("{s}: parsed as {c:?}"),
+            Err(e) => e,
+        }
     }
 
     #[test]
-    fn both_flag_forms_and_positionals() {
-        let a = args(&["dir", "--rate=5", "--duration", "2s", "--no-build"]);
-        assert_eq!(a.positional, vec!["dir"]);
-        assert_eq!(a.get("rate", 0u32, "n").unwrap(), 5);
-        assert_eq!(
-            a.duration("duration", Duration::ZERO).unwrap(),
-            Duration::from_secs(2)
-        );
-        assert!(a.switch("no-build"));
-        assert_eq!(a.finish(), Ok(()));
+    fn the_parser_is_well_formed() {
+        Cli::command().debug_assert();
     }
 
     #[test]
-    fn unknown_and_invalid_flags_are_named() {
-        let a = args(&["--rate=x", "--bogus=1"]);
+    fn defaults_are_the_documented_ones() {
+        let Command::Compare(c) = ok("compare") else {
+            panic!()
+        };
         assert_eq!(
-            a.get("rate", 0u32, "an integer").unwrap_err().to_string(),
-            "flag --rate: invalid value \"x\" (an integer)"
+            c,
+            CompareArgs {
+                rounds: 2,
+                duration: Duration::from_secs(6),
+                connections: 32,
+                mix: Mix::Go,
+                cores: 1,
+                fanouts: vec![1, 2, 4],
+                nginx_fanout: 2,
+                pyrogate: None,
+                nginx: None,
+                no_nginx: false,
+                relabel: false,
+                label_sets: 500,
+                seed: 1,
+                no_build: false,
+                out: "target/loadtest".into(),
+                quiet: false,
+            }
         );
-        assert_eq!(a.finish().unwrap_err().to_string(), "unknown flag --bogus");
+        let Command::Sink(s) = ok("sink") else {
+            panic!()
+        };
+        assert_eq!(s.listen, "127.0.0.1:4040".parse().unwrap());
+        assert_eq!(s.duration, Duration::from_secs(600));
+        assert_eq!((s.error_status, s.retry_after, s.seed), (503, 1, 1));
+        assert_eq!(s.hang_for, Duration::from_secs(30));
+        assert_eq!(s.latency, Latency::None);
+        assert_eq!(s.body_limit, integrity::DEFAULT_BODY_LIMIT);
+        let Command::Gen(g) = ok("gen") else { panic!() };
         assert_eq!(
-            Args::parse(["--rate".to_string()]).unwrap_err(),
-            CliError::MissingValue("rate".into())
+            (g.mode, g.connections, g.duration, g.max_uploads, g.mix),
+            (Mode::Closed, 32, Duration::from_secs(10), u64::MAX, Mix::Go)
         );
+        assert!(g.sinks.is_empty() && g.gateway_admin.is_none() && g.json.is_none());
+        let Command::Soak(s) = ok("soak") else {
+            panic!()
+        };
+        assert_eq!(
+            (s.rate, s.connections, s.mix, s.acknowledge, s.cores),
+            (40.0, 128, Mix::All, Acknowledge::Enqueued, None)
+        );
+        assert_eq!((s.reset_rate, s.error_rate), (0.02, 0.03));
+        assert_eq!(
+            (s.duration, s.warmup, s.drain_max),
+            (
+                Duration::from_secs(600),
+                Duration::from_secs(60),
+                Duration::from_secs(300)
+            )
+        );
+        let Command::Slow(s) = ok("slow") else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                s.attackers,
+                s.flood_extra,
+                s.conn_limit,
+                s.rate,
+                s.connections
+            ),
+            (200, 300, 256, 50.0, 16)
+        );
+        assert!(s.attacks.is_empty(), "empty means Attack::ALL");
+        assert_eq!(s.idle_timeout, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn both_flag_forms_and_lists() {
+        let a = ok("compare --rounds=5 --duration 8s --fanouts 2 --no-nginx --relabel --no-build");
+        let b = ok("compare --rounds 5 --duration=8s --fanouts=2 --no-nginx --relabel --no-build");
+        let (Command::Compare(a), Command::Compare(b)) = (a, b) else {
+            panic!()
+        };
+        assert_eq!(a, b);
+        assert_eq!((a.rounds, a.fanouts.as_slice()), (5, &[2][..]));
+        let Command::Compare(c) = ok("compare --fanouts=1,2 --rounds=1 --fanouts=4 --rounds=3")
+        else {
+            panic!()
+        };
+        assert_eq!((c.rounds, c.fanouts.as_slice()), (3, &[4][..]), "last wins");
+        let Command::Gen(g) = ok("gen --sinks=127.0.0.1:1,127.0.0.1:2 --mode=open --rate 5") else {
+            panic!()
+        };
+        assert_eq!(g.sinks.len(), 2);
+        assert_eq!(g.rate, Some(5.0));
+        let Command::Slow(s) = ok("slow --attacks=none,flood") else {
+            panic!()
+        };
+        assert_eq!(s.attacks, [Attack::None, Attack::Flood]);
+        let Command::Replay(r) = ok("replay dir --speedup=10") else {
+            panic!()
+        };
+        assert_eq!((r.dir, r.speedup), ("dir".into(), 10.0));
+    }
+
+    #[test]
+    fn mistakes_are_usage_errors() {
+        for (line, kind) in [
+            ("compare --bogus", ErrorKind::UnknownArgument),
+            ("compare -x", ErrorKind::UnknownArgument),
+            ("compare 3", ErrorKind::UnknownArgument),
+            ("compare --fanouts=1,17", ErrorKind::ValueValidation),
+            ("compare --no-nginx --nginx=/x", ErrorKind::ArgumentConflict),
+            ("gen --target=10.0.0.1:80", ErrorKind::ValueValidation),
+            ("gen --rate=5", ErrorKind::ArgumentConflict),
+            ("gen --mode=open --spread=1s", ErrorKind::ArgumentConflict),
+            ("gen --mode=fast", ErrorKind::InvalidValue),
+            ("gen --mix=java", ErrorKind::InvalidValue),
+            ("sink --error-rate=2", ErrorKind::ValueValidation),
+            ("sink --latency=5h", ErrorKind::ValueValidation),
+            ("sink --duration", ErrorKind::InvalidValue),
+            ("soak --acknowledge=never", ErrorKind::InvalidValue),
+            ("soak --rate=0", ErrorKind::ValueValidation),
+            ("slow --attacks=none,ddos", ErrorKind::ValueValidation),
+            ("replay", ErrorKind::MissingRequiredArgument),
+            ("bench", ErrorKind::InvalidSubcommand),
+        ] {
+            let e = err(line);
+            assert_eq!(e.kind(), kind, "{line}: {e}");
+            assert_eq!(e.exit_code(), 2, "{line}");
+        }
+        let text = err("compare --round=3").to_string();
+        assert!(text.contains("--rounds"), "no suggestion: {text}");
+        assert!(
+            err("gen --rate=5")
+                .to_string()
+                .contains("--rate applies only to --mode=open")
+        );
+    }
+
+    #[test]
+    fn help_on_every_subcommand_exits_0() {
+        for sub in [
+            "sink",
+            "gen",
+            "replay",
+            "compare",
+            "soak",
+            "slow",
+            "completions",
+        ] {
+            for flag in ["-h", "--help"] {
+                let e = err(&format!("{sub} {flag}"));
+                assert_eq!(e.kind(), ErrorKind::DisplayHelp, "{sub} {flag}");
+                assert_eq!(e.exit_code(), 0, "{sub} {flag}");
+            }
+            assert_eq!(err(&format!("help {sub}")).kind(), ErrorKind::DisplayHelp);
+        }
+        assert_eq!(err("--version").kind(), ErrorKind::DisplayVersion);
+        let e = err("");
+        assert_eq!(e.exit_code(), 2, "no command: help on stderr, exit 2");
     }
 
     #[test]
@@ -181,5 +702,16 @@ mod tests {
         assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
         assert_eq!(parse_duration("5h"), None);
         assert_eq!(parse_duration("-1s"), None);
+    }
+
+    #[test]
+    fn completions_name_every_subcommand() {
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let script = completions(shell);
+            for sub in ["sink", "gen", "replay", "compare", "soak", "slow"] {
+                assert!(script.contains(sub), "{shell}: lacks {sub}");
+            }
+            assert!(script.contains("nginx-fanout"), "{shell}");
+        }
     }
 }

@@ -1,7 +1,9 @@
-//! `loadtest`: the command line of the benchmark harness (sink, gen, replay, compare).
+//! `loadtest`: the binary of the benchmark harness (sink, gen, replay, compare, soak, slow).
 //!
-//! Owns: reading each subcommand's flags into its configuration, refusing anything that is not
-//! 127.0.0.1, printing reports. Everything else lives in the library. Cold path.
+//! Owns: building each subcommand's configuration from its parsed flags (`cli.rs` parses them,
+//! refusing anything that is not 127.0.0.1), the environment and clock look-ups that adds
+//! (`$PYROGATE_BIN`, nginx on `PATH`, burst offsets), printing reports and the exit status.
+//! Everything else lives in the library. Cold path.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,151 +12,72 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use loadtest::bodies::{BodyPool, Mix};
-use loadtest::cli::{Args, CliError, invalid};
+use loadtest::bodies::BodyPool;
+use loadtest::cli::{
+    self, Command, CompareArgs, GenArgs, Mode, ReplayArgs, SinkArgs, SlowArgs, SoakArgs,
+};
 use loadtest::compare::{self, CompareConfig};
 use loadtest::generator::{self, Plan, RunResult, Schedule};
 use loadtest::integrity::{self as sink, Faults, Sink, SinkConfig, SinkStats};
 use loadtest::report::thousands;
 use loadtest::stats::fmt_us;
 
-const USAGE: &str = "\
-usage: loadtest <command> [flags]
-
-  sink     a Pyroscope stand-in upstream (counts, verifies checksums, injects faults)
-           --listen=127.0.0.1:4040 --duration=10m --latency=0|5ms|2ms..20ms|exp:10ms
-           --error-rate=0 --error-status=503 --throttle-rate=0 --retry-after=1
-           --reset-rate=0 --hang-rate=0 --hang-for=30s --seed=1 --body-limit=268435456
-           counters: GET /-/loadtest/stats (JSON); a final JSON line on stdout at the end
-  gen      a load generator
-           --target=127.0.0.1:9999 --mode=closed|open|burst --connections=32 --rate=500
-           --period=10s --instances=200 --spread=1s --duration=10s --max-uploads=N
-           --mix=go|all --label-sets=500 --seed=1 --timeout=30s
-           --sinks=ADDR,ADDR (integrity check) --gateway-admin=ADDR (pyrogate's drops)
-           --json=FILE
-  replay   DIR: sends pyrogate capture records again, paced by X-Pyrogate-Captured-At
-           --target=127.0.0.1:9999 --speedup=1 --connections=32 --max-duration=10m
-  compare  pyrogate vs nginx (mirror) vs direct, same load, alternating rounds
-           --rounds=2 --duration=6s --connections=32 --mix=go --cores=1
-           --fanouts=1,2,4 --nginx-fanout=2 --pyrogate=PATH --nginx=PATH --no-nginx
-           --relabel --label-sets=500 --seed=1 --no-build --out=target/loadtest --quiet
-           --relabel also runs pyrogate behind a five-rule pyroscope.relabel (replace,
-           labeldrop, drop matching nothing, hashmod, lowercase) at the headline fan-out
-           (--nginx-fanout if in --fanouts, else the first) and reports its CPU per
-           upload as a ratio to plain pyrogate at that fan-out, from the same rounds
-  soak     a long run through pyrogate to 3 sinks, one flaky (resets, 503 storms, an outage
-           in the middle); samples RSS, fds and /metrics every second; checks the account
-           --duration=10m --rate=40 --connections=128 --mix=all --acknowledge=enqueued
-           --cores=N (default: pyrogate's) --warmup=60s --drain-max=5m --reset-rate=0.02
-           --error-rate=0.03 --outage=DURATION (default: 10% of --duration) --pyrogate=PATH
-           --out=target/loadtest --seed=1 --quiet
-  slow     the normal client's latency with and without slowloris heads, slow bodies, slow
-           readers, idle keep-alive connections and a connection flood above conn_limit
-           --attackers=200 --flood-extra=300 --conn-limit=256 --read-timeout=10s
-           --write-timeout=10s --idle-timeout=15s --duration=20s --rate=50 --connections=16
-           --mix=go --cores=N --attacks=none,slowloris,slow-body,slow-reader,idle,flood,none
-           --pyrogate=PATH --out=target/loadtest --quiet
-";
-
 fn main() -> ExitCode {
-    let mut argv = std::env::args().skip(1);
-    let Some(cmd) = argv.next() else {
-        eprint!("{USAGE}");
-        return ExitCode::from(2);
-    };
-    let args = match Args::parse(argv) {
-        Ok(a) => a,
-        Err(e) => return usage_error(&e),
-    };
-    let result = match cmd.as_str() {
-        "sink" => cmd_sink(&args),
-        "gen" => cmd_gen(&args),
-        "replay" => cmd_replay(&args),
-        "compare" => cmd_compare(&args),
-        "soak" => cmd_soak(&args),
-        "slow" => cmd_slow(&args),
-        "help" | "--help" | "-h" => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match cli::parse(&args) {
+        Ok(c) => c,
+        // `--help`, `--version` (stdout, exit 0) and usage errors (stderr, exit 2).
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
-        other => {
-            eprintln!("loadtest: unknown command {other:?}\n{USAGE}");
-            return ExitCode::from(2);
+    };
+    let (name, result) = match command {
+        Command::Sink(a) => ("sink", cmd_sink(a)),
+        Command::Gen(a) => ("gen", cmd_gen(a)),
+        Command::Replay(a) => ("replay", cmd_replay(a)),
+        Command::Compare(a) => ("compare", cmd_compare(a)),
+        Command::Soak(a) => ("soak", cmd_soak(a)),
+        Command::Slow(a) => ("slow", cmd_slow(a)),
+        Command::Completions { shell } => {
+            print!("{}", cli::completions(shell));
+            return ExitCode::SUCCESS;
         }
     };
     match result {
         Ok(code) => code,
-        Err(e) => match e.downcast_ref::<CliError>() {
-            Some(c) => usage_error(c),
-            None => {
-                eprintln!("loadtest {cmd}: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Err(e) => {
+            eprintln!("loadtest {name}: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-fn usage_error(e: &CliError) -> ExitCode {
-    eprintln!("loadtest: {e}");
-    ExitCode::from(2)
+/// `--pyrogate`, else `$PYROGATE_BIN`, else the release build's path.
+fn pyrogate_bin(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os("PYROGATE_BIN").map(PathBuf::from))
+        .unwrap_or_else(compare::default_pyrogate_bin)
 }
 
-/// A loopback socket address flag (everything the harness touches is on 127.0.0.1).
-fn loopback(args: &Args, name: &str, default: &str) -> Result<SocketAddr, CliError> {
-    let v = args.str(name).unwrap_or(default);
-    match v.parse::<SocketAddr>() {
-        Ok(a) if a.ip().is_loopback() => Ok(a),
-        _ => Err(invalid(
-            name,
-            v,
-            "a loopback address such as 127.0.0.1:9999",
-        )),
-    }
-}
-
-fn loopback_list(args: &Args, name: &str) -> Result<Vec<SocketAddr>, CliError> {
-    let Some(v) = args.str(name) else {
-        return Ok(Vec::new());
-    };
-    v.split(',')
-        .map(|s| match s.trim().parse::<SocketAddr>() {
-            Ok(a) if a.ip().is_loopback() => Ok(a),
-            _ => Err(invalid(name, s, "comma-separated loopback addresses")),
-        })
-        .collect()
-}
-
-fn mix(args: &Args) -> Result<Mix, CliError> {
-    let v = args.str("mix").unwrap_or("go");
-    Mix::parse(v).ok_or_else(|| invalid("mix", v, "go or all"))
-}
-
-fn cmd_sink(args: &Args) -> anyhow::Result<ExitCode> {
-    let latency_text = args.str("latency").unwrap_or("0");
+fn cmd_sink(args: SinkArgs) -> anyhow::Result<ExitCode> {
     let faults = Faults {
-        latency: sink::parse_latency(latency_text)
-            .ok_or_else(|| invalid("latency", latency_text, "0, 5ms, 2ms..20ms or exp:10ms"))?,
-        error_rate: args.rate("error-rate")?,
-        error_status: args.get("error-status", 503u16, "an HTTP status")?,
-        throttle_rate: args.rate("throttle-rate")?,
-        retry_after_secs: args.get("retry-after", 1u32, "seconds")?,
-        reset_rate: args.rate("reset-rate")?,
-        hang_rate: args.rate("hang-rate")?,
-        hang_for: args.duration("hang-for", Duration::from_secs(30))?,
+        latency: args.latency,
+        error_rate: args.error_rate,
+        error_status: args.error_status,
+        throttle_rate: args.throttle_rate,
+        retry_after_secs: args.retry_after,
+        reset_rate: args.reset_rate,
+        hang_rate: args.hang_rate,
+        hang_for: args.hang_for,
     };
     let config = SinkConfig {
-        listen: loopback(args, "listen", "127.0.0.1:4040")?,
-        body_limit: args.get("body-limit", sink::DEFAULT_BODY_LIMIT, "bytes")?,
+        listen: args.listen,
+        body_limit: args.body_limit,
         faults,
-        seed: args.get("seed", 1u64, "an integer")?,
-        max_connections: args.get(
-            "max-connections",
-            sink::DEFAULT_MAX_CONNECTIONS,
-            "an integer",
-        )?,
+        seed: args.seed,
+        max_connections: args.max_connections,
     };
-    let duration = args.duration("duration", Duration::from_secs(600))?;
-    args.finish()?;
+    let duration = args.duration;
     let mut sink =
         Sink::start(config.clone()).with_context(|| format!("binding {}", config.listen))?;
     eprintln!(
@@ -209,48 +132,42 @@ fn fetch_sink(addr: SocketAddr) -> anyhow::Result<SinkStats> {
     SinkStats::from_json(&v).with_context(|| format!("{addr}: not a loadtest sink's stats"))
 }
 
-fn cmd_gen(args: &Args) -> anyhow::Result<ExitCode> {
-    let target = loopback(args, "target", "127.0.0.1:9999")?;
-    let connections = args.get("connections", 32usize, "an integer")?;
-    let duration = args.duration("duration", Duration::from_secs(10))?;
-    let schedule = match args.str("mode").unwrap_or("closed") {
-        "closed" => Schedule::Closed,
-        "open" => {
-            let r: f64 = args.get("rate", 500.0, "uploads per second")?;
-            if !(r > 0.0 && r.is_finite()) {
-                return Err(invalid("rate", &r.to_string(), "a positive rate").into());
-            }
-            Schedule::Rate(r)
-        }
-        "burst" => {
+fn cmd_gen(args: GenArgs) -> anyhow::Result<ExitCode> {
+    let GenArgs {
+        target,
+        connections,
+        duration,
+        mix,
+        label_sets,
+        seed,
+        gateway_admin: admin,
+        ..
+    } = args;
+    let (sinks, json_out) = (&args.sinks, &args.json);
+    let schedule = match args.mode {
+        Mode::Closed => Schedule::Closed,
+        Mode::Open => Schedule::Rate(args.rate.unwrap_or(cli::GEN_DEFAULT_RATE)),
+        Mode::Burst => {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default();
-            let period = args.duration("period", Duration::from_secs(10))?;
-            let instances = args.get("instances", 200usize, "an integer")?;
-            let spread = args.duration("spread", Duration::from_secs(1))?;
-            let offsets = generator::burst_offsets(now, duration, period, instances, spread);
+            let offsets = generator::burst_offsets(
+                now,
+                duration,
+                args.period.unwrap_or(cli::GEN_DEFAULT_PERIOD),
+                args.instances.unwrap_or(cli::GEN_DEFAULT_INSTANCES),
+                args.spread.unwrap_or(cli::GEN_DEFAULT_SPREAD),
+            );
             Schedule::Offsets(offsets.into())
         }
-        other => return Err(invalid("mode", other, "closed, open or burst").into()),
     };
     let plan = Plan {
         connections,
         schedule,
         duration,
-        max_uploads: args.get("max-uploads", u64::MAX, "an integer")?,
-        timeout: args.duration("timeout", Duration::from_secs(30))?,
+        max_uploads: args.max_uploads,
+        timeout: args.timeout,
     };
-    let mix = mix(args)?;
-    let label_sets = args.get("label-sets", 500usize, "an integer")?;
-    let seed = args.get("seed", 1u64, "an integer")?;
-    let sinks = loopback_list(args, "sinks")?;
-    let admin = match args.str("gateway-admin") {
-        Some(_) => Some(loopback(args, "gateway-admin", "")?),
-        None => None,
-    };
-    let json_out = args.str("json").map(PathBuf::from);
-    args.finish()?;
     let pool = Arc::new(BodyPool::new(
         mix,
         loadtest::bodies::DEFAULT_TEMPLATES,
@@ -297,7 +214,7 @@ fn cmd_gen(args: &Args) -> anyhow::Result<ExitCode> {
         json["integrity"] = integrity.to_json();
     }
     if let Some(path) = json_out {
-        std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")?;
+        std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n")?;
     }
     Ok(if ok {
         ExitCode::SUCCESS
@@ -322,20 +239,17 @@ impl ScheduleName for Plan {
     }
 }
 
-fn cmd_replay(args: &Args) -> anyhow::Result<ExitCode> {
-    let [dir] = args.positional.as_slice() else {
-        return Err(CliError::Usage(
-            "replay needs exactly one DIR (a pyrogate file:// capture directory)".into(),
-        )
-        .into());
-    };
-    let target = loopback(args, "target", "127.0.0.1:9999")?;
-    let speedup: f64 = args.get("speedup", 1.0, "a factor such as 10")?;
-    let connections = args.get("connections", 32usize, "an integer")?;
-    let max = args.duration("max-duration", Duration::from_secs(600))?;
-    args.finish()?;
-    let mut records = pyrogate::capture::read_dir_records(std::path::Path::new(dir))
-        .with_context(|| format!("reading {dir}"))?;
+fn cmd_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let ReplayArgs {
+        dir: path,
+        target,
+        speedup,
+        connections,
+        max_duration: max,
+    } = args;
+    let dir = path.display();
+    let mut records =
+        pyrogate::capture::read_dir_records(&path).with_context(|| format!("reading {dir}"))?;
     if records.is_empty() {
         bail!("{dir}: no capture records (capture-*.http)");
     }
@@ -360,57 +274,31 @@ fn cmd_replay(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_compare(args: &Args) -> anyhow::Result<ExitCode> {
-    let fanouts: Vec<usize> = args
-        .str("fanouts")
-        .unwrap_or("1,2,4")
-        .split(',')
-        .map(|s| {
-            s.trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|&f| (1..=16).contains(&f))
-        })
-        .collect::<Option<_>>()
-        .ok_or_else(|| {
-            invalid(
-                "fanouts",
-                args.str("fanouts").unwrap_or(""),
-                "comma-separated fan-outs 1..16",
-            )
-        })?;
-    let pyrogate_bin = args
-        .str("pyrogate")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("PYROGATE_BIN").map(PathBuf::from));
-    let explicit_bin = pyrogate_bin.is_some();
-    let pyrogate_bin = pyrogate_bin.unwrap_or_else(compare::default_pyrogate_bin);
-    let nginx_bin = if args.switch("no-nginx") {
+fn cmd_compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let explicit_bin = args.pyrogate.is_some() || std::env::var_os("PYROGATE_BIN").is_some();
+    let nginx_bin = if args.no_nginx {
         None
     } else {
-        args.str("nginx")
-            .map(PathBuf::from)
-            .or_else(compare::find_nginx)
+        args.nginx.clone().or_else(compare::find_nginx)
     };
     let cfg = CompareConfig {
-        rounds: args.get("rounds", 2usize, "an integer")?.max(1),
-        duration: args.duration("duration", Duration::from_secs(6))?,
-        connections: args.get("connections", 32usize, "an integer")?,
-        mix: mix(args)?,
-        cores: args.get("cores", 1usize, "an integer")?.max(1),
-        pyrogate_fanouts: fanouts,
-        nginx_fanout: args.get("nginx-fanout", 2usize, "an integer")?.clamp(1, 16),
-        relabel: args.switch("relabel"),
-        label_sets: args.get("label-sets", 500usize, "an integer")?,
-        seed: args.get("seed", 1u64, "an integer")?,
-        pyrogate_bin,
+        rounds: args.rounds.max(1),
+        duration: args.duration,
+        connections: args.connections,
+        mix: args.mix,
+        cores: args.cores.max(1),
+        pyrogate_fanouts: args.fanouts,
+        nginx_fanout: args.nginx_fanout.clamp(1, 16),
+        relabel: args.relabel,
+        label_sets: args.label_sets,
+        seed: args.seed,
+        pyrogate_bin: pyrogate_bin(args.pyrogate),
         nginx_bin,
-        out_dir: PathBuf::from(args.str("out").unwrap_or("target/loadtest")),
-        quiet: args.switch("quiet"),
+        out_dir: args.out,
+        quiet: args.quiet,
     };
-    let no_build = args.switch("no-build");
-    args.finish()?;
-    if cfg.nginx_bin.is_none() && !args.switch("no-nginx") {
+    let no_build = args.no_build;
+    if cfg.nginx_bin.is_none() && !args.no_nginx {
         eprintln!(
             "compare: nginx not found; install it with `{}` to compare against it. Skipping that peer.",
             compare::NGINX_HINT
@@ -458,55 +346,34 @@ fn cmd_compare(args: &Args) -> anyhow::Result<ExitCode> {
     )
 }
 
-fn cmd_soak(args: &Args) -> anyhow::Result<ExitCode> {
-    let acknowledge = args.str("acknowledge").unwrap_or("enqueued").to_string();
-    if acknowledge != "enqueued" && acknowledge != "delivered" {
-        return Err(invalid("acknowledge", &acknowledge, "enqueued or delivered").into());
-    }
-    let rate: f64 = args.get("rate", 40.0, "uploads per second")?;
-    if !(rate > 0.0 && rate.is_finite()) {
-        return Err(invalid("rate", &rate.to_string(), "a positive rate").into());
-    }
-    let cores = match args.str("cores") {
-        Some(_) => Some(args.get("cores", 1usize, "an integer")?.max(1)),
-        None => None,
-    };
+fn cmd_soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
     let latency =
         loadtest::integrity::Latency::Uniform(Duration::from_millis(1), Duration::from_millis(10));
     let cfg = loadtest::soak::SoakConfig {
-        duration: args.duration("duration", Duration::from_secs(600))?,
-        warmup: args.duration("warmup", Duration::from_secs(60))?,
-        rate,
-        connections: args.get("connections", 128usize, "an integer")?.max(1),
-        mix: Mix::parse(args.str("mix").unwrap_or("all"))
-            .ok_or_else(|| invalid("mix", args.str("mix").unwrap_or(""), "go or all"))?,
-        label_sets: args.get("label-sets", 500usize, "an integer")?,
-        seed: args.get("seed", 1u64, "an integer")?,
-        acknowledge,
-        cores,
-        pyrogate_bin: args
-            .str("pyrogate")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("PYROGATE_BIN").map(PathBuf::from))
-            .unwrap_or_else(compare::default_pyrogate_bin),
-        out_dir: PathBuf::from(args.str("out").unwrap_or("target/loadtest")),
-        drain_max: args.duration("drain-max", Duration::from_secs(300))?,
-        outage: match args.str("outage") {
-            Some(_) => Some(args.duration("outage", Duration::from_secs(60))?),
-            None => None,
-        },
+        duration: args.duration,
+        warmup: args.warmup,
+        rate: args.rate,
+        connections: args.connections.max(1),
+        mix: args.mix,
+        label_sets: args.label_sets,
+        seed: args.seed,
+        acknowledge: args.acknowledge.name().to_string(),
+        cores: args.cores.map(|c| c.max(1)),
+        pyrogate_bin: pyrogate_bin(args.pyrogate),
+        out_dir: args.out,
+        drain_max: args.drain_max,
+        outage: args.outage,
         flaky: Faults {
             latency,
-            reset_rate: args.get("reset-rate", 0.02, "a rate between 0 and 1")?,
-            error_rate: args.get("error-rate", 0.03, "a rate between 0 and 1")?,
+            reset_rate: args.reset_rate,
+            error_rate: args.error_rate,
             error_status: 503,
             ..Faults::default()
         },
         healthy_latency: latency,
-        timeout: args.duration("timeout", Duration::from_secs(30))?,
-        quiet: args.switch("quiet"),
+        timeout: args.timeout,
+        quiet: args.quiet,
     };
-    args.finish()?;
     if !cfg.pyrogate_bin.is_file() {
         bail!(
             "no pyrogate binary at {}: build it with `cargo build --release --workspace`",
@@ -531,50 +398,28 @@ fn cmd_soak(args: &Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn cmd_slow(args: &Args) -> anyhow::Result<ExitCode> {
-    let rate: f64 = args.get("rate", 50.0, "uploads per second")?;
-    if !(rate > 0.0 && rate.is_finite()) {
-        return Err(invalid("rate", &rate.to_string(), "a positive rate").into());
-    }
-    let cores = match args.str("cores") {
-        Some(_) => Some(args.get("cores", 1usize, "an integer")?.max(1)),
-        None => None,
-    };
+fn cmd_slow(args: SlowArgs) -> anyhow::Result<ExitCode> {
     let cfg = loadtest::slow::SlowConfig {
-        pyrogate_bin: args
-            .str("pyrogate")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("PYROGATE_BIN").map(PathBuf::from))
-            .unwrap_or_else(compare::default_pyrogate_bin),
-        cores,
-        conn_limit: args.get("conn-limit", 256usize, "an integer")?.max(1),
-        read_timeout: args.duration("read-timeout", Duration::from_secs(10))?,
-        write_timeout: args.duration("write-timeout", Duration::from_secs(10))?,
-        idle_timeout: args.duration("idle-timeout", Duration::from_secs(15))?,
-        gen_duration: args.duration("duration", Duration::from_secs(20))?,
-        rate,
-        gen_connections: args.get("connections", 16usize, "an integer")?.max(1),
-        mix: mix(args)?,
-        attackers: args.get("attackers", 200usize, "an integer")?,
-        flood_extra: args.get("flood-extra", 300usize, "an integer")?,
-        attacks: match args.str("attacks") {
-            None => loadtest::slow::Attack::ALL.to_vec(),
-            Some(v) => v
-                .split(',')
-                .map(|a| loadtest::slow::Attack::parse(a.trim()))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| {
-                    invalid(
-                        "attacks",
-                        v,
-                        "comma-separated none, slowloris, slow-body, slow-reader, idle, flood",
-                    )
-                })?,
+        pyrogate_bin: pyrogate_bin(args.pyrogate),
+        cores: args.cores.map(|c| c.max(1)),
+        conn_limit: args.conn_limit.max(1),
+        read_timeout: args.read_timeout,
+        write_timeout: args.write_timeout,
+        idle_timeout: args.idle_timeout,
+        gen_duration: args.duration,
+        rate: args.rate,
+        gen_connections: args.connections.max(1),
+        mix: args.mix,
+        attackers: args.attackers,
+        flood_extra: args.flood_extra,
+        attacks: if args.attacks.is_empty() {
+            loadtest::slow::Attack::ALL.to_vec()
+        } else {
+            args.attacks
         },
-        out_dir: PathBuf::from(args.str("out").unwrap_or("target/loadtest")),
-        quiet: args.switch("quiet"),
+        out_dir: args.out,
+        quiet: args.quiet,
     };
-    args.finish()?;
     if !cfg.pyrogate_bin.is_file() {
         bail!(
             "no pyrogate binary at {}: build it with `cargo build --release --workspace`",

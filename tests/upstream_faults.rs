@@ -1091,6 +1091,26 @@ fn dns_name_that_stops_resolving_keeps_the_last_good_address(driver: Driver) {
     gw.stop().assert_clean_exit(18, 0);
 }
 
+/// A `hosts_file` that cannot be read at start stops the start with the file named (later, an
+/// unreadable file is a failed resolution, as above).
+fn a_missing_hosts_file_stops_the_start(driver: Driver) {
+    let healthy = MockPyroscope::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hosts = dir.path().join("no-such-hosts");
+    let config = format!(
+        "{}pyrogate {{\n  hosts_file = \"{}\"\n}}\n",
+        config::single(&healthy.url(), "", "", ""),
+        hosts.display()
+    );
+    let err = match Gateway::try_start(&config, driver, 1) {
+        Ok(_) => panic!("started with a missing hosts_file"),
+        Err(e) => e,
+    };
+    let wanted = format!("hosts_file {}: No such file or directory", hosts.display());
+    assert!(err.contains(&wanted), "{err}");
+    assert_eq!(healthy.request_count(), 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // A destination that comes back after a minute
 
@@ -1211,5 +1231,6 @@ both_drivers!(
     close_inside_a_reused_connections_answer_counts_as_an_attempt,
     reset_inside_a_reused_connections_answer_counts_as_an_attempt,
     dns_name_that_stops_resolving_keeps_the_last_good_address,
+    a_missing_hosts_file_stops_the_start,
     destination_back_after_a_minute_is_noticed_at_once,
 );

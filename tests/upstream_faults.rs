@@ -53,7 +53,7 @@ use support::config;
 use support::gateway::metric_sum;
 use support::push::{self, PushUpload};
 use support::tls::Pki;
-use support::upstream::{Handler, dead_destination};
+use support::upstream::{Handler, RefusingPort};
 use support::{Action, Driver, Gateway, MockPyroscope, Recorded, Response, both_drivers};
 use testkit::Truncation;
 use testkit::http::status_text;
@@ -197,6 +197,8 @@ struct Faulty {
     addr: SocketAddr,
     url: String,
     mocks: Vec<MockPyroscope>,
+    /// For [`Fault::Refused`]: the port, held (bound, not listening) until the recovery.
+    refusing: Option<RefusingPort>,
     pki: Option<Pki>,
     cert: Option<Arc<FlipCert>>,
     gate: Option<Arc<Gate>>,
@@ -238,13 +240,19 @@ impl Faulty {
                 )
             }
         };
-        let addr = mock.as_ref().map_or_else(dead_destination, |m| m.addr());
+        let refusing = mock.is_none().then(RefusingPort::bind);
+        let addr = match (&mock, &refusing) {
+            (Some(m), _) => m.addr(),
+            (None, Some(r)) => r.addr(),
+            (None, None) => unreachable!("a refused destination holds its port"),
+        };
         let scheme = if pki.is_some() { "https" } else { "http" };
         Faulty {
             url: format!("{scheme}://{addr}"),
             fault,
             addr,
             mocks: mock.into_iter().collect(),
+            refusing,
             pki,
             cert,
             gate,
@@ -301,10 +309,10 @@ impl Faulty {
     fn recover(&mut self) {
         match &self.fault {
             Fault::Refused => {
-                let m = MockPyroscope::builder()
-                    .listen(self.addr)
-                    .try_start()
-                    .unwrap_or_else(|e| panic!("listen again on {}: {e}", self.addr));
+                let port = self.refusing.take().expect("the refused port");
+                let m = port
+                    .hand_over(MockPyroscope::builder())
+                    .unwrap_or_else(|e| panic!("listen on {}: {e}", self.addr));
                 self.mocks.push(m);
             }
             Fault::Mock(_) => self.mocks[0].set_default(Action::ok()),

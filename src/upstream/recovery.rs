@@ -14,8 +14,12 @@
 //!   started on this destination (this core) for the probe interval — `max(PROBE_INTERVAL,
 //!   min_backoff_period)` — so a dead upstream sees about one request per probe interval per
 //!   core, and a recovered one is noticed within about one interval;
-//! - **wake on success**: when any attempt succeeds, every upload waiting to retry is retried
-//!   at once (an upstream that answers one request again is probably back).
+//! - **wake on recovery**: when an attempt succeeds after none had for a probe interval (the
+//!   destination was down), every upload waiting to retry is retried at once: an upstream that
+//!   answers again after an outage is probably back. While successes keep coming (a few
+//!   failures among many successes, or an overloaded upstream failing part of its requests)
+//!   failed uploads wait out their backoff as in Alloy, so retries do not pile onto an
+//!   upstream that is struggling.
 //!
 //! Neither shortens a wait below the upstream's `Retry-After`, and a probe is an ordinary
 //! attempt: it counts towards `max_backoff_retries` and in `pyroscope_write_retries_total`.
@@ -32,6 +36,7 @@ pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub struct Recovery {
     last_attempt: Cell<Option<Instant>>,
+    last_success: Cell<Option<Instant>>,
     /// Senders inside [`Recovery::wait`].
     waiting: Cell<usize>,
     succeeded: Notify,
@@ -52,16 +57,22 @@ impl Recovery {
         self.last_attempt.set(Some(Instant::now()));
     }
 
-    /// An attempt succeeded: every waiting upload is retried now.
-    pub fn attempt_succeeded(&self) {
-        if self.waiting.get() > 0 {
+    /// An attempt succeeded: if none had for `probe_interval`, every waiting upload is
+    /// retried now.
+    pub fn attempt_succeeded(&self, probe_interval: Duration) {
+        let now = Instant::now();
+        let was_down = self
+            .last_success
+            .replace(Some(now))
+            .is_none_or(|t| now.duration_since(t) >= probe_interval);
+        if was_down && self.waiting.get() > 0 {
             self.succeeded.notify_all();
         }
     }
 
     /// Waits `delay` before a retry, but at least `floor` (the upstream's `Retry-After`), and
-    /// returns early when another attempt on this destination succeeds or when this waiter is
-    /// due to probe: no attempt has started here for `probe_interval`.
+    /// returns early when the destination recovers (see [`Recovery::attempt_succeeded`]) or
+    /// when this waiter is due to probe: no attempt has started here for `probe_interval`.
     pub async fn wait(&self, delay: Duration, floor: Duration, probe_interval: Duration) {
         let start = Instant::now();
         let end = start + delay;
@@ -145,7 +156,7 @@ mod tests {
         monoio::time::sleep(150 * MS).await;
         assert_eq!(r.waiting.get(), 2);
         r.attempt_started();
-        r.attempt_succeeded();
+        r.attempt_succeeded(Duration::from_secs(30));
         a.await;
         b.await;
         let waited = t.elapsed();
@@ -154,6 +165,26 @@ mod tests {
             "{waited:?}"
         );
         assert_eq!(r.waiting.get(), 0);
+    }
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn a_success_among_recent_successes_wakes_nobody() {
+        let r = Rc::new(Recovery::default());
+        r.attempt_started();
+        r.attempt_succeeded(Duration::from_secs(30));
+        let t = Instant::now();
+        let w = monoio::spawn({
+            let r = r.clone();
+            async move {
+                r.wait(200 * MS, Duration::ZERO, Duration::from_secs(30))
+                    .await
+            }
+        });
+        monoio::time::sleep(50 * MS).await;
+        r.attempt_succeeded(Duration::from_secs(30));
+        w.await;
+        // Still up (a success 50 ms earlier): the failed upload waits out its backoff.
+        assert!(t.elapsed() >= 190 * MS, "{:?}", t.elapsed());
     }
 
     #[monoio::test_all(timer_enabled = true)]

@@ -237,6 +237,7 @@ async fn deliver_http(
         ep.max_backoff_period,
         ep.max_backoff_retries,
     );
+    let probe = super::recovery::PROBE_INTERVAL.max(ep.min_backoff_period);
     loop {
         // Per attempt: `remote_timeout`, capped by the client's deadline (Connect-Timeout-Ms).
         let mut budget = ep.remote_timeout;
@@ -253,7 +254,7 @@ async fn deliver_http(
             dest.recovery.attempt_started();
             match monoio::time::timeout(budget, attempt(dest, http, item, payload, budget)).await {
                 Ok(Ok(resp)) if resp.status == 200 => {
-                    dest.recovery.attempt_succeeded();
+                    dest.recovery.attempt_succeeded(probe);
                     return Ok(());
                 }
                 Ok(Ok(resp)) => classify(item.api, &resp, ep.retry_on_http_429),
@@ -280,12 +281,11 @@ async fn deliver_http(
         }
         dest.metrics.record_retry();
         let delay = backoff.next_delay(fastrand::f64(), failed.retry_after);
-        // Cut short by a probe or another attempt's success (`recovery`), never below the
+        // Cut short by a probe or the destination's recovery (`recovery`), never below the
         // upstream's Retry-After.
         let floor = failed
             .retry_after
             .map_or(Duration::ZERO, |ra| ra.min(super::backoff::MAX_RETRY_AFTER));
-        let probe = super::recovery::PROBE_INTERVAL.max(ep.min_backoff_period);
         dest.recovery.wait(delay, floor, probe).await;
     }
 }

@@ -30,11 +30,12 @@
 //! - after a one-minute outage with Alloy's default backoff, the backlog is delivered within a
 //!   few probe intervals of the destination's return, not after the senders' long backoffs.
 //!
-//! Known gateway issue pinned here: an i/o error *after* response bytes arrived on a reused
-//! keep-alive connection is taken for a stale idle connection and retried at once without
-//! counting an attempt (`ExchangeError::on_reused_connection`, src/upstream/client.rs), so
-//! `max_backoff_retries = 3` lets 4 requests reach the upstream; see
-//! `reset_inside_a_reused_connections_answer_counts_as_an_attempt`.
+//! Keep-alive races pinned here: an i/o error or close *before* any answer byte on a reused
+//! keep-alive connection is taken for an idle connection the upstream closed first and re-sent
+//! at once on a fresh one without using up `max_backoff_retries` (so `max_backoff_retries = 3`
+//! lets 4 requests reach the upstream), but counted in `pyroscope_write_retries_total`; once
+//! answer bytes arrived it is an ordinary attempt (`ExchangeError::on_reused_connection`,
+//! src/upstream/client.rs).
 
 mod support;
 

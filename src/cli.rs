@@ -57,7 +57,7 @@ pub struct RunArgs {
         value_parser = STABILITY_LEVELS
     )]
     pub stability_level: String,
-    /// Admin listener for /metrics, /-/ready and /-/healthy (as in Alloy)
+    /// Admin listener for /metrics, /-/ready, /-/healthy and /-/reload (as in Alloy)
     #[arg(
         long = "server.http.listen-addr",
         value_name = "HOST:PORT",
@@ -99,7 +99,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Sub {
-    /// Load and validate the config, then serve until SIGINT/SIGTERM, then drain
+    /// Load and validate the config, then serve until SIGINT/SIGTERM, then drain (SIGHUP: reload)
     Run(RunArgs),
     /// Print every diagnostic of a config; exit 1 on any error, 0 when valid
     Validate {

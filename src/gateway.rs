@@ -2,26 +2,25 @@
 //!
 //! Owns: start-up work that may block (DNS resolution, binding every receiver's SO_REUSEPORT
 //! sockets — port 0 is resolved once and shared by all cores), starting the core threads, the
-//! admin thread and the signal thread, and the shutdown summary. Runs on the main thread.
-//! Does not own: anything on the data path.
+//! admin thread and the signal thread (SIGINT/SIGTERM: shutdown; SIGHUP: reload), and the
+//! shutdown summary. Runs on the main thread. Does not own: anything on the data path, nor
+//! what a reload does (`reload`).
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 
 use monoio::blocking::DefaultThreadPool;
-use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::admin;
 use crate::config::{Config, EndpointUrl};
 use crate::io::Driver;
 use crate::metrics::CoreSnapshot;
+use crate::reload::Reloader;
 use crate::server;
 use crate::upstream::transport::{self, Transport};
-use crate::worker::{self, CoreHandle, CoreMsg, CoreSetup};
-
-/// Listen backlog per core socket.
-const LISTEN_BACKLOG: i32 = 4096;
+use crate::worker::{self, CoreHandle, CoreMsg, CoreSetup, RetiredDrops};
 /// Threads of the blocking pool shared by all cores (DNS, capture writes, secret files).
 const BLOCKING_THREADS: usize = 4;
 
@@ -31,6 +30,8 @@ pub struct RunOptions {
     pub cores: usize,
     pub driver: Driver,
     pub admin_addr: SocketAddr,
+    /// The file the configuration was read from (re-read on reload).
+    pub config_path: PathBuf,
 }
 
 /// Why the gateway could not start.
@@ -63,27 +64,6 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
-fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    s.set_reuse_address(true)?;
-    s.set_reuse_port(true)?;
-    s.bind(&addr.into())?;
-    s.listen(LISTEN_BACKLOG)?;
-    Ok(s.into())
-}
-
-/// Fails when another process already listens on `addr`. SO_REUSEPORT would otherwise let a
-/// second gateway (or anything else of the same user) share the port silently and take part of
-/// the traffic; a probe bound without SO_REUSEPORT gets EADDRINUSE in that case.
-fn ensure_port_free(addr: SocketAddr) -> std::io::Result<()> {
-    if addr.port() == 0 {
-        return Ok(());
-    }
-    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    probe.set_reuse_address(true)?;
-    probe.bind(&addr.into())
-}
-
 /// Binds `cores` sockets for each receiver; returns them per core, plus the bound addresses.
 fn bind_all(
     config: &Config,
@@ -92,19 +72,13 @@ fn bind_all(
     let mut per_core: Vec<Vec<TcpListener>> = (0..cores).map(|_| Vec::new()).collect();
     let mut bound = Vec::new();
     for r in &config.receivers {
-        let mut addr = r.http.listen;
-        ensure_port_free(addr).map_err(|error| StartError::Bind {
-            receiver: r.label.clone(),
-            addr,
-            error,
-        })?;
-        for slot in per_core.iter_mut() {
-            let l = reuseport_listener(addr).map_err(|error| StartError::Bind {
+        let (listeners, addr) =
+            server::listen::bind(r.http.listen, cores, true).map_err(|error| StartError::Bind {
                 receiver: r.label.clone(),
-                addr,
+                addr: r.http.listen,
                 error,
             })?;
-            addr = l.local_addr()?;
+        for (slot, l) in per_core.iter_mut().zip(listeners) {
             slot.push(l);
         }
         bound.push(addr);
@@ -136,8 +110,8 @@ fn resolve_all(config: &Config, transports: &[std::sync::Arc<Transport>]) -> Vec
 }
 
 /// Runs the gateway until SIGINT/SIGTERM and the drain finish. Returns the merged final
-/// metrics of every core.
-pub fn run(config: Config, opts: RunOptions) -> Result<CoreSnapshot, StartError> {
+/// metrics of every core and the configuration they last ran (their destination order).
+pub fn run(config: Config, opts: RunOptions) -> Result<(CoreSnapshot, Arc<Config>), StartError> {
     let config = Arc::new(config);
     let cores = opts.cores.max(1);
     let driver = opts.driver.resolve();
@@ -161,6 +135,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<CoreSnapshot, StartError>
         .map(|r| Arc::new(server::ConnSlots::new(r.http.conn_limit)))
         .collect();
     let budget = crate::budget::Global::new(config.gateway.max_inflight_bytes);
+    let retired_drops = Arc::new(RetiredDrops::default());
     let mut handles: Vec<CoreHandle> = Vec::new();
     let mut threads = Vec::new();
     for (index, l) in listeners.into_iter().enumerate() {
@@ -176,6 +151,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<CoreSnapshot, StartError>
             receivers_sec: server_sec.clone(),
             conn_slots: conn_slots.clone(),
             budget: budget.clone(),
+            retired_drops: retired_drops.clone(),
             blocking_pool: pool.clone(),
             ready: ready_tx.clone(),
         };
@@ -216,23 +192,42 @@ pub fn run(config: Config, opts: RunOptions) -> Result<CoreSnapshot, StartError>
         error,
     })?;
     tracing::info!(addr = %admin.local_addr()?, "admin listening");
+    let reloader = Arc::new(Reloader::new(
+        opts.config_path.clone(),
+        config.clone(),
+        bound,
+        server_sec.iter().map(|p| p.client_auth.clone()).collect(),
+        handles.clone(),
+        retired_drops,
+    ));
     {
-        let (config, handles) = (config.clone(), handles.clone());
+        let (reloader, handles) = (reloader.clone(), handles.clone());
         thread::Builder::new()
             .name("pyrogate-admin".into())
-            .spawn(move || admin::serve(admin, config, handles))?;
+            .spawn(move || admin::serve(admin, reloader, handles))?;
     }
     {
         let handles = handles.clone();
+        let reloader = reloader.clone();
         let mut signals = signal_hook::iterator::Signals::new([
             signal_hook::consts::SIGINT,
             signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
         ])?;
         thread::Builder::new()
             .name("pyrogate-signals".into())
             .spawn(move || {
                 let mut seen = 0;
                 for sig in signals.forever() {
+                    if sig == signal_hook::consts::SIGHUP {
+                        tracing::info!("SIGHUP: reloading the config file");
+                        // Off this thread, so a shutdown signal is handled during a reload.
+                        let reloader = reloader.clone();
+                        let _ = thread::Builder::new()
+                            .name("pyrogate-reload".into())
+                            .spawn(move || reloader.reload());
+                        continue;
+                    }
                     seen += 1;
                     if seen > 1 {
                         tracing::warn!(signal = sig, "second signal: exiting without draining");
@@ -256,7 +251,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<CoreSnapshot, StartError>
             total.merge(&snap);
         }
     }
-    Ok(total)
+    Ok((total, reloader.config()))
 }
 
 fn num_cpus() -> usize {

@@ -15,7 +15,9 @@
 //!   (accept, HTTP/1.1 connections, the `/ingest` and Push ends), [`pipeline`] (the component
 //!   graph of each receiver and the one delivery path), [`fanout`] (admission to the
 //!   per-destination queues) and [`upstream`] (sender pools, retries, keep-alive connections,
-//!   [`capture`] files). [`admin`] serves `/metrics` from [`metrics`] snapshots.
+//!   [`capture`] files). [`admin`] serves `/metrics` from [`metrics`] snapshots, the
+//!   status page rendered by [`status`], and `/-/reload`; [`reload`] re-reads the config file
+//!   (also on `SIGHUP`) and hands each core a plan to apply.
 //! - Leaves shared by those: [`upload`] (what crosses from handler to sender), [`budget`] (the
 //!   in-flight byte budget), [`sync`] (per-core `Notify`, `Shutdown`, `Queue`), [`io`] (reads,
 //!   the vectored write, the driver choice), [`secrets`] (rotating credentials), [`tls`].
@@ -31,8 +33,9 @@
 //!  ◄── reply: on enqueue (acknowledge="enqueued") or after every destination (Alloy's default)
 //! ```
 //! Nothing mutable is shared between cores: per-core state is `Rc`/`Cell`. Cross-core traffic
-//! is only shutdown and metrics snapshots (crossbeam-channel plus a socketpair wake-up). DNS,
-//! file writes and secret files run on monoio's blocking pool, never on a core thread.
+//! is only shutdown, configuration reloads and metrics snapshots (crossbeam-channel plus a
+//! socketpair wake-up). DNS, file writes and secret files run on monoio's blocking pool, never
+//! on a core thread.
 //!
 //! # Policies
 //! - Acknowledgement: by default the client's response waits for every destination (Alloy);
@@ -56,8 +59,10 @@ pub mod metrics;
 pub mod pipeline;
 pub mod push;
 pub mod relabel;
+pub mod reload;
 pub mod secrets;
 pub mod server;
+pub mod status;
 pub mod sync;
 pub mod tls;
 pub mod upload;

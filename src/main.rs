@@ -116,18 +116,19 @@ fn run(args: cli::RunArgs) -> anyhow::Result<ExitCode> {
     for line in pyrogate::pipeline_summary(&loaded.config) {
         tracing::info!(pipeline = %line, "pipeline");
     }
-    let endpoints = pyrogate::metrics::destination_names(&loaded.config);
-    let summary = gateway::run(
+    let (summary, config) = gateway::run(
         loaded.config,
         RunOptions {
             cores,
             driver: args.driver,
             admin_addr: args.admin_addr,
+            config_path: args.config.clone(),
         },
     )?;
+    let endpoints = pyrogate::metrics::destination_names(&config);
     // The account of every destination: accepted = delivered + dropped (by reason) + in flight.
     for (d, endpoint) in summary.dests.iter().zip(&endpoints) {
-        let [queue_full, retries_exhausted, rejected, shutdown] = d.dropped;
+        let [queue_full, retries_exhausted, rejected, shutdown, reload] = d.dropped;
         tracing::info!(
             endpoint = %endpoint,
             accepted = d.accepted_profiles,
@@ -138,6 +139,7 @@ fn run(args: cli::RunArgs) -> anyhow::Result<ExitCode> {
             retries_exhausted,
             rejected,
             shutdown,
+            reload,
             "destination account"
         );
     }

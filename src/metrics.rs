@@ -23,15 +23,19 @@ pub enum DropReason {
     RetriesExhausted = 1,
     Rejected = 2,
     Shutdown = 3,
+    /// Still queued for a destination a configuration reload removed, after its
+    /// `graceful_shutdown_timeout`.
+    Reload = 4,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 5] = [
         DropReason::QueueFull,
         DropReason::RetriesExhausted,
         DropReason::Rejected,
         DropReason::Shutdown,
+        DropReason::Reload,
     ];
 
     /// The `reason` label value.
@@ -41,6 +45,7 @@ impl DropReason {
             DropReason::RetriesExhausted => "retries_exhausted",
             DropReason::Rejected => "rejected",
             DropReason::Shutdown => "shutdown",
+            DropReason::Reload => "reload",
         }
     }
 }
@@ -92,6 +97,8 @@ pub struct DestMetrics {
     pending_profiles: Cell<u64>,
     /// Time from enqueue to final success, in microseconds.
     latency: RefCell<Histogram<u64>>,
+    /// The destination's most recent degraded-state message (the status page's "last error").
+    last_error: RefCell<Option<LastError>>,
 }
 
 impl Default for DestMetrics {
@@ -106,6 +113,7 @@ impl Default for DestMetrics {
             accepted_profiles: Cell::new(0),
             pending_profiles: Cell::new(0),
             latency: RefCell::new(new_latency_histogram()),
+            last_error: RefCell::new(None),
         }
     }
 }
@@ -153,6 +161,30 @@ impl DestMetrics {
         add(&self.retries, 1);
     }
 
+    /// Remembers `message` (cut to [`MAX_LAST_ERROR_BYTES`]) as the destination's last error,
+    /// stamped with the wall-clock time. Reuses the previous message's buffer.
+    pub fn record_error(&self, message: std::fmt::Arguments<'_>) {
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let mut slot = self.last_error.borrow_mut();
+        let e = slot.get_or_insert_with(|| LastError {
+            unix_ms,
+            message: String::new(),
+        });
+        e.unix_ms = unix_ms;
+        e.message.clear();
+        let _ = e.message.write_fmt(message);
+        if e.message.len() > MAX_LAST_ERROR_BYTES {
+            let mut cut = MAX_LAST_ERROR_BYTES;
+            while !e.message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            e.message.truncate(cut);
+            e.message.push('…');
+        }
+    }
+
     pub fn dropped_total(&self) -> u64 {
         self.dropped.iter().map(Cell::get).sum()
     }
@@ -169,6 +201,7 @@ impl DestMetrics {
             pending_profiles: self.pending_profiles.get(),
             latency: self.latency.borrow().clone(),
             queue_depth,
+            last_error: self.last_error.borrow().clone(),
         }
     }
 }
@@ -294,6 +327,20 @@ pub struct DestSnapshot {
     pub pending_profiles: u64,
     pub latency: Histogram<u64>,
     pub queue_depth: u64,
+    /// The latest error over the merged cores, if any.
+    pub last_error: Option<LastError>,
+}
+
+/// Longest last-error message kept per destination and core; longer ones are cut (an upstream's
+/// error text can be long).
+pub const MAX_LAST_ERROR_BYTES: usize = 512;
+
+/// A destination's most recent error message and when it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastError {
+    /// Milliseconds since the Unix epoch.
+    pub unix_ms: u64,
+    pub message: String,
 }
 
 impl DestSnapshot {
@@ -311,6 +358,14 @@ impl DestSnapshot {
         // Both histograms have identical bounds, so adding cannot fail.
         let _ = self.latency.add(&o.latency);
         self.queue_depth += o.queue_depth;
+        if let Some(theirs) = &o.last_error
+            && self
+                .last_error
+                .as_ref()
+                .is_none_or(|mine| theirs.unix_ms > mine.unix_ms)
+        {
+            self.last_error = Some(theirs.clone());
+        }
     }
 }
 

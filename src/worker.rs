@@ -3,19 +3,25 @@
 //!
 //! Owns: building the runtime with the requested driver (io_uring, the epoll "legacy" driver,
 //! or `auto`: io_uring where the kernel allows it), starting the accept loops, senders and DNS
-//! refreshers, the control channel (the only cross-core traffic: shutdown and metrics
-//! snapshots, via crossbeam-channel plus a socketpair wake-up), and the graceful drain.
-//! Does not own: request handling or delivery. Nothing on a core thread blocks: DNS and file
-//! writes go to monoio's blocking pool.
+//! refreshers, the control channel (the only cross-core traffic: shutdown, configuration
+//! reloads and metrics snapshots, via crossbeam-channel plus a socketpair wake-up), applying a
+//! reload ([`ReloadPlan`]: swapping each receiver's per-request settings, starting new
+//! receivers and destinations, retiring removed ones and draining their queues), and the
+//! graceful drain. Does not own: request handling or delivery, nor preparing a reload (file
+//! reading, parsing, binding, DNS: `reload`, off the core threads). Nothing on a core thread
+//! blocks: DNS and file writes go to monoio's blocking pool.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use monoio::blocking::DefaultThreadPool;
 use monoio::io::AsyncReadRent;
+use monoio::task::JoinHandle;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
 use crate::budget::Budget;
@@ -23,30 +29,47 @@ use crate::config::Config;
 use crate::io::Driver;
 use crate::metrics::{CoreSnapshot, DropReason};
 use crate::pipeline::Components;
-use crate::server::{self, ReceiverRt};
+use crate::server::{self, ConnSlots, Live, ReceiverRt};
 use crate::sync::Shutdown;
+use crate::upload::DeliveryError;
 use crate::upstream::{self, Destination};
 
-/// Everything one core owns.
-#[derive(Debug)]
+/// Everything one core owns. A reload replaces `config`, `components` and `receivers` as a
+/// whole; requests already running keep what they took (`Rc`s).
 struct Core {
     index: usize,
-    config: Arc<Config>,
+    config: RefCell<Arc<Config>>,
     /// The component instances: writers with their destinations, relabel stages.
-    components: Components,
-    receivers: Vec<Rc<ReceiverRt>>,
+    components: RefCell<Rc<Components>>,
+    receivers: RefCell<Vec<Rc<ReceiverRt>>>,
+    /// Receivers a reload removed or rebound whose connections may still be open.
+    retired_receivers: RefCell<Vec<Rc<ReceiverRt>>>,
+    /// Destinations a reload removed that are still draining.
+    retiring: RefCell<Vec<Rc<Destination>>>,
+    /// Every accept loop started (awaited at shutdown).
+    accepts: RefCell<Vec<JoinHandle<()>>>,
+    /// The stop signal of each destination's DNS refresher (retiring a destination stops it).
+    dns_stops: RefCell<Vec<(Rc<Destination>, Rc<Shutdown>)>>,
+    /// Process-wide count of what removed destinations dropped.
+    retired_drops: Arc<RetiredDrops>,
     /// What the connections share (budget, shutdown signal).
     shared: Rc<server::Shared>,
 }
 
 impl Core {
+    fn components(&self) -> Rc<Components> {
+        self.components.borrow().clone()
+    }
+
     fn snapshot(&self) -> CoreSnapshot {
+        let components = self.components();
+        let receivers = self.receivers.borrow();
         CoreSnapshot::capture(
-            self.components
+            components
                 .destinations()
                 .map(|d| (&d.metrics, d.queue.len() as u64)),
-            self.receivers.iter().map(|r| &r.metrics),
-            self.components.relabels().iter().map(|r| r.metrics()),
+            receivers.iter().map(|r| &r.metrics),
+            components.relabels().iter().map(|r| r.metrics()),
             self.shared.budget.used(),
         )
     }
@@ -54,6 +77,39 @@ impl Core {
     fn shutdown(&self) -> &Shutdown {
         &self.shared.shutdown
     }
+
+    /// Current and retiring destinations.
+    fn all_destinations(&self) -> Vec<Rc<Destination>> {
+        let mut all: Vec<Rc<Destination>> = self.components().destinations().cloned().collect();
+        all.extend(self.retiring.borrow().iter().cloned());
+        all
+    }
+
+    /// Current and retired receivers.
+    fn all_receivers(&self) -> Vec<Rc<ReceiverRt>> {
+        let mut all = self.receivers.borrow().clone();
+        all.extend(self.retired_receivers.borrow().iter().cloned());
+        all
+    }
+
+    /// The longest `graceful_shutdown_timeout` of the current receivers.
+    fn grace(&self) -> Duration {
+        self.config
+            .borrow()
+            .receivers
+            .iter()
+            .map(|r| r.graceful_shutdown_timeout)
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+/// What destinations removed by a reload dropped after their grace period, over every core
+/// (rendered by the admin listener).
+#[derive(Debug, Default)]
+pub struct RetiredDrops {
+    pub uploads: AtomicU64,
+    pub profiles: AtomicU64,
 }
 
 /// Messages a core accepts from other threads.
@@ -61,6 +117,57 @@ impl Core {
 pub enum CoreMsg {
     Shutdown,
     Snapshot(Sender<CoreSnapshot>),
+    /// Apply a reloaded configuration; the result goes to `ReloadPlan::done`.
+    Reload(Box<ReloadPlan>),
+}
+
+/// A reloaded configuration as one core applies it, prepared off the core threads: every
+/// socket bound, every new destination's transport built and its host resolved.
+#[derive(Debug)]
+pub struct ReloadPlan {
+    pub config: Arc<Config>,
+    /// One per `config.receivers`, in order.
+    pub receivers: Vec<ReceiverPlan>,
+    /// One per destination of `config` (writer order, then endpoint order).
+    pub destinations: Vec<DestinationPlan>,
+    /// Where the core reports that it applied the plan, or why not.
+    pub done: Sender<Result<(), String>>,
+}
+
+/// One receiver of a reloaded configuration.
+#[derive(Debug)]
+pub struct ReceiverPlan {
+    pub listener: ListenerPlan,
+    /// Client authentication of the new configuration.
+    pub client_auth: Option<server::client_auth::Prepared>,
+    /// TLS settings of the new configuration (certificate files read again).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// Where a receiver's connections come from after a reload.
+#[derive(Debug)]
+pub enum ListenerPlan {
+    /// The running receiver at this index (its `http` block is unchanged): its socket,
+    /// connections and counters carry on.
+    Kept(usize),
+    /// A new receiver: this core's socket and its `conn_limit` slots.
+    New {
+        listener: std::net::TcpListener,
+        slots: Arc<ConnSlots>,
+    },
+}
+
+/// Where a destination of a reloaded configuration comes from.
+#[derive(Debug, Clone)]
+pub enum DestinationPlan {
+    /// The running destination at this index (same writer, same endpoint settings): its
+    /// queue, connections and counters carry on.
+    Kept(usize),
+    /// A new destination with its start-up resolution and transport.
+    New {
+        addrs: Vec<SocketAddr>,
+        transport: Arc<upstream::transport::Transport>,
+    },
 }
 
 /// The other threads' handle on one core.
@@ -98,6 +205,8 @@ pub struct CoreSetup {
     pub conn_slots: Vec<Arc<server::ConnSlots>>,
     /// The in-flight byte budget, shared by every core.
     pub budget: Arc<crate::budget::Global>,
+    /// Where removed destinations' drops are counted, shared by every core.
+    pub retired_drops: Arc<RetiredDrops>,
     pub blocking_pool: DefaultThreadPool,
     pub ready: Sender<Result<(), String>>,
 }
@@ -159,6 +268,7 @@ async fn core_main(
         receivers_sec,
         conn_slots,
         budget,
+        retired_drops,
         ..
     } = setup;
     let driver = driver.resolve();
@@ -203,9 +313,14 @@ async fn core_main(
         .collect();
     let core = Rc::new(Core {
         index,
-        config: config.clone(),
-        components,
-        receivers,
+        config: RefCell::new(config.clone()),
+        components: RefCell::new(Rc::new(components)),
+        receivers: RefCell::new(receivers),
+        retired_receivers: RefCell::default(),
+        retiring: RefCell::default(),
+        accepts: RefCell::default(),
+        dns_stops: RefCell::default(),
+        retired_drops,
         shared: Rc::new(server::Shared::new(
             Budget::shared(budget),
             Rc::new(Shutdown::default()),
@@ -213,21 +328,11 @@ async fn core_main(
         )),
     });
 
-    // Sender tasks are not awaited: once the queues are closed after the drain, idle senders
-    // end on their own, and one still delivering past the drain deadline is abandoned with the
-    // runtime (its upload is counted as dropped by the drain).
-    for d in core.components.destinations() {
-        for _ in 0..d.senders() {
-            monoio::spawn(upstream::sender::run(d.clone()));
-        }
-        monoio::spawn(upstream::refresh_dns(
-            d.clone(),
-            config.gateway.dns_refresh_interval,
-            core.shared.shutdown.clone(),
-        ));
+    for d in core.components().destinations() {
+        start_destination(&core, d);
     }
-    let mut accepts = Vec::new();
-    for (rx, l) in core.receivers.iter().zip(listeners) {
+    let receivers = core.receivers.borrow().clone();
+    for (rx, l) in receivers.iter().zip(listeners) {
         let listener = match l
             .set_nonblocking(true)
             .and_then(|()| monoio::net::TcpListener::from_std(l))
@@ -238,38 +343,245 @@ async fn core_main(
                 return CoreSnapshot::default();
             }
         };
-        accepts.push(monoio::spawn(server::accept_loop(
-            core.shared.clone(),
-            rx.clone(),
-            listener,
-        )));
+        start_receiver(&core, rx.clone(), listener);
     }
     monoio::spawn(control_task(core.clone(), control, wake));
     tracing::info!(core = index, driver = driver.name(), "core started");
     let _ = ready.send(Ok(()));
 
     core.shutdown().wait().await;
+    let accepts = std::mem::take(&mut *core.accepts.borrow_mut());
     for a in accepts {
         a.await;
     }
     drain(&core).await;
-    for d in core.components.destinations() {
+    for d in core.all_destinations() {
         d.queue.close();
     }
     core.snapshot()
 }
 
+/// Starts a destination's senders and its DNS refresher. Sender tasks are not awaited: once
+/// the queue is closed (after the shutdown drain, or after a removed destination drained),
+/// idle senders end on their own, and one still delivering past the shutdown deadline is
+/// abandoned with the runtime (its upload is counted as dropped by the drain).
+fn start_destination(core: &Rc<Core>, d: &Rc<Destination>) {
+    for _ in 0..d.senders() {
+        monoio::spawn(upstream::sender::run(d.clone()));
+    }
+    let stop = Rc::new(Shutdown::default());
+    core.dns_stops.borrow_mut().push((d.clone(), stop.clone()));
+    let refresh = upstream::refresh_dns(
+        d.clone(),
+        core.config.borrow().gateway.dns_refresh_interval,
+        core.shared.shutdown.clone(),
+    );
+    monoio::spawn(async move {
+        monoio::select! {
+            _ = refresh => {}
+            _ = stop.wait() => {}
+        }
+    });
+}
+
+/// Starts accepting connections for `rx` on this core.
+fn start_receiver(core: &Rc<Core>, rx: Rc<ReceiverRt>, listener: monoio::net::TcpListener) {
+    let task = monoio::spawn(server::accept_loop(core.shared.clone(), rx, listener));
+    core.accepts.borrow_mut().push(task);
+}
+
+/// Applies a reloaded configuration. Every step that can fail runs before anything changes,
+/// so a failure leaves this core on its running configuration. Cold path; never blocks.
+fn apply_reload(core: &Rc<Core>, plan: ReloadPlan) -> Result<(), String> {
+    if core.shutdown().is_triggered() {
+        return Err("shutting down".into());
+    }
+    let ReloadPlan {
+        config,
+        receivers: receiver_plans,
+        destinations: destination_plans,
+        ..
+    } = plan;
+    let mismatch = || "the reload plan does not match its configuration".to_string();
+    if receiver_plans.len() != config.receivers.len() {
+        return Err(mismatch());
+    }
+    let old_components = core.components();
+    // Each running destination with its writer's label: a kept one must be the same writer and
+    // endpoint here too, so a core that diverged from the reloader's view (an earlier reload
+    // applied on some cores only) refuses the plan instead of keeping the wrong destination.
+    let old_dests: Vec<(&str, Rc<Destination>)> = old_components
+        .writers()
+        .iter()
+        .flat_map(|w| w.destinations().iter().map(move |d| (w.label(), d.clone())))
+        .collect();
+    let mut dest_kept = vec![false; old_dests.len()];
+    let mut fresh = Vec::new();
+    let mut writer_dests = Vec::with_capacity(config.writers.len());
+    let mut plans = destination_plans.into_iter();
+    for w in &config.writers {
+        let mut dests = Vec::with_capacity(w.endpoints.len());
+        for e in &w.endpoints {
+            let d = match plans.next() {
+                Some(DestinationPlan::Kept(i))
+                    if old_dests
+                        .get(i)
+                        .is_some_and(|(l, d)| *l == w.label && d.endpoint == *e)
+                        && !dest_kept[i] =>
+                {
+                    dest_kept[i] = true;
+                    old_dests[i].1.clone()
+                }
+                Some(DestinationPlan::New { addrs, transport }) => {
+                    let d = Destination::with_transport(e, core.index, addrs, transport)
+                        .map_err(|err| format!("endpoint {}: {err}", e.url_text))?;
+                    let d = Rc::new(d);
+                    fresh.push(d.clone());
+                    d
+                }
+                _ => return Err(mismatch()),
+            };
+            dests.push(d);
+        }
+        writer_dests.push(dests);
+    }
+    let components = Rc::new(Components::rebuild(
+        &config,
+        writer_dests,
+        Some(&old_components),
+    ));
+
+    let old_rx = core.receivers.borrow().clone();
+    let mut rx_kept = vec![false; old_rx.len()];
+    let mut receivers = Vec::with_capacity(config.receivers.len());
+    let mut lives = Vec::new();
+    let mut to_start = Vec::new();
+    for (i, (r, p)) in config.receivers.iter().zip(receiver_plans).enumerate() {
+        let check = p.client_auth.as_ref().map(server::client_auth::Check::new);
+        let pipeline = components.pipeline(&r.forward_to);
+        match p.listener {
+            ListenerPlan::Kept(j)
+                if old_rx
+                    .get(j)
+                    .is_some_and(|o| o.config.label == r.label && o.config.http == r.http)
+                    && !rx_kept[j] =>
+            {
+                rx_kept[j] = true;
+                lives.push((old_rx[j].clone(), Live::new(r, pipeline, check, p.tls)));
+                receivers.push(old_rx[j].clone());
+            }
+            ListenerPlan::New { listener, slots } => {
+                let listener = listener
+                    .set_nonblocking(true)
+                    .and_then(|()| monoio::net::TcpListener::from_std(listener))
+                    .map_err(|e| format!("receiver {}: {e}", r.label))?;
+                let rx = Rc::new(ReceiverRt::new(i, r, slots, pipeline, p.tls, check));
+                to_start.push((rx.clone(), listener));
+                receivers.push(rx);
+            }
+            ListenerPlan::Kept(_) => return Err(mismatch()),
+        }
+    }
+
+    // Nothing below fails.
+    for (rx, live) in lives {
+        rx.set_live(live);
+    }
+    {
+        let mut retired = core.retired_receivers.borrow_mut();
+        retired.retain(|r| r.active.get() > 0);
+        for (rx, kept) in old_rx.iter().zip(&rx_kept) {
+            if !kept {
+                rx.retired.trigger();
+                retired.push(rx.clone());
+            }
+        }
+    }
+    *core.receivers.borrow_mut() = receivers;
+    *core.components.borrow_mut() = components;
+    *core.config.borrow_mut() = config;
+    for (rx, listener) in to_start {
+        start_receiver(core, rx, listener);
+    }
+    for d in &fresh {
+        start_destination(core, d);
+    }
+    let grace = core.grace();
+    for ((_, d), kept) in old_dests.into_iter().zip(dest_kept) {
+        if !kept {
+            core.retiring.borrow_mut().push(d.clone());
+            monoio::spawn(retire_destination(core.clone(), d, grace));
+        }
+    }
+    Ok(())
+}
+
+/// Lets a destination a reload removed deliver what it holds for up to `grace`, then counts
+/// what is still queued as dropped (reason `reload`) and closes its queue. Uploads being sent
+/// at that moment finish their attempt sequence and are counted by their outcome. At a
+/// shutdown meanwhile, the shutdown drain takes over.
+async fn retire_destination(core: Rc<Core>, d: Rc<Destination>, grace: Duration) {
+    let deadline = Instant::now() + grace;
+    let shutdown = core.shared.shutdown.clone();
+    tracing::info!(endpoint = %d.endpoint.url_text, queued = d.queue.len(), in_flight = d.in_flight.get(), "endpoint removed by reload: draining");
+    while !d.queue.is_empty() || d.in_flight.get() > 0 {
+        let now = Instant::now();
+        if now >= deadline || shutdown.is_triggered() {
+            break;
+        }
+        monoio::select! {
+            _ = monoio::time::timeout(deadline - now, d.settled.notified()) => {}
+            _ = shutdown.wait() => {}
+        }
+    }
+    if shutdown.is_triggered() {
+        return;
+    }
+    let left = d.queue.drain();
+    d.queue.close();
+    if let Some(i) = core
+        .dns_stops
+        .borrow()
+        .iter()
+        .position(|(x, _)| Rc::ptr_eq(x, &d))
+    {
+        core.dns_stops.borrow()[i].1.trigger();
+    }
+    core.dns_stops
+        .borrow_mut()
+        .retain(|(x, _)| !Rc::ptr_eq(x, &d));
+    if !left.is_empty() {
+        tracing::warn!(endpoint = %d.endpoint.url_text, dropped = left.len(), "endpoint removed by reload: graceful_shutdown_timeout passed, dropping what is still queued");
+    }
+    for item in left {
+        d.metrics
+            .record_dropped(item.bytes, item.profiles, DropReason::Reload);
+        core.retired_drops.uploads.fetch_add(1, Ordering::Relaxed);
+        core.retired_drops
+            .profiles
+            .fetch_add(item.profiles, Ordering::Relaxed);
+        item.finish(Err(DeliveryError::Shutdown));
+    }
+    // The shutdown drain still waits for uploads being sent.
+    while d.in_flight.get() > 0 && !shutdown.is_triggered() {
+        monoio::select! {
+            _ = d.settled.notified() => {}
+            _ = shutdown.wait() => {}
+        }
+    }
+    if shutdown.is_triggered() {
+        return;
+    }
+    core.retiring.borrow_mut().retain(|x| !Rc::ptr_eq(x, &d));
+    tracing::info!(endpoint = %d.endpoint.url_text, delivered = d.metrics.sent_profiles.get(), dropped = d.metrics.dropped_profiles.get(), "endpoint removed by reload: drained");
+}
+
 /// Waits for open requests and queued uploads to finish, up to the longest
 /// `graceful_shutdown_timeout`; whatever is left then is counted as dropped.
 async fn drain(core: &Core) {
-    let grace = core
-        .config
-        .receivers
-        .iter()
-        .map(|r| r.graceful_shutdown_timeout)
-        .max()
-        .unwrap_or(Duration::ZERO);
-    let deadline = Instant::now() + grace;
+    let deadline = Instant::now() + core.grace();
+    let receivers = core.all_receivers();
+    let destinations = core.all_destinations();
     // Everything must settle, so waiting on the first busy receiver or destination until it
     // changes, then checking again, misses nothing. A destination settles when a sender
     // finishes an upload: a pop is followed at once by `in_flight += 1`, so an emptied queue
@@ -279,11 +591,10 @@ async fn drain(core: &Core) {
         if now >= deadline {
             break;
         }
-        let changed = if let Some(r) = core.receivers.iter().find(|r| r.active.get() > 0) {
+        let changed = if let Some(r) = receivers.iter().find(|r| r.active.get() > 0) {
             r.conn_closed.notified()
-        } else if let Some(d) = core
-            .components
-            .destinations()
+        } else if let Some(d) = destinations
+            .iter()
             .find(|d| !d.queue.is_empty() || d.in_flight.get() > 0)
         {
             d.settled.notified()
@@ -292,7 +603,7 @@ async fn drain(core: &Core) {
         };
         let _ = monoio::time::timeout(deadline - now, changed).await;
     }
-    for d in core.components.destinations() {
+    for d in &destinations {
         let left = d.queue.drain();
         let in_flight = d.in_flight.get() as u64;
         if !left.is_empty() || in_flight > 0 {
@@ -336,6 +647,14 @@ async fn control_task(
                 CoreMsg::Shutdown => core.shutdown().trigger(),
                 CoreMsg::Snapshot(reply) => {
                     let _ = reply.send(core.snapshot());
+                }
+                CoreMsg::Reload(plan) => {
+                    let done = plan.done.clone();
+                    let result = apply_reload(&core, *plan);
+                    if let Err(e) = &result {
+                        tracing::error!(core = core.index, error = %e, "reload not applied on this core");
+                    }
+                    let _ = done.send(result);
                 }
             }
         }

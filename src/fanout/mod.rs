@@ -10,6 +10,7 @@
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::metrics::DropReason;
 use crate::upload::{DeliveryError, Outbound};
 use crate::upstream::Destination;
 
@@ -21,6 +22,7 @@ pub async fn dispatch(items: Vec<(Rc<Destination>, Outbound)>, deadline: Instant
     for (d, item) in items {
         match d.queue.try_push(item) {
             Ok(()) => accepted += 1,
+            Err(item) if d.queue.is_closed() => gone(&d, item),
             Err(item) => pending.push((d, item)),
         }
     }
@@ -35,6 +37,7 @@ pub async fn dispatch(items: Vec<(Rc<Destination>, Outbound)>, deadline: Instant
         for (d, item) in pending {
             match d.queue.try_push(item) {
                 Ok(()) => accepted += 1,
+                Err(item) if d.queue.is_closed() => gone(&d, item),
                 Err(item) => still.push((d, item)),
             }
         }
@@ -53,6 +56,18 @@ pub async fn dispatch(items: Vec<(Rc<Destination>, Outbound)>, deadline: Instant
         item.finish(Err(DeliveryError::QueueFull));
     }
     accepted
+}
+
+/// A closed queue never has room again: its destination was removed by a configuration
+/// reload and has drained (a request that started before the reload still routes to it).
+/// Its copy is dropped at once (reason `reload`) rather than waited for.
+fn gone(d: &Destination, item: Outbound) {
+    d.metrics
+        .record_dropped(item.bytes, item.profiles, DropReason::Reload);
+    d.warn(format_args!(
+        "endpoint removed by a reload: upload dropped for this endpoint"
+    ));
+    item.finish(Err(DeliveryError::Shutdown));
 }
 
 #[cfg(test)]
@@ -99,6 +114,37 @@ mod tests {
             );
             item.finish(Ok(()));
         }
+    }
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn a_closed_queue_drops_its_copy_at_once_as_reload() {
+        let closed = Rc::new(Destination::new(&endpoint("http://gone", 4), 0, vec![]).unwrap());
+        closed.queue.close();
+        let up = upload(1);
+        let items = vec![(
+            closed.clone(),
+            Outbound::ingest(
+                up.clone(),
+                "/ingest".into(),
+                Payload::Whole(Bytes::from_static(b"p")),
+            ),
+        )];
+        let started = Instant::now();
+        let accepted = dispatch(items, started + Duration::from_secs(5)).await;
+        assert_eq!(accepted, 0);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "waited for a closed queue"
+        );
+        assert_eq!(closed.metrics.dropped_total(), 1);
+        let snap = crate::metrics::CoreSnapshot::capture(
+            std::iter::once((&closed.metrics, 0)),
+            std::iter::empty(),
+            std::iter::empty(),
+            0,
+        );
+        assert_eq!(snap.dests[0].dropped[DropReason::Reload as usize], 1);
+        assert_eq!(up.ticket.verdict(), crate::upload::Verdict::Failed);
     }
 
     #[monoio::test_all(timer_enabled = true)]

@@ -57,9 +57,20 @@ impl Writer {
 #[derive(Debug)]
 pub struct Relabel {
     label: String,
-    relabeler: RefCell<Relabeler>,
+    /// The configuration the cache was built for (a reload keeps the cache when it is
+    /// unchanged).
+    spec: RelabelSpec,
+    relabeler: Rc<RefCell<Relabeler>>,
     forward_to: Vec<Stage>,
-    metrics: RelabelMetrics,
+    /// Shared with the component of the same label after a reload, so counters continue.
+    metrics: Rc<RelabelMetrics>,
+}
+
+/// What a relabel component's results depend on.
+#[derive(Debug, Clone, PartialEq)]
+struct RelabelSpec {
+    rules: Vec<crate::relabel::Rule>,
+    max_cache_size: usize,
 }
 
 impl Relabel {
@@ -253,6 +264,18 @@ impl Components {
     /// The graph has no cycle (the config builder rejects them), so every relabel stage is
     /// built after the stages it forwards to.
     pub fn build(config: &Config, destinations: Vec<Vec<Rc<Destination>>>) -> Self {
+        Self::rebuild(config, destinations, None)
+    }
+
+    /// [`Components::build`] for a reloaded configuration: a relabel component whose label
+    /// existed in `previous` keeps its metrics, and its result cache too when its rules and
+    /// `max_cache_size` are unchanged. Writers are always new (their `external_labels` may
+    /// have changed); the destinations passed in may be `previous`'s own.
+    pub fn rebuild(
+        config: &Config,
+        destinations: Vec<Vec<Rc<Destination>>>,
+        previous: Option<&Components>,
+    ) -> Self {
         let writers: Vec<Rc<Writer>> = config
             .writers
             .iter()
@@ -266,8 +289,9 @@ impl Components {
             })
             .collect();
         let mut built: Vec<Option<Rc<Relabel>>> = vec![None; config.relabels.len()];
+        let previous = previous.map_or(&[][..], |p| p.relabels.as_slice());
         for i in 0..config.relabels.len() {
-            build_relabel(config, i, &writers, &mut built);
+            build_relabel(config, i, &writers, previous, &mut built);
         }
         Components {
             writers,
@@ -292,6 +316,11 @@ impl Components {
         self.writers.iter().flat_map(|w| w.destinations.iter())
     }
 
+    /// Every writer, in `Config::writers` order.
+    pub fn writers(&self) -> &[Rc<Writer>] {
+        &self.writers
+    }
+
     /// Every relabel component, in `Config::relabels` order.
     pub fn relabels(&self) -> &[Rc<Relabel>] {
         &self.relabels
@@ -302,6 +331,7 @@ fn build_relabel(
     config: &Config,
     i: usize,
     writers: &[Rc<Writer>],
+    previous: &[Rc<Relabel>],
     built: &mut [Option<Rc<Relabel>>],
 ) -> Option<Rc<Relabel>> {
     if let Some(r) = built.get(i)?.clone() {
@@ -313,15 +343,121 @@ fn build_relabel(
         .iter()
         .filter_map(|t| match *t {
             Target::Writer(w) => writers.get(w).cloned().map(Stage::Write),
-            Target::Relabel(j) => build_relabel(config, j, writers, built).map(Stage::Relabel),
+            Target::Relabel(j) => {
+                build_relabel(config, j, writers, previous, built).map(Stage::Relabel)
+            }
         })
         .collect();
+    let wanted = RelabelSpec {
+        rules: spec.rules.clone(),
+        max_cache_size: spec.max_cache_size,
+    };
+    let before = previous.iter().find(|p| p.label == spec.label);
+    let relabeler = match before {
+        Some(p) if p.spec == wanted => p.relabeler.clone(),
+        _ => Rc::new(RefCell::new(Relabeler::new(
+            spec.rules.clone(),
+            spec.max_cache_size,
+        ))),
+    };
     let r = Rc::new(Relabel {
         label: spec.label.clone(),
-        relabeler: RefCell::new(Relabeler::new(spec.rules.clone(), spec.max_cache_size)),
+        spec: wanted,
+        relabeler,
         forward_to,
-        metrics: RelabelMetrics::default(),
+        metrics: before.map_or_else(Rc::default, |p| p.metrics.clone()),
     });
     built[i] = Some(r.clone());
     Some(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, ProcessEnvironment};
+    use crate::metrics::{CoreSnapshot, RelabelSnapshot};
+
+    fn config_with_rule(regex: &str, env: &str) -> Config {
+        let text = format!(
+            r#"
+pyroscope.receive_http "default" {{
+  forward_to = [pyroscope.relabel.clean.receiver]
+}}
+pyroscope.relabel "clean" {{
+  forward_to = [pyroscope.write.a.receiver]
+  rule {{
+    action = "labeldrop"
+    regex  = "{regex}"
+  }}
+}}
+pyroscope.write "a" {{
+  endpoint {{
+    url = "http://127.0.0.1:1"
+  }}
+  external_labels = {{ env = "{env}" }}
+}}
+"#
+        );
+        config::load_str("t.alloy", &text, &ProcessEnvironment)
+            .expect("valid config")
+            .config
+    }
+
+    fn relabel_counts(c: &Components) -> RelabelSnapshot {
+        let snap = CoreSnapshot::capture(
+            std::iter::empty(),
+            std::iter::empty(),
+            c.relabels().iter().map(|r| r.metrics()),
+            0,
+        );
+        snap.relabels[0]
+    }
+
+    /// Routes one label set through the receiver's pipeline; returns the writer's external
+    /// `env` and the labels it receives.
+    fn route_once(c: &Components, cfg: &Config) -> (String, Vec<(String, String)>) {
+        let pipeline = c.pipeline(&cfg.receivers[0].forward_to);
+        let mut hops = Vec::new();
+        let input = [("pod", "p1"), ("service_name", "app")];
+        pipeline.route(&input, &mut hops);
+        assert_eq!(hops.len(), 1);
+        let env = hops[0].writer.external_labels()[0].1.clone();
+        let labels = hops[0]
+            .labels(&input)
+            .pairs()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        (env, labels)
+    }
+
+    #[test]
+    fn a_rebuild_keeps_destinations_relabel_counters_and_an_unchanged_cache() {
+        let v1 = config_with_rule("pod", "one");
+        let dest =
+            Rc::new(Destination::new(&v1.writers[0].endpoints[0], 0, vec![]).expect("destination"));
+        let first = Components::build(&v1, vec![vec![dest.clone()]]);
+        let (env, labels) = route_once(&first, &v1);
+        assert_eq!(env, "one");
+        assert_eq!(labels, [("service_name".to_string(), "app".to_string())]);
+        let s = relabel_counts(&first);
+        assert_eq!((s.processed, s.cache_hits, s.cache_misses), (1, 0, 1));
+
+        // Same rules, new external labels: the cache and counters carry on.
+        let v2 = config_with_rule("pod", "two");
+        let second = Components::rebuild(&v2, vec![vec![dest.clone()]], Some(&first));
+        assert!(Rc::ptr_eq(second.destinations().next().unwrap(), &dest));
+        let (env, _) = route_once(&second, &v2);
+        assert_eq!(env, "two");
+        let s = relabel_counts(&second);
+        assert_eq!((s.processed, s.cache_hits, s.cache_misses), (2, 1, 1));
+
+        // New rules: a new cache (a miss), the counters still carry on.
+        let v3 = config_with_rule("nothing", "two");
+        let third = Components::rebuild(&v3, vec![vec![dest]], Some(&second));
+        let (_, labels) = route_once(&third, &v3);
+        assert_eq!(labels.len(), 2, "pod kept by the new rule: {labels:?}");
+        let s = relabel_counts(&third);
+        assert_eq!((s.processed, s.cache_hits, s.cache_misses), (3, 1, 2));
+    }
 }

@@ -166,7 +166,7 @@ pub async fn serve(core: &super::Shared, rx: &ReceiverRt, stream: TcpStream, _pe
     let mut first = Some(Instant::now() + rx.config.http.server_read_timeout);
     loop {
         match c.one_request(first.take()).await {
-            Next::KeepAlive if !core.shutdown.is_triggered() => {}
+            Next::KeepAlive if !rx.closing(core) => {}
             _ => return,
         }
     }
@@ -206,9 +206,11 @@ impl Conn<'_> {
         let idle =
             first.unwrap_or_else(|| Instant::now() + self.rx.config.http.server_idle_timeout);
         let shutdown = self.core.shutdown.clone();
+        let rx = self.rx;
         monoio::select! {
             n = self.read(idle) => n.is_some(),
             _ = shutdown.wait() => false,
+            _ = rx.retired.wait() => false,
         }
     }
 
@@ -275,7 +277,7 @@ impl Conn<'_> {
         let head_bytes = self.buf.split_to(head.head_len).freeze();
         let (route, route_name) = route(head.method, &head_bytes[head.path.clone()]);
         let has_body = !matches!(head.body, BodyFraming::Empty);
-        if let Some(check) = &self.rx.client_auth
+        if let Some(check) = &self.rx.live().client_auth
             && !check.allows(head.header(&head_bytes, "authorization"))
         {
             // The body is not read: the connection closes after the 401 when there is one.
@@ -364,7 +366,7 @@ impl Conn<'_> {
                 push::handle(self.rx, &head, &head_bytes, body, reservation, wait_until).await
             }
         };
-        let close = !keep_alive || self.core.shutdown.is_triggered();
+        let close = !keep_alive || self.rx.closing(self.core);
         self.respond(&reply, close, route).await
     }
 

@@ -29,6 +29,9 @@ pub async fn handle(
     reservation: Option<Reservation>,
     wait_until: Instant,
 ) -> Reply {
+    // The settings of the configuration current once the body is read; a reload after this
+    // point applies to the next request.
+    let live = rx.live();
     let raw_query = head.query.clone().map(|r| &head_bytes[r]).unwrap_or(b"");
     let query = labels::parse_query(raw_query);
     let received = labels::receive_stage(&query);
@@ -38,8 +41,7 @@ pub async fn handle(
     for h in &head.headers {
         let name = &head_bytes[h.name.clone()];
         let wanted = name.eq_ignore_ascii_case(b"content-type")
-            || rx
-                .config
+            || live
                 .forward_headers
                 .iter()
                 .any(|f| name.eq_ignore_ascii_case(f.as_bytes()));
@@ -52,8 +54,8 @@ pub async fn handle(
     }
 
     let input: Vec<(&str, &str)> = received.iter().collect();
-    let mut hops = Vec::with_capacity(rx.pipeline.paths());
-    rx.pipeline.route(&input, &mut hops);
+    let mut hops = Vec::with_capacity(live.pipeline.paths());
+    live.pipeline.route(&input, &mut hops);
     let mut delivery = Delivery::new(Api::Ingest, None, headers);
     for hop in &hops {
         let written = match &hop.labels {
@@ -87,12 +89,7 @@ pub async fn handle(
         }
     }
     let acked = delivery
-        .run(
-            Instant::now(),
-            reservation,
-            wait_until,
-            rx.config.acknowledge,
-        )
+        .run(Instant::now(), reservation, wait_until, live.acknowledge)
         .await;
     if acked.refused {
         rx.metrics.record_refused(RefuseReason::QueueFull);

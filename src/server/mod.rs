@@ -16,10 +16,11 @@
 pub mod client_auth;
 pub mod conn;
 pub mod ingest;
+pub mod listen;
 pub mod push;
 pub mod tls;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,7 +30,7 @@ use monoio::net::TcpListener;
 use std::time::Duration;
 
 use crate::budget::Budget;
-use crate::config::Receiver;
+use crate::config::{AckMode, Receiver};
 use crate::h1;
 use crate::metrics::ReceiverMetrics;
 use crate::pipeline::Pipeline;
@@ -101,10 +102,46 @@ impl Shared {
     }
 }
 
+/// What a receiver applies to each request, replaced as a whole by a configuration reload:
+/// a request takes the current one when it starts and keeps it (an `Rc`) until answered.
+#[derive(Debug)]
+pub struct Live {
+    /// Where this receiver's uploads go.
+    pub pipeline: Pipeline,
+    pub acknowledge: AckMode,
+    /// Client headers copied upstream besides `Content-Type` (lower-cased).
+    pub forward_headers: Vec<String>,
+    /// Client authentication (`client_auth`).
+    pub client_auth: Option<client_auth::Check>,
+    /// TLS settings when the receiver serves HTTPS, taken by each new connection: a reload
+    /// reads the certificate files again, so connections after it get rotated certificates.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Live {
+    pub fn new(
+        config: &Receiver,
+        pipeline: Pipeline,
+        client_auth: Option<client_auth::Check>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Self {
+        Live {
+            pipeline,
+            acknowledge: config.acknowledge,
+            forward_headers: config.forward_headers.clone(),
+            client_auth,
+            tls,
+        }
+    }
+}
+
 /// One receiver on one core.
 #[derive(Debug)]
 pub struct ReceiverRt {
     pub index: usize,
+    /// The configuration the listener was bound with. Its `label` and `http` block hold for
+    /// the receiver's whole life (a reload that changes either makes a new receiver); the
+    /// per-request settings of the current configuration are in [`ReceiverRt::live`].
     pub config: Receiver,
     pub limits: h1::Limits,
     pub metrics: ReceiverMetrics,
@@ -113,12 +150,11 @@ pub struct ReceiverRt {
     pub active: Cell<usize>,
     /// Woken whenever a connection of this receiver closes.
     pub conn_closed: Notify,
-    /// TLS settings when the receiver serves HTTPS.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// Client authentication (`client_auth`).
-    pub client_auth: Option<client_auth::Check>,
-    /// Where this receiver's uploads go.
-    pub pipeline: Pipeline,
+    /// The current per-request settings; swapped by a reload.
+    live: RefCell<Rc<Live>>,
+    /// Set when a reload removed or rebound this receiver: its accept loop ends and its
+    /// connections close once their current request is answered.
+    pub retired: Shutdown,
 }
 
 impl ReceiverRt {
@@ -136,15 +172,30 @@ impl ReceiverRt {
                 max_head_bytes: config.http.max_head_bytes,
                 max_headers: config.http.max_headers,
             },
+            live: RefCell::new(Rc::new(Live::new(config, pipeline, client_auth, tls))),
             config: config.clone(),
             metrics: ReceiverMetrics::default(),
             slots,
             active: Cell::new(0),
             conn_closed: Notify::new(),
-            tls,
-            client_auth,
-            pipeline,
+            retired: Shutdown::default(),
         }
+    }
+
+    /// The settings a request starting now uses.
+    pub fn live(&self) -> Rc<Live> {
+        self.live.borrow().clone()
+    }
+
+    /// Applies a reloaded configuration to requests that start from now on.
+    pub fn set_live(&self, live: Live) {
+        *self.live.borrow_mut() = Rc::new(live);
+    }
+
+    /// Whether this receiver's connections are to close after the current request (core
+    /// shutdown, or the receiver retired by a reload).
+    pub fn closing(&self, core: &Shared) -> bool {
+        core.shutdown.is_triggered() || self.retired.is_triggered()
     }
 }
 
@@ -154,6 +205,7 @@ pub async fn accept_loop(core: Rc<Shared>, rx: Rc<ReceiverRt>, listener: TcpList
         let accepted = monoio::select! {
             r = listener.accept() => r,
             _ = core.shutdown.wait() => return,
+            _ = rx.retired.wait() => return,
         };
         match accepted {
             Ok((stream, peer)) => {
@@ -164,6 +216,7 @@ pub async fn accept_loop(core: Rc<Shared>, rx: Rc<ReceiverRt>, listener: TcpList
                         _ = rx.conn_closed.notified() => {}
                         _ = monoio::time::sleep(SLOT_RECHECK_INTERVAL) => {}
                         _ = core.shutdown.wait() => return,
+                        _ = rx.retired.wait() => return,
                     }
                 }
                 rx.active.set(rx.active.get() + 1);

@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::ReceiverRt;
 use super::conn::Reply;
+use super::{Live, ReceiverRt};
 use crate::budget::Reservation;
 use crate::h1::RequestHead;
 use crate::labels;
@@ -170,15 +170,18 @@ pub async fn handle(
         Err(e) => return answer(wire, Some((Code::InvalidArgument, &e.to_string()))),
     };
 
+    // The settings of the configuration current once the request is decoded; a reload after
+    // this point applies to the next request.
+    let live = rx.live();
     let mut paths: Vec<PathRequests<'_>> = Vec::new();
-    paths.resize_with(rx.pipeline.paths(), PathRequests::default);
-    let mut hops = Vec::with_capacity(rx.pipeline.paths());
+    paths.resize_with(live.pipeline.paths(), PathRequests::default);
+    let mut hops = Vec::with_capacity(live.pipeline.paths());
     // Alloy's client message per appendable (receiver `forward_to` element) and series.
     let mut messages: Vec<(usize, String)> = Vec::new();
     for s in &request.series {
         let received = labels::push_receive_stage(&s.labels);
         hops.clear();
-        rx.pipeline.route(received.labels(), &mut hops);
+        live.pipeline.route(received.labels(), &mut hops);
         let mut refused: Vec<(usize, bool, labels::PushLabelError)> = Vec::new();
         for hop in &hops {
             let Some(acc) = paths.get_mut(hop.path) else {
@@ -227,7 +230,11 @@ pub async fn handle(
     // but the client is told about the invalid ones.
     messages.sort_by_key(|(appendable, _)| *appendable);
 
-    let mut delivery = Delivery::new(Api::Push, deadline, forwarded_headers(rx, head, head_bytes));
+    let mut delivery = Delivery::new(
+        Api::Push,
+        deadline,
+        forwarded_headers(&live, head, head_bytes),
+    );
     for (_, message) in messages {
         delivery.fail(message);
     }
@@ -258,7 +265,7 @@ pub async fn handle(
             received_at,
             reservation,
             deadline.map_or(wait_until, |d| d.min(wait_until)),
-            rx.config.acknowledge,
+            live.acknowledge,
         )
         .await;
     if acked.refused {
@@ -291,17 +298,12 @@ struct PathRequests<'p> {
     rejected: u64,
 }
 
-fn forwarded_headers(
-    rx: &ReceiverRt,
-    head: &RequestHead,
-    head_bytes: &Bytes,
-) -> Vec<(Bytes, Bytes)> {
+fn forwarded_headers(live: &Live, head: &RequestHead, head_bytes: &Bytes) -> Vec<(Bytes, Bytes)> {
     head.headers
         .iter()
         .filter(|h| {
             let name = &head_bytes[h.name.clone()];
-            rx.config
-                .forward_headers
+            live.forward_headers
                 .iter()
                 .any(|f| name.eq_ignore_ascii_case(f.as_bytes()))
         })

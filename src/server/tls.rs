@@ -77,7 +77,7 @@ pub fn prepare(config: &Config) -> Result<Vec<Option<Arc<ServerConfig>>>, (Strin
 /// The connection to serve: `tcp` itself, or TLS over it once the handshake is done. `None`
 /// when the connection is to be closed (handshake failure or timeout, plain HTTP answered).
 pub async fn wrap(rx: &ReceiverRt, tcp: TcpStream) -> Option<Stream> {
-    let Some(config) = rx.tls.clone() else {
+    let Some(config) = rx.live().tls.clone() else {
         return Some(Stream::Plain(tcp));
     };
     match monoio::time::timeout(rx.config.http.server_read_timeout, accept_tls(tcp, config)).await {

@@ -59,6 +59,11 @@ impl<T> Queue<T> {
         Ok(())
     }
 
+    /// Whether [`Queue::close`] was called: no push will ever succeed again.
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
     /// Whether a push would succeed now.
     pub fn has_room(&self) -> bool {
         !self.closed.get() && self.items.borrow().len() < self.capacity

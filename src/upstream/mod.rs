@@ -209,8 +209,10 @@ impl Destination {
         }
     }
 
-    /// Logs a degraded-state warning at most once per [`WARN_INTERVAL`].
+    /// Logs a degraded-state warning at most once per [`WARN_INTERVAL`]; every one (logged or
+    /// not) becomes the destination's last error on the status page.
     pub fn warn(&self, message: std::fmt::Arguments<'_>) {
+        self.metrics.record_error(message);
         let now = Instant::now();
         if self
             .last_warn

@@ -280,6 +280,13 @@ async fn deliver_http(
             });
         }
         dest.metrics.record_retry();
+        // A destination that keeps failing shows why on the status page while it retries.
+        dest.metrics.record_error(format_args!(
+            "failed to {verb} to endpoint {} (attempt {}, retrying): {}",
+            ep.url_text,
+            backoff.attempts(),
+            failed.cause
+        ));
         let delay = backoff.next_delay(fastrand::f64(), failed.retry_after);
         // Cut short by a probe or the destination's recovery (`recovery`), never below the
         // upstream's Retry-After.

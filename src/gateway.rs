@@ -127,6 +127,9 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(CoreSnapshot, Arc<Config
         tracing::info!(receiver = %r.label, addr = %addr, "receiver listening");
     }
     let addrs = resolve_all(&config, &prepared.transports);
+    // Opened (and recovered) before any core starts; a spool that cannot be opened is logged
+    // and its destination runs without one.
+    let spools = crate::spool::open_all(&config);
     let pool = DefaultThreadPool::new(BLOCKING_THREADS);
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
     let conn_slots: Vec<Arc<server::ConnSlots>> = config
@@ -154,6 +157,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(CoreSnapshot, Arc<Config
             retired_drops: retired_drops.clone(),
             blocking_pool: pool.clone(),
             ready: ready_tx.clone(),
+            spools: spools.clone(),
         };
         let t = thread::Builder::new()
             .name(format!("pyrogate-core-{index}"))

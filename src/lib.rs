@@ -18,6 +18,8 @@
 //!   [`capture`] files). [`admin`] serves `/metrics` from [`metrics`] snapshots, the
 //!   status page rendered by [`status`], and `/-/reload`; [`reload`] re-reads the config file
 //!   (also on `SIGHUP`) and hands each core a plan to apply.
+//! - [`spool`]: the durable spill-over of uploads a destination could not take (record codec,
+//!   segment files on the blocking pool); `upstream::replay` fills and drains it.
 //! - Leaves shared by those: [`upload`] (what crosses from handler to sender), [`budget`] (the
 //!   in-flight byte budget), [`sync`] (per-core `Notify`, `Shutdown`, `Queue`), [`io`] (reads,
 //!   the vectored write, the driver choice), [`secrets`] (rotating credentials), [`tls`].
@@ -62,6 +64,7 @@ pub mod relabel;
 pub mod reload;
 pub mod secrets;
 pub mod server;
+pub mod spool;
 pub mod status;
 pub mod sync;
 pub mod tls;

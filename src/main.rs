@@ -126,9 +126,19 @@ fn run(args: cli::RunArgs) -> anyhow::Result<ExitCode> {
         },
     )?;
     let endpoints = pyrogate::metrics::destination_names(&config);
-    // The account of every destination: accepted = delivered + dropped (by reason) + in flight.
+    // The account of every destination: accepted = delivered + dropped (by reason) + in flight
+    // + spooled.
     for (d, endpoint) in summary.dests.iter().zip(&endpoints) {
-        let [queue_full, retries_exhausted, rejected, shutdown, reload] = d.dropped;
+        let [
+            queue_full,
+            retries_exhausted,
+            rejected,
+            shutdown,
+            reload,
+            expired,
+            spool_full,
+        ] = d.dropped;
+        let spooled = d.spool.as_ref().map_or(0, |s| s.profiles);
         tracing::info!(
             endpoint = %endpoint,
             accepted = d.accepted_profiles,
@@ -140,6 +150,9 @@ fn run(args: cli::RunArgs) -> anyhow::Result<ExitCode> {
             rejected,
             shutdown,
             reload,
+            expired,
+            spool_full,
+            spooled,
             "destination account"
         );
     }

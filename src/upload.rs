@@ -17,7 +17,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::budget::Reservation;
-use crate::metrics::DropReason;
+use crate::metrics::{DropReason, WriteLatency, WriteSpan};
 use crate::sync::Notify;
 
 /// The body of one upstream request, as reference-counted handles into received memory.
@@ -77,6 +77,24 @@ pub enum Api {
     /// Connect unary `Push`: `application/proto`, `Connect-Protocol-Version: 1`,
     /// `Connect-Timeout-Ms` from the remaining deadline, Connect's retry rules.
     Push,
+}
+
+impl Api {
+    /// Alloy's `pyroscope_write_latency` types for this API: `(total, endpoint, downstream)`.
+    pub fn write_latency(self) -> (WriteLatency, WriteLatency, WriteLatency) {
+        match self {
+            Api::Ingest => (
+                WriteLatency::IngestTotal,
+                WriteLatency::IngestEndpoint,
+                WriteLatency::IngestDownstream,
+            ),
+            Api::Push => (
+                WriteLatency::PushTotal,
+                WriteLatency::PushEndpoint,
+                WriteLatency::PushDownstream,
+            ),
+        }
+    }
 }
 
 /// Which side of the gateway a delivery error belongs to.
@@ -303,6 +321,10 @@ pub struct Outbound {
     pub profiles: u64,
     /// Profile bytes carried (the body for `/ingest`; Σ `raw_profile` for Push), for metrics.
     pub bytes: u64,
+    /// The writer's `*_total` timing this item's requests are part of.
+    span: Option<Rc<WriteSpan>>,
+    /// Requests of this item finished so far (delivered or given up), in order.
+    requests_done: Cell<usize>,
     finished: bool,
 }
 
@@ -325,7 +347,33 @@ impl Outbound {
             requests,
             profiles,
             bytes,
+            span: None,
+            requests_done: Cell::new(0),
             finished: false,
+        }
+    }
+
+    /// Makes this item's requests part of its writer's `*_total` timing.
+    pub fn with_span(mut self, span: Option<Rc<WriteSpan>>) -> Self {
+        self.span = span;
+        self
+    }
+
+    /// The sender finished this item's next request (delivered or given up).
+    pub fn request_finished(&self) {
+        let i = self.requests_done.get();
+        self.requests_done.set(i + 1);
+        if let Some(span) = &self.span {
+            span.finished(i);
+        }
+    }
+
+    /// Every request not finished yet ends now (the item is finished or dropped).
+    fn finish_requests(&self) {
+        if let Some(span) = &self.span {
+            for i in self.requests_done.get()..span.requests() {
+                span.finished(i);
+            }
         }
     }
 
@@ -340,6 +388,8 @@ impl Outbound {
             requests: Requests::One(body),
             profiles: 1,
             bytes,
+            span: None,
+            requests_done: Cell::new(0),
             finished: false,
         }
     }
@@ -361,6 +411,8 @@ impl Outbound {
             requests: Requests::Sequence(series),
             profiles,
             bytes,
+            span: None,
+            requests_done: Cell::new(0),
             finished: false,
         }
     }
@@ -368,6 +420,7 @@ impl Outbound {
     /// Reports this destination's final result to the upload's ticket.
     pub fn finish(mut self, result: Result<(), DeliveryError>) {
         self.finished = true;
+        self.finish_requests();
         self.upload.ticket.complete(result);
     }
 }
@@ -377,6 +430,7 @@ impl Drop for Outbound {
     /// ticket, so no client waits forever.
     fn drop(&mut self) {
         if !self.finished {
+            self.finish_requests();
             self.upload.ticket.complete(Err(DeliveryError::Shutdown));
         }
     }

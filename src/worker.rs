@@ -64,7 +64,7 @@ impl Core {
     fn snapshot(&self) -> CoreSnapshot {
         let components = self.components();
         let receivers = self.receivers.borrow();
-        CoreSnapshot::capture(
+        let mut snap = CoreSnapshot::capture(
             components
                 .destinations()
                 .map(|d| (&d.metrics, d.queue.len() as u64)),
@@ -72,6 +72,16 @@ impl Core {
             components.relabels().iter().map(|r| r.metrics()),
             self.shared.budget.used(),
         )
+        .with_writers(components.writers().iter().map(|w| w.metrics().as_ref()));
+        // A spool is shared by every core: core 0 alone reports it, so merging adds it once.
+        if self.index == 0 {
+            for (s, d) in snap.dests.iter_mut().zip(components.destinations()) {
+                if let Some(store) = &d.spool {
+                    s.add_spool(store.stats());
+                }
+            }
+        }
+        snap
     }
 
     fn shutdown(&self) -> &Shutdown {
@@ -209,6 +219,8 @@ pub struct CoreSetup {
     pub retired_drops: Arc<RetiredDrops>,
     pub blocking_pool: DefaultThreadPool,
     pub ready: Sender<Result<(), String>>,
+    /// Each destination's spool, shared by every core (same order as `addrs`).
+    pub spools: Vec<Option<Arc<crate::spool::Store>>>,
 }
 
 /// Creates the control channel of one core.
@@ -269,6 +281,7 @@ async fn core_main(
         conn_slots,
         budget,
         retired_drops,
+        spools,
         ..
     } = setup;
     let driver = driver.resolve();
@@ -279,9 +292,10 @@ async fn core_main(
         for e in &w.endpoints {
             let a = addrs.get(n).cloned().unwrap_or_default();
             let t = transports.get(n).cloned().unwrap_or_default();
+            let spool = spools.get(n).cloned().flatten();
             n += 1;
             match Destination::with_transport(e, index, a, t) {
-                Ok(d) => dests.push(Rc::new(d)),
+                Ok(d) => dests.push(Rc::new(d.with_spool(spool))),
                 Err(err) => {
                     let _ = ready.send(Err(format!("endpoint {}: {err}", e.url_text)));
                     return CoreSnapshot::default();
@@ -368,6 +382,12 @@ async fn core_main(
 fn start_destination(core: &Rc<Core>, d: &Rc<Destination>) {
     for _ in 0..d.senders() {
         monoio::spawn(upstream::sender::run(d.clone()));
+    }
+    if d.spool.is_some() {
+        monoio::spawn(upstream::replay::run(
+            d.clone(),
+            core.shared.shutdown.clone(),
+        ));
     }
     let stop = Rc::new(Shutdown::default());
     core.dns_stops.borrow_mut().push((d.clone(), stop.clone()));
@@ -582,6 +602,13 @@ async fn drain(core: &Core) {
     let deadline = Instant::now() + core.grace();
     let receivers = core.all_receivers();
     let destinations = core.all_destinations();
+    // A spooling destination that is failing spools what it holds now rather than retrying it
+    // through the grace period (the senders and retry loops hand their uploads over).
+    for d in &destinations {
+        if d.spool.is_some() && d.failing_since.get().is_some() {
+            d.draining.set(true);
+        }
+    }
     // Everything must settle, so waiting on the first busy receiver or destination until it
     // changes, then checking again, misses nothing. A destination settles when a sender
     // finishes an upload: a pop is followed at once by `in_flight += 1`, so an emptied queue
@@ -610,6 +637,10 @@ async fn drain(core: &Core) {
             tracing::warn!(endpoint = %d.endpoint.url_text, queued = left.len(), in_flight, "graceful shutdown timeout: dropping undelivered uploads");
         }
         for item in left {
+            if d.spool.is_some() {
+                upstream::replay::spill(d, item, crate::upload::DeliveryError::Shutdown).await;
+                continue;
+            }
             d.metrics
                 .record_dropped(item.bytes, item.profiles, DropReason::Shutdown);
         }

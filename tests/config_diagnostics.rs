@@ -281,6 +281,15 @@ fn extensions_reach_the_typed_model() {
     assert_eq!(c.gateway.max_inflight_bytes, 1 << 30);
     assert_eq!(c.gateway.queue_wait_timeout, Duration::from_millis(500));
     assert_eq!(c.gateway.dns_refresh_interval, Duration::from_secs(60));
+    assert_eq!(
+        c.gateway.spool,
+        Some(pyrogate::config::Spool {
+            directory: PathBuf::from("/var/lib/pyrogate/spool"),
+            max_bytes: 2 << 30,
+            max_age: Duration::from_secs(1800),
+            fsync: pyrogate::config::Fsync::Always,
+        })
+    );
     let r = &c.receivers[0];
     assert_eq!(r.http.listen.to_string(), "[::]:4100");
     assert_eq!(r.http.max_head_bytes, 16384);
@@ -299,6 +308,8 @@ fn extensions_reach_the_typed_model() {
     assert_eq!(e[0].queue_capacity, 1);
     assert_eq!(e[0].senders_per_core, 1);
     assert_eq!(e[0].connect_timeout, Duration::from_millis(250));
+    assert!(e[0].spool, "endpoints spool by default");
+    assert!(!e[1].spool);
     assert_eq!(
         e[1].url,
         EndpointUrl::Http {

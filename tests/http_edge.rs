@@ -1,6 +1,8 @@
 //! End-to-end: the receiver's HTTP/1.1 edge cases (RFC 9112), seen from a raw socket.
 //!
 //! Covers, under both drivers (the HTTP/1.1 server of `src/h1` and `src/server/conn.rs`):
+//! - a keep-alive connection left idle past the receiver's buffer release (it then waits on
+//!   readiness alone) serves its next requests, pipelined ones included, in order;
 //! - pipelining: three requests in one write are answered in order (a slow upstream delivery
 //!   before an instant 404) and both uploads reach the upstream;
 //! - `Expect: 100-continue`: `HTTP/1.1 100 Continue` arrives before the body is sent, then 200;
@@ -337,7 +339,35 @@ fn oversized_content_length_is_answered_before_the_body(driver: Driver) {
     assert_markers_only(&gw, &mock, 1);
 }
 
+/// Longer than the receiver's idle-buffer release (`IDLE_BUFFER_RELEASE`, 250 ms in
+/// `src/server/conn.rs`): the connection then waits on readiness alone, without a buffer.
+const PAST_BUFFER_RELEASE: Duration = Duration::from_millis(700);
+
+fn a_connection_idle_past_its_buffer_release_serves_the_next_requests(driver: Driver) {
+    let mock = MockPyroscope::start();
+    let gw = Gateway::start(&config::single(&mock.url(), "", "", ""), driver, 1);
+    let mut client = Client::connect(gw.addr());
+    // Idle before the first request too: a fresh connection gives its buffer back as well.
+    std::thread::sleep(PAST_BUFFER_RELEASE);
+    let first = bodies::folded(41);
+    client.send(&first.request(&[]));
+    assert_eq!(client.read_response().status, 200);
+    std::thread::sleep(PAST_BUFFER_RELEASE);
+    // Two pipelined uploads and a 404 arrive at once on the parked connection.
+    let (second, third) = (bodies::node_pprof(42), bodies::folded(43));
+    let mut bytes = second.request(&[]);
+    bytes.extend_from_slice(&third.request(&[]));
+    bytes.extend_from_slice(b"GET /nope HTTP/1.1\r\nHost: pyrogate.test\r\n\r\n");
+    client.send(&bytes);
+    let statuses: Vec<u16> = client.read_responses(3).iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200, 404]);
+    let recorded = mock.wait_for_requests(3, WAIT);
+    let bodies: Vec<&[u8]> = recorded.iter().map(|r| r.body.as_slice()).collect();
+    assert_eq!(bodies, [&first.body[..], &second.body[..], &third.body[..]]);
+}
+
 both_drivers!(
+    a_connection_idle_past_its_buffer_release_serves_the_next_requests,
     http10_keep_alive_is_announced_and_honoured,
     absolute_form_targets_are_served_from_the_pipeline,
     pipelined_requests_are_answered_in_order,

@@ -13,7 +13,13 @@
 //! - `pyrogate_connections{receiver}` counts the connections held open across two cores, and
 //!   falls back to 0 once the clients close;
 //! - `/-/ready` and `/-/healthy` answer 200 with their one-word bodies, `/metrics` is served
-//!   as Prometheus text.
+//!   as Prometheus text;
+//! - Alloy's histograms, parsed by `prometheus_client`: `pyroscope_write_latency` counts one
+//!   `*_total` per upload (per Push series) for a writer with two endpoints, one `*_endpoint`
+//!   per endpoint and one `*_downstream` per attempt (a retry included); the receive_http
+//!   request duration, request and response size histograms count each request under its
+//!   method, dskit route and status, sizes in the buckets their lengths fall in; every series
+//!   has Alloy's bucket layout, cumulative buckets and `+Inf` = `_count`.
 //!
 //! Counters are final once a client has its answer (acknowledge = delivered waits for both
 //! destinations), so one scrape after the last response is exact; nothing here polls.
@@ -22,11 +28,11 @@ mod support;
 
 use std::time::Duration;
 
-use support::bodies;
 use support::client::{Client, get};
 use support::config;
 use support::gateway::{metric_samples, metric_sum};
 use support::{Action, Driver, Gateway, MockPyroscope, both_drivers};
+use support::{bodies, push};
 
 const WAIT: Duration = Duration::from_secs(20);
 /// Uploads in the fan-out scenario: each SDK shape several times, one connection each.
@@ -386,7 +392,321 @@ fn scrape_parses_with_the_prometheus_parser_and_has_alloys_series(driver: Driver
     }
 }
 
+/// One sample as `prometheus_client` parsed it.
+#[derive(Debug)]
+struct Parsed {
+    family: String,
+    kind: String,
+    name: String,
+    labels: std::collections::BTreeMap<String, String>,
+    value: f64,
+}
+
+/// The lines of [`parse_with_prometheus_client`] as values.
+fn parsed_samples(text: &str) -> Vec<Parsed> {
+    parse_with_prometheus_client(text)
+        .into_iter()
+        .map(|line| {
+            let (family, rest) = line.split_once(' ').expect("family");
+            let (kind, rest) = rest.split_once(' ').expect("type");
+            let (name, rest) = rest.split_once('{').expect("labels");
+            let (labels, value) = rest.rsplit_once("}=").expect("value");
+            let labels = labels
+                .split(',')
+                .filter(|kv| !kv.is_empty())
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').expect("label");
+                    (k.to_string(), v.to_string())
+                })
+                .collect();
+            Parsed {
+                family: family.into(),
+                kind: kind.into(),
+                name: name.into(),
+                labels,
+                value: value.parse().expect("number"),
+            }
+        })
+        .collect()
+}
+
+/// One histogram series as parsed: `(le, cumulative count)` in exposition order, sum, count.
+#[derive(Debug)]
+struct Hist {
+    buckets: Vec<(String, f64)>,
+    sum: f64,
+    count: f64,
+}
+
+/// The series of histogram `family` whose labels (besides `le`) are exactly `labels`.
+fn histogram(parsed: &[Parsed], family: &str, labels: &[(&str, &str)]) -> Hist {
+    let want: std::collections::BTreeMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut h = Hist {
+        buckets: Vec::new(),
+        sum: f64::NAN,
+        count: f64::NAN,
+    };
+    for p in parsed.iter().filter(|p| p.family == family) {
+        assert_eq!(p.kind, "histogram", "{family}");
+        let mut ls = p.labels.clone();
+        let le = ls.remove("le");
+        if ls != want {
+            continue;
+        }
+        match (p.name.strip_prefix(family), le) {
+            (Some("_bucket"), Some(le)) => h.buckets.push((le, p.value)),
+            (Some("_sum"), None) => h.sum = p.value,
+            (Some("_count"), None) => h.count = p.value,
+            other => panic!("unexpected sample {other:?} in {family}"),
+        }
+    }
+    assert!(!h.count.is_nan(), "no {family}{labels:?}");
+    h
+}
+
+/// The `le` values Alloy exposes for each histogram family (client_golang's float format).
+fn bucket_layout(family: &str) -> Vec<&'static str> {
+    let mut les = match family {
+        "pyroscope_write_latency" => vec![
+            "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10",
+        ],
+        "pyroscope_receive_http_request_duration_seconds" => vec![
+            "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "25",
+            "50", "100",
+        ],
+        "pyroscope_receive_http_request_message_bytes"
+        | "pyroscope_receive_http_response_message_bytes" => vec![
+            "4",
+            "16",
+            "64",
+            "256",
+            "1024",
+            "4096",
+            "16384",
+            "65536",
+            "262144",
+            "1.048576e+06",
+            "4.194304e+06",
+            "1.6777216e+07",
+            "6.7108864e+07",
+            "2.68435456e+08",
+            "1.073741824e+09",
+        ],
+        // pyrogate's own: enqueue to delivery, retries included, up to 30 s.
+        "pyrogate_upstream_latency_seconds" => vec![
+            "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30",
+        ],
+        other => panic!("unexpected histogram family {other}"),
+    };
+    les.push("+Inf");
+    les
+}
+
+/// After known uploads (four `/ingest` bodies of chosen sizes, one Push of three series, one
+/// unrouted GET), Alloy's histograms count exactly what was sent: `pyroscope_write_latency`
+/// per type (`*_total` per writer with `endpoint="-"`, per Push series), the receiver's
+/// request duration per method/route/status, the request and response body sizes in the
+/// buckets their lengths fall in; every histogram series has Alloy's bucket layout, cumulative
+/// buckets and `+Inf` = `_count`; nothing is left in flight.
+fn histograms_count_what_was_sent_with_alloys_layouts(driver: Driver) {
+    let mock = MockPyroscope::start();
+    let url = mock.url();
+    // A second endpoint of the same writer answers its first request 503: one retry.
+    let second = MockPyroscope::start();
+    second.script([Action::status(503)]);
+    let url2 = second.url();
+    let cfg = format!(
+        "{}{}",
+        config::receiver("default", &["upstream"], "", ""),
+        config::write(
+            "upstream",
+            &[
+                config::endpoint(&url, ""),
+                config::endpoint(
+                    &url2,
+                    "    min_backoff_period = \"10ms\"\n    max_backoff_period = \"20ms\""
+                ),
+            ],
+            ""
+        ),
+    );
+    let gw = Gateway::start(&cfg, driver, 2);
+    let lengths = [10usize, 100, 5000, 70_000];
+    for (i, len) in lengths.iter().enumerate() {
+        let mut client = Client::connect(gw.addr());
+        let upload = bodies::pprof_of_len(800 + i as u64, *len);
+        client.send(&upload.request(&[("Connection", "close")]));
+        assert_eq!(client.read_response().status, 200);
+    }
+    let series = (0..3)
+        .map(|i| {
+            push::simple_request(900 + i, &format!("svc{i}"), 300)
+                .series
+                .remove(0)
+        })
+        .collect();
+    let push_upload = push::proto_push(push::PushRequest::new(series));
+    let mut client = Client::connect(gw.addr());
+    client.send(&push_upload.http_request(&[]));
+    assert_eq!(client.read_response().status, 200);
+    let nope = get(gw.addr(), "/nope");
+    assert_eq!(nope.status, 404);
+    assert_eq!(mock.request_count(), lengths.len() + 3);
+    assert_eq!(second.request_count(), lengths.len() + 3 + 1);
+
+    let parsed = parsed_samples(&gw.metrics());
+    // Every histogram series: Alloy's layout, cumulative, +Inf = _count, a finite sum.
+    let mut series_seen = std::collections::BTreeSet::new();
+    for p in parsed.iter().filter(|p| p.kind == "histogram") {
+        let mut ls: Vec<(&str, &str)> = p
+            .labels
+            .iter()
+            .filter(|(k, _)| k.as_str() != "le")
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        ls.sort();
+        if !series_seen.insert((p.family.clone(), format!("{ls:?}"))) {
+            continue;
+        }
+        let h = histogram(&parsed, &p.family, &ls);
+        let les: Vec<&str> = h.buckets.iter().map(|(le, _)| le.as_str()).collect();
+        assert_eq!(les, bucket_layout(&p.family), "{} {ls:?}", p.family);
+        assert!(
+            h.buckets.windows(2).all(|w| w[0].1 <= w[1].1),
+            "{} {ls:?}: buckets not cumulative: {h:?}",
+            p.family
+        );
+        assert_eq!(h.buckets.last().map(|b| b.1), Some(h.count), "{h:?}");
+        assert!(h.sum.is_finite() && h.sum >= 0.0, "{h:?}");
+    }
+    assert!(series_seen.len() >= 2 + 4 + 4 + 3 + 6, "{series_seen:?}");
+
+    let writer = [
+        ("component_id", "pyroscope.write.upstream"),
+        ("component_path", "/"),
+    ];
+    let latency_count = |endpoint: &str, kind: &str| {
+        let mut ls = writer.to_vec();
+        ls.push(("endpoint", endpoint));
+        ls.push(("type", kind));
+        histogram(&parsed, "pyroscope_write_latency", &ls).count
+    };
+    let ingests = lengths.len() as f64;
+    // `*_total` once per upload (per Push series) however many endpoints the writer has;
+    // `*_downstream` once per attempt: the retry on the second endpoint counts there, and
+    // the first request there was an `/ingest` one.
+    for (endpoint, kind, want) in [
+        ("-", "ingest_total", ingests),
+        (url.as_str(), "ingest_endpoint", ingests),
+        (url.as_str(), "ingest_downstream", ingests),
+        (url2.as_str(), "ingest_endpoint", ingests),
+        (url2.as_str(), "ingest_downstream", ingests + 1.0),
+        ("-", "push_total", 3.0),
+        (url.as_str(), "push_endpoint", 3.0),
+        (url.as_str(), "push_downstream", 3.0),
+        (url2.as_str(), "push_endpoint", 3.0),
+        (url2.as_str(), "push_downstream", 3.0),
+    ] {
+        assert_eq!(latency_count(endpoint, kind), want, "{kind} {endpoint}");
+    }
+
+    let rx = [
+        ("component_id", "pyroscope.receive_http.default"),
+        ("component_path", "/"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut ls = rx.to_vec();
+        ls.extend_from_slice(extra);
+        ls
+    };
+    let duration = "pyroscope_receive_http_request_duration_seconds";
+    for (method, route, status, want) in [
+        ("POST", "ingest", "200", ingests),
+        ("POST", "push_v1_pusherservice", "200", 1.0),
+        ("GET", "other", "404", 1.0),
+    ] {
+        let ls = with(&[
+            ("method", method),
+            ("route", route),
+            ("status_code", status),
+            ("ws", "false"),
+        ]);
+        assert_eq!(histogram(&parsed, duration, &ls).count, want, "{ls:?}");
+    }
+    // Request bodies: each length is counted in the first bucket that holds it.
+    let request_bytes = histogram(
+        &parsed,
+        "pyroscope_receive_http_request_message_bytes",
+        &with(&[("method", "POST"), ("route", "ingest")]),
+    );
+    assert_eq!(request_bytes.count, ingests);
+    assert_eq!(
+        request_bytes.sum,
+        lengths.iter().sum::<usize>() as f64,
+        "{request_bytes:?}"
+    );
+    for (le, cumulative) in &request_bytes.buckets {
+        let bound: f64 = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse().expect("le")
+        };
+        let want = lengths.iter().filter(|&&l| l as f64 <= bound).count() as f64;
+        assert_eq!(*cumulative, want, "le={le}: {request_bytes:?}");
+    }
+    let push_bytes = histogram(
+        &parsed,
+        "pyroscope_receive_http_request_message_bytes",
+        &with(&[("method", "POST"), ("route", "push_v1_pusherservice")]),
+    );
+    assert_eq!(
+        (push_bytes.count, push_bytes.sum),
+        (1.0, push_upload.body.len() as f64)
+    );
+    // Responses: empty 200s for /ingest; Go's 404 text for the unrouted GET.
+    let responses = "pyroscope_receive_http_response_message_bytes";
+    let ingest_out = histogram(
+        &parsed,
+        responses,
+        &with(&[("method", "POST"), ("route", "ingest")]),
+    );
+    assert_eq!((ingest_out.count, ingest_out.sum), (ingests, 0.0));
+    let other_out = histogram(
+        &parsed,
+        responses,
+        &with(&[("method", "GET"), ("route", "other")]),
+    );
+    assert_eq!(
+        (other_out.count, other_out.sum),
+        (1.0, "404 page not found\n".len() as f64)
+    );
+    for (method, route) in [
+        ("POST", "ingest"),
+        ("POST", "push_v1_pusherservice"),
+        ("GET", "other"),
+    ] {
+        let mut ls: Vec<(String, String)> = with(&[("method", method), ("route", route)])
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        ls.sort();
+        let inflight: Vec<f64> = parsed
+            .iter()
+            .filter(|p| {
+                p.name == "pyroscope_receive_http_inflight_requests"
+                    && p.labels.clone().into_iter().collect::<Vec<_>>() == ls
+            })
+            .map(|p| p.value)
+            .collect();
+        assert_eq!(inflight, [0.0], "inflight {method} {route}");
+    }
+}
+
 both_drivers!(
+    histograms_count_what_was_sent_with_alloys_layouts,
     scrape_parses_with_the_prometheus_parser_and_has_alloys_series,
     fan_out_counters_are_exact_and_merged_across_two_cores,
     connections_gauge_counts_open_connections_on_every_core,

@@ -60,6 +60,8 @@ pub enum Command {
     /// Phases with slowloris heads, slow bodies, slow readers, idle keep-alive connections
     /// and a connection flood above conn_limit, each beside the same normal load.
     Slow(SlowArgs),
+    /// Resident memory of N idle keep-alive connections (one upload each), pyrogate vs nginx
+    Idle(IdleArgs),
     /// Print a shell completion script (e.g. `loadtest completions bash`)
     Completions {
         /// bash, elvish, fish, powershell or zsh
@@ -323,6 +325,32 @@ pub struct SoakArgs {
     /// No progress lines
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// Flags of `loadtest idle`.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct IdleArgs {
+    /// Keep-alive connections, each idle after one upload
+    #[arg(long, value_name = "N", default_value_t = 4000)]
+    pub connections: usize,
+    /// Core threads of pyrogate and workers of nginx [default: every core]
+    #[arg(long, value_name = "N")]
+    pub cores: Option<usize>,
+    /// Wait before each memory sample
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = duration)]
+    pub settle: Duration,
+    /// The pyrogate binary [default: $PYROGATE_BIN, else target/release/pyrogate]
+    #[arg(long, value_name = "PATH")]
+    pub pyrogate: Option<PathBuf>,
+    /// The nginx binary [default: nginx on PATH]
+    #[arg(long, value_name = "PATH")]
+    pub nginx: Option<PathBuf>,
+    /// Do not run nginx
+    #[arg(long)]
+    pub no_nginx: bool,
+    /// Where the results go
+    #[arg(long, value_name = "DIR", default_value = "target/loadtest")]
+    pub out: PathBuf,
 }
 
 /// Flags of `loadtest slow`.

@@ -338,7 +338,7 @@ impl Drop for Started {
 }
 
 /// A free loopback port (bound, then released for the system to take).
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -577,6 +577,23 @@ fn start_nginx(
     sinks: &[SocketAddr],
     dir: &Path,
 ) -> anyhow::Result<Started> {
+    start_nginx_with(bin, &nginx_config(dir, free_port()?, sinks, cfg.cores), dir)
+}
+
+impl Started {
+    /// Current resident memory, summed over the processes, in KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let pids = self.pids();
+        if pids.is_empty() {
+            return None;
+        }
+        pids.iter().map(|&p| stats::rss_kib(p)).sum()
+    }
+}
+
+/// Starts nginx on `config` (from [`nginx_config`], whose `listen` line gives the port) in
+/// `dir`, and waits until it accepts connections.
+pub fn start_nginx_with(bin: &Path, config: &str, dir: &Path) -> anyhow::Result<Started> {
     use std::os::unix::fs::PermissionsExt;
     // Workers may run as another user (nobody) when started as root: they need the temp dirs.
     for sub in ["body", "proxy"] {
@@ -585,9 +602,14 @@ fn start_nginx(
         fs::set_permissions(&p, fs::Permissions::from_mode(0o777))?;
     }
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
-    let port = free_port()?;
+    let port: u16 = config
+        .split("listen 127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .and_then(|p| p.parse().ok())
+        .context("nginx config without `listen 127.0.0.1:PORT;`")?;
     let conf = dir.join("nginx.conf");
-    fs::write(&conf, nginx_config(dir, port, sinks, cfg.cores))?;
+    fs::write(&conf, config)?;
     let log = dir.join("nginx.stderr");
     let mut child = Command::new(bin)
         .arg("-p")

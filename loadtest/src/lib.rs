@@ -16,6 +16,7 @@ pub mod bodies;
 pub mod cli;
 pub mod compare;
 pub mod generator;
+pub mod idle;
 pub mod integrity;
 pub mod replay;
 pub mod report;

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use loadtest::bodies::BodyPool;
 use loadtest::cli::{
-    self, Command, CompareArgs, GenArgs, Mode, ReplayArgs, SinkArgs, SlowArgs, SoakArgs,
+    self, Command, CompareArgs, GenArgs, IdleArgs, Mode, ReplayArgs, SinkArgs, SlowArgs, SoakArgs,
 };
 use loadtest::compare::{self, CompareConfig};
 use loadtest::generator::{self, Plan, RunResult, Schedule};
@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Command::Compare(a) => ("compare", cmd_compare(a)),
         Command::Soak(a) => ("soak", cmd_soak(a)),
         Command::Slow(a) => ("slow", cmd_slow(a)),
+        Command::Idle(a) => ("idle", cmd_idle(a)),
         Command::Completions { shell } => {
             print!("{}", cli::completions(shell));
             return ExitCode::SUCCESS;
@@ -396,6 +397,39 @@ fn cmd_soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn cmd_idle(args: IdleArgs) -> anyhow::Result<ExitCode> {
+    let cores = args.cores.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let cfg = loadtest::idle::IdleConfig {
+        connections: args.connections.max(1),
+        cores: cores.max(1),
+        settle: args.settle,
+        pyrogate_bin: pyrogate_bin(args.pyrogate),
+        nginx_bin: if args.no_nginx {
+            None
+        } else {
+            args.nginx.or_else(compare::find_nginx)
+        },
+        out_dir: args.out,
+    };
+    if !cfg.pyrogate_bin.is_file() {
+        bail!(
+            "no pyrogate binary at {}: build it with `cargo build --release -p pyrogate --bin pyrogate`",
+            cfg.pyrogate_bin.display()
+        );
+    }
+    if cfg.nginx_bin.is_none() && !args.no_nginx {
+        eprintln!(
+            "idle: nginx not found; install it with `{}` to compare against it. Skipping that peer.",
+            compare::NGINX_HINT
+        );
+    }
+    let results = loadtest::idle::run(&cfg)?;
+    print!("{}", loadtest::idle::markdown(&results));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_slow(args: SlowArgs) -> anyhow::Result<ExitCode> {

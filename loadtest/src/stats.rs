@@ -235,6 +235,18 @@ pub fn cpu_time(pid: u32) -> Option<CpuTimes> {
     })
 }
 
+/// Current resident memory (`VmRSS`) of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_ascii_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Peak resident memory of process `pid`, in KiB.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     parse_vm_hwm_kib(&fs::read_to_string(format!("/proc/{pid}/status")).ok()?)

@@ -543,9 +543,48 @@ impl Cx<'_, '_, '_> {
                 .positive_duration(&mut r, "dns_refresh_interval")
                 .unwrap_or(d.dns_refresh_interval),
             hosts_file: self.path(&mut r, "hosts_file"),
+            spool: r
+                .block("spool", self.sink)
+                .and_then(|b| self.spool(b, b.name_span.start)),
         };
         r.finish(self.sink);
         g
+    }
+
+    /// `pyrogate > spool` (*pyrogate extension*): `directory` is required.
+    fn spool(&mut self, b: &Block, at: Pos) -> Option<Spool> {
+        let mut r = Reader::new("pyrogate > spool".to_string(), b, self.sink);
+        let given = r.attr("directory").is_some();
+        self.require(&r, "directory", given);
+        let directory = self.path(&mut r, "directory");
+        let max_bytes = self
+            .size(&mut r, "max_bytes")
+            .unwrap_or(DEFAULT_SPOOL_MAX_BYTES);
+        let max_age = self
+            .positive_duration(&mut r, "max_age")
+            .unwrap_or(DEFAULT_SPOOL_MAX_AGE);
+        let fsync = self
+            .choice(
+                &mut r,
+                "fsync",
+                &[("never", Fsync::Never), ("always", Fsync::Always)],
+            )
+            .unwrap_or(Fsync::Never);
+        r.finish(self.sink);
+        let directory = directory?;
+        if directory.as_os_str().is_empty() {
+            self.sink.error(
+                at,
+                "pyrogate > spool: directory must not be empty".to_string(),
+            );
+            return None;
+        }
+        Some(Spool {
+            directory,
+            max_bytes,
+            max_age,
+            fsync,
+        })
     }
 }
 

@@ -137,6 +137,7 @@ impl Cx<'_, '_, '_> {
                 &[("none", Compression::None), ("gzip", Compression::Gzip)],
             )
             .unwrap_or(Compression::None);
+        let spool = self.bool(&mut r, "spool").unwrap_or(true);
         r.finish(self.sink);
         if !ok {
             return None;
@@ -161,6 +162,7 @@ impl Cx<'_, '_, '_> {
             senders_per_core,
             connect_timeout,
             compression,
+            spool,
         })
     }
 

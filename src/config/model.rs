@@ -218,6 +218,9 @@ pub struct Endpoint {
     /// *pyrogate extension* `compression`: how Push requests are sent upstream (Alloy always
     /// sends them uncompressed). `/ingest` bodies are always forwarded byte for byte.
     pub compression: Compression,
+    /// *pyrogate extension* `spool`: whether this endpoint spools when a `spool` block is
+    /// configured (default true; `spool = false` opts out).
+    pub spool: bool,
 }
 
 /// Content coding of upstream Push requests.
@@ -254,6 +257,7 @@ impl Endpoint {
             senders_per_core: DEFAULT_SENDERS_PER_CORE,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             compression: Compression::None,
+            spool: true,
         }
     }
 }
@@ -396,6 +400,36 @@ pub struct Gateway {
     /// `hosts_file`: upstream names listed there resolve to its addresses before the system
     /// resolver is asked (`/etc/hosts` format, re-read at every resolution).
     pub hosts_file: Option<std::path::PathBuf>,
+    /// The `spool` block: where uploads a destination cannot take are kept (absent: no spool).
+    pub spool: Option<Spool>,
+}
+
+/// The `spool` block of `pyrogate` (*pyrogate extension*).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spool {
+    /// `directory` (required): each destination's spool is a directory under it.
+    pub directory: std::path::PathBuf,
+    /// `max_bytes`: disk bytes per destination; the oldest records are dropped past it.
+    pub max_bytes: u64,
+    /// `max_age`: records older than this (since accepted) are dropped, not replayed.
+    pub max_age: Duration,
+    /// `fsync`: when spooled records are forced to the disk.
+    pub fsync: Fsync,
+}
+
+/// Default `spool.max_bytes`: 1 GiB.
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 1 << 30;
+/// Default `spool.max_age`: Pyroscope's default `reject-older-than` window.
+pub const DEFAULT_SPOOL_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// When the spool forces its writes to the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// `fsync = "never"` (default): records survive a crash of the process (they are in the
+    /// kernel's page cache), not a power loss before the kernel writes them back.
+    Never,
+    /// `fsync = "always"`: each record is `fdatasync`ed before it counts as spooled.
+    Always,
 }
 
 impl Default for Gateway {
@@ -405,6 +439,7 @@ impl Default for Gateway {
             queue_wait_timeout: DEFAULT_QUEUE_WAIT_TIMEOUT,
             dns_refresh_interval: DEFAULT_DNS_REFRESH,
             hosts_file: None,
+            spool: None,
         }
     }
 }

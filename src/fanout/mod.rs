@@ -6,6 +6,10 @@
 //! slow or dead destination never holds back the healthy ones. Does not own: building the
 //! items (`server::ingest`) or sending them (`upstream::sender`). Hot path: yes; one
 //! `Rc`/`Bytes` clone per destination, no body copy.
+//!
+//! With a spool, a destination that has been failing for a while takes new uploads straight
+//! into its spool, and one whose queue stays full spools instead of dropping; a spooled copy
+//! counts as accepted (`upstream::replay`).
 
 use std::rc::Rc;
 use std::time::Instant;
@@ -13,6 +17,7 @@ use std::time::Instant;
 use crate::metrics::DropReason;
 use crate::upload::{DeliveryError, Outbound};
 use crate::upstream::Destination;
+use crate::upstream::replay::spill;
 
 /// Queues each `(destination, item)`, waiting until `deadline` for room where a queue is
 /// full. Returns how many destinations accepted.
@@ -20,6 +25,10 @@ pub async fn dispatch(items: Vec<(Rc<Destination>, Outbound)>, deadline: Instant
     let mut accepted = 0;
     let mut pending = Vec::new();
     for (d, item) in items {
+        if d.spills_now() {
+            accepted += usize::from(spill(&d, item, DeliveryError::QueueFull).await);
+            continue;
+        }
         match d.queue.try_push(item) {
             Ok(()) => accepted += 1,
             Err(item) if d.queue.is_closed() => gone(&d, item),
@@ -44,6 +53,10 @@ pub async fn dispatch(items: Vec<(Rc<Destination>, Outbound)>, deadline: Instant
         pending = still;
     }
     for (d, item) in pending {
+        if d.spool.is_some() {
+            accepted += usize::from(spill(&d, item, DeliveryError::QueueFull).await);
+            continue;
+        }
         d.metrics.record_dropped(
             item.bytes,
             item.profiles,
@@ -114,6 +127,91 @@ mod tests {
             );
             item.finish(Ok(()));
         }
+    }
+
+    fn spooling(url: &str, dir: &std::path::Path) -> Rc<Destination> {
+        let settings = crate::config::Spool {
+            directory: dir.into(),
+            max_bytes: 1 << 20,
+            max_age: Duration::from_secs(3600),
+            fsync: crate::config::Fsync::Never,
+        };
+        let (store, _) = crate::spool::Store::open(dir.join("d"), &settings).unwrap();
+        Rc::new(
+            Destination::new(&endpoint(url, 1), 0, vec![])
+                .unwrap()
+                .with_spool(Some(std::sync::Arc::new(store))),
+        )
+    }
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn a_healthy_spooling_destination_never_touches_its_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = spooling("http://ok", dir.path());
+        let up = upload(1);
+        let item = Outbound::ingest(up, "/ingest".into(), Payload::Whole(Bytes::from("p")));
+        assert_eq!(dispatch(vec![(d.clone(), item)], Instant::now()).await, 1);
+        assert_eq!(d.queue.len(), 1);
+        let store = d.spool.as_ref().unwrap();
+        assert_eq!(store.stats().bytes, 0);
+        let files = std::fs::read_dir(dir.path().join("d")).unwrap().count();
+        assert_eq!(files, 0, "no segment file is even created");
+        d.queue.pop().await.unwrap().finish(Ok(()));
+    }
+
+    #[test]
+    fn a_failing_or_full_spooling_destination_spools_and_counts_it_accepted() {
+        // Spool writes run on the blocking pool, which `monoio::test` does not attach.
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .attach_thread_pool(Box::new(monoio::blocking::DefaultThreadPool::new(1)))
+            .build()
+            .unwrap()
+            .block_on(spools_and_counts_it_accepted());
+    }
+
+    async fn spools_and_counts_it_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = spooling("http://down", dir.path());
+        // The queue (capacity 1) is full: the second upload is spooled at the deadline.
+        let first = upload(1);
+        d.queue
+            .try_push(Outbound::ingest(
+                first,
+                "/x".into(),
+                Payload::Whole(Bytes::new()),
+            ))
+            .unwrap();
+        let up = upload(1);
+        let item = Outbound::ingest(
+            up.clone(),
+            "/ingest?a".into(),
+            Payload::Whole(Bytes::from("p1")),
+        );
+        d.metrics.record_accepted(1);
+        assert_eq!(dispatch(vec![(d.clone(), item)], Instant::now()).await, 1);
+        // Failing for longer than SPILL_AFTER_FAILING: straight to the spool, no waiting.
+        d.failing_since
+            .set(Instant::now().checked_sub(crate::upstream::SPILL_AFTER_FAILING));
+        let up2 = upload(1);
+        let item = Outbound::ingest(
+            up2.clone(),
+            "/ingest?b".into(),
+            Payload::Whole(Bytes::from("p2")),
+        );
+        d.metrics.record_accepted(1);
+        let far = Instant::now() + Duration::from_secs(60);
+        assert_eq!(dispatch(vec![(d.clone(), item)], far).await, 1);
+        let store = d.spool.as_ref().unwrap();
+        assert_eq!(store.stats().records, 2);
+        assert_eq!(d.metrics.pending_profiles(), 0, "spooled, not in flight");
+        assert_eq!(d.metrics.dropped_total(), 0);
+        // The waiting client hears that the upload is not delivered (503: try later).
+        assert_eq!(up.ticket.verdict(), crate::upload::Verdict::Overloaded);
+        let t = store.take(crate::spool::unix_ms()).unwrap();
+        assert_eq!(t.record.meta.target, "/ingest?a");
+        assert_eq!(t.record.requests, vec![Bytes::from("p1")]);
+        d.queue.pop().await.unwrap().finish(Ok(()));
     }
 
     #[monoio::test_all(timer_enabled = true)]

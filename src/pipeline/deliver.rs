@@ -24,6 +24,7 @@ use bytes::Bytes;
 use crate::budget::Reservation;
 use crate::config::AckMode;
 use crate::fanout;
+use crate::metrics::WriteSpan;
 use crate::upload::{Api, DeliveryError, Outbound, Payload, Requests, Ticket, Upload, Verdict};
 use crate::upstream::Destination;
 
@@ -35,6 +36,7 @@ struct Planned {
     requests: Requests,
     profiles: u64,
     bytes: u64,
+    span: Option<Rc<WriteSpan>>,
 }
 
 /// The upstream requests of one client request, built by an API handler.
@@ -78,14 +80,14 @@ impl Delivery {
     }
 
     /// Adds one destination's requests: `target` is the upstream path and query, `profiles`
-    /// and `bytes` what they carry (for metrics).
+    /// and `bytes` what they carry, `span` the writer's `*_total` timing (for metrics).
     pub fn add(
         &mut self,
         dest: &Rc<Destination>,
         target: String,
         requests: Requests,
-        profiles: u64,
-        bytes: u64,
+        (profiles, bytes): (u64, u64),
+        span: &Rc<WriteSpan>,
     ) {
         self.planned.push(Planned {
             dest: dest.clone(),
@@ -93,18 +95,25 @@ impl Delivery {
             requests,
             profiles,
             bytes,
+            span: Some(span.clone()),
         });
     }
 
     /// Adds an `/ingest` copy of `body` for `dest`.
-    pub fn add_whole(&mut self, dest: &Rc<Destination>, target: String, body: &Bytes) {
+    pub fn add_whole(
+        &mut self,
+        dest: &Rc<Destination>,
+        target: String,
+        body: &Bytes,
+        span: &Rc<WriteSpan>,
+    ) {
         let bytes = body.len() as u64;
         self.add(
             dest,
             target,
             Requests::One(Payload::Whole(body.clone())),
-            1,
-            bytes,
+            (1, bytes),
+            span,
         );
     }
 
@@ -166,7 +175,8 @@ impl Delivery {
                     p.requests,
                     p.profiles,
                     p.bytes,
-                );
+                )
+                .with_span(p.span);
                 (p.dest, item)
             })
             .collect();

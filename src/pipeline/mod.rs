@@ -22,7 +22,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::config::{Config, Target};
-use crate::metrics::RelabelMetrics;
+use crate::metrics::{RelabelMetrics, WriterMetrics};
 use crate::relabel::Labels;
 use crate::relabel::cache::{Outcome, Relabeler};
 use crate::upstream::Destination;
@@ -33,6 +33,8 @@ pub struct Writer {
     label: String,
     external_labels: Vec<(String, String)>,
     destinations: Vec<Rc<Destination>>,
+    /// The component's own metrics (`pyroscope_write_latency` `*_total`).
+    metrics: Rc<WriterMetrics>,
 }
 
 impl Writer {
@@ -49,6 +51,10 @@ impl Writer {
     /// One per `endpoint`, in the order written.
     pub fn destinations(&self) -> &[Rc<Destination>] {
         &self.destinations
+    }
+
+    pub fn metrics(&self) -> &Rc<WriterMetrics> {
+        &self.metrics
     }
 }
 
@@ -270,7 +276,8 @@ impl Components {
     /// [`Components::build`] for a reloaded configuration: a relabel component whose label
     /// existed in `previous` keeps its metrics, and its result cache too when its rules and
     /// `max_cache_size` are unchanged. Writers are always new (their `external_labels` may
-    /// have changed); the destinations passed in may be `previous`'s own.
+    /// have changed) but keep their metrics when their label existed; the destinations passed
+    /// in may be `previous`'s own.
     pub fn rebuild(
         config: &Config,
         destinations: Vec<Vec<Rc<Destination>>>,
@@ -281,10 +288,16 @@ impl Components {
             .iter()
             .zip(destinations)
             .map(|(w, destinations)| {
+                // A writer that existed keeps its series (its `pyroscope_write_latency`
+                // `*_total` histograms continue across the reload, as the counters do).
+                let metrics = previous
+                    .and_then(|p| p.writers.iter().find(|old| old.label == w.label))
+                    .map_or_else(Rc::default, |old| old.metrics.clone());
                 Rc::new(Writer {
                     label: w.label.clone(),
                     external_labels: w.external_labels.clone(),
                     destinations,
+                    metrics,
                 })
             })
             .collect();

@@ -86,12 +86,20 @@ impl Check {
                 ("Www-Authenticate", challenge.as_bytes()),
                 ("X-Content-Type-Options", b"nosniff"),
             ],
-            b"Unauthorized\n",
+            UNAUTHORIZED_BODY,
             close,
         );
         out
     }
+
+    /// The body length of [`Check::unauthorized`] (for the response size metric).
+    pub fn unauthorized_body_len(&self) -> u64 {
+        UNAUTHORIZED_BODY.len() as u64
+    }
 }
+
+/// The 401 body, as Go's `http.Error(w, "Unauthorized", 401)` writes it.
+const UNAUTHORIZED_BODY: &[u8] = b"Unauthorized\n";
 
 /// The credential in an `Authorization` value for `scheme`: `user:password` decoded from
 /// Basic, the token from Bearer. Pure.

@@ -12,7 +12,7 @@
 //! Does not own: what an upload becomes ([`super::ingest`]). Hot path: yes.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use monoio::net::TcpStream;
@@ -21,12 +21,15 @@ use super::ReceiverRt;
 use super::{ingest, push};
 use crate::budget::Reservation;
 use crate::h1::{self, BodyFraming, Method, RequestHead};
-use crate::metrics::RefuseReason;
+use crate::metrics::{HttpRequest, RefuseReason};
 use crate::tls::stream::Stream;
 use crate::upload::Api;
 
 /// Initial read buffer per connection; SDK heads fit, bodies get their own buffer.
 const READ_BUFFER_BYTES: usize = 16 * 1024;
+/// How long a connection waiting for its next request keeps a read buffer posted before it
+/// counts as idle and gives the buffer back (see `Conn::await_request`).
+const IDLE_BUFFER_RELEASE: Duration = Duration::from_millis(250);
 /// Budget granted to a chunked body at a time while it is being read.
 const CHUNKED_RESERVE_STEP: u64 = 256 * 1024;
 
@@ -131,6 +134,54 @@ fn route(method: Method, path: &[u8]) -> (Route, &'static str) {
     }
 }
 
+/// The route label dskit gives a request (grafana/dskit middleware/route_injector.go): the
+/// gorilla/mux path template Alloy registered, made a label value (`/ingest` → `ingest`,
+/// the Push prefix `/push.v1.PusherService/` → `push_v1_pusherservice`); a request no route
+/// matches, a method mismatch included, is `other`. `/pyroscope/ingest`, which Alloy does not
+/// serve, counts as `ingest`.
+fn dskit_route(route: &Route) -> &'static str {
+    match route {
+        Route::Upload(Api::Ingest) => "ingest",
+        Route::Upload(Api::Push) => "push_v1_pusherservice",
+        Route::MethodNotAllowed | Route::NotFound => "other",
+    }
+}
+
+/// The `method` label (Go's `r.Method`); an extension method is `OTHER`.
+fn method_label(m: Method) -> &'static str {
+    match m {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Options => "OPTIONS",
+        Method::Patch => "PATCH",
+        Method::Connect => "CONNECT",
+        Method::Trace => "TRACE",
+        Method::Other => "OTHER",
+    }
+}
+
+/// dskit's `IsWSHandshakeRequest`: `Upgrade: websocket` and an `upgrade` token in
+/// `Connection`.
+fn is_ws_handshake(head: &RequestHead, buf: &[u8]) -> bool {
+    head.header(buf, "upgrade")
+        .is_some_and(|u| u.eq_ignore_ascii_case(b"websocket"))
+        && head.header(buf, "connection").is_some_and(|c| {
+            c.split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
+        })
+}
+
+/// How one read ended.
+enum ReadOutcome {
+    Data,
+    /// End of stream or an error: the connection is done.
+    Closed,
+    TimedOut,
+}
+
 /// Why the keep-alive loop ends.
 enum Next {
     KeepAlive,
@@ -145,18 +196,27 @@ struct Conn<'a> {
     /// The request being answered is HTTP/1.0 with `Connection: keep-alive`: an answer that
     /// keeps the connection open must say so (RFC 9112 §9.3), as Go's server does.
     http10_keep_alive: bool,
+    /// The request being served, for the receiver's HTTP metrics (dskit's instrumentation
+    /// starts once the head is read; a head that does not parse is never a request).
+    request: Option<HttpRequest>,
+    /// Body bytes read for the request being served.
+    body_read: u64,
 }
 
 /// Serves one connection until it closes, times out, errs, or the core shuts down.
 pub async fn serve(core: &super::Shared, rx: &ReceiverRt, stream: TcpStream, _peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    let Some(stream) = super::tls::wrap(rx, stream).await else {
+    // Boxed, as the request below: the TLS handshake's state must not size the task of every
+    // idle connection.
+    let Some(stream) = Box::pin(super::tls::wrap(rx, stream)).await else {
         return;
     };
     let mut c = Conn {
         core,
         rx,
         http10_keep_alive: false,
+        request: None,
+        body_read: 0,
         stream,
         buf: BytesMut::with_capacity(READ_BUFFER_BYTES),
     };
@@ -165,7 +225,14 @@ pub async fn serve(core: &super::Shared, rx: &ReceiverRt, stream: TcpStream, _pe
     // (which only applies between requests; net/http `conn.serve` / `readRequest`).
     let mut first = Some(Instant::now() + rx.config.http.server_read_timeout);
     loop {
-        match c.one_request(first.take()).await {
+        let first = first.take();
+        if !c.await_request(first).await {
+            return;
+        }
+        // The request's state machine (head parsing, delivery, the answer) lives in its own
+        // allocation while a request is served, so an idle connection's task holds only the
+        // small waiting state above.
+        match Box::pin(c.one_request(first)).await {
             Next::KeepAlive if !rx.closing(core) => {}
             _ => return,
         }
@@ -199,6 +266,13 @@ impl Conn<'_> {
 
     /// Waits for the first byte of the next request: until `first` (the first request's read
     /// deadline) or the idle timeout, or shutdown.
+    ///
+    /// A busy connection's next request usually arrives within [`IDLE_BUFFER_RELEASE`], into the
+    /// read buffer already posted. After that the connection counts as idle: on plain TCP it
+    /// gives its read buffer back and waits on readiness alone (an io_uring `PollAdd`, or epoll),
+    /// so thousands of idle keep-alive connections hold no buffer memory; a fresh buffer is taken
+    /// when bytes arrive. TLS connections keep theirs (rustls may hold decrypted bytes that no
+    /// readiness event announces).
     async fn await_request(&mut self, first: Option<Instant>) -> bool {
         if !self.buf.is_empty() {
             return true;
@@ -206,11 +280,71 @@ impl Conn<'_> {
         let idle =
             first.unwrap_or_else(|| Instant::now() + self.rx.config.http.server_idle_timeout);
         let shutdown = self.core.shutdown.clone();
+        let park_at = (Instant::now() + IDLE_BUFFER_RELEASE).min(idle);
+        let can_park = self.stream.is_plain() && park_at < idle;
+        let first_wait = if can_park { park_at } else { idle };
         let rx = self.rx;
-        monoio::select! {
-            n = self.read(idle) => n.is_some(),
+        let read = monoio::select! {
+            r = self.read_outcome(first_wait) => r,
+            _ = shutdown.wait() => return false,
+            _ = rx.retired.wait() => return false,
+        };
+        match read {
+            ReadOutcome::Data => return true,
+            ReadOutcome::Closed => return false,
+            ReadOutcome::TimedOut if !can_park => return false,
+            ReadOutcome::TimedOut => {}
+        }
+        // Idle: hold no buffer while waiting.
+        self.buf = BytesMut::new();
+        let now = Instant::now();
+        if now >= idle {
+            return false;
+        }
+        let ready = monoio::select! {
+            r = monoio::time::timeout(idle - now, self.stream.readable()) => matches!(r, Ok(Ok(()))),
             _ = shutdown.wait() => false,
             _ = rx.retired.wait() => false,
+        };
+        if !ready {
+            return false;
+        }
+        self.buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
+        let deadline = Instant::now() + self.rx.config.http.server_read_timeout;
+        monoio::select! {
+            n = self.read(deadline) => n.is_some(),
+            _ = shutdown.wait() => false,
+            _ = rx.retired.wait() => false,
+        }
+    }
+
+    /// One read into the buffer, telling a timeout apart from the end of the stream.
+    async fn read_outcome(&mut self, deadline: Instant) -> ReadOutcome {
+        let now = Instant::now();
+        if now >= deadline {
+            return ReadOutcome::TimedOut;
+        }
+        let buf = std::mem::take(&mut self.buf);
+        match monoio::time::timeout(
+            deadline - now,
+            self.stream.read_more(buf, READ_BUFFER_BYTES),
+        )
+        .await
+        {
+            Ok((Ok(n), buf)) => {
+                self.buf = buf;
+                if n > 0 {
+                    ReadOutcome::Data
+                } else {
+                    ReadOutcome::Closed
+                }
+            }
+            Ok((Err(_), buf)) => {
+                self.buf = buf;
+                ReadOutcome::Closed
+            }
+            // The cancelled read took its buffer with it; the next read allocates one.
+            Err(_) => ReadOutcome::TimedOut,
         }
     }
 
@@ -229,6 +363,9 @@ impl Conn<'_> {
         let mut out = BytesMut::with_capacity(128 + reply.body.len());
         h1::encode_response(&mut out, reply.status, &headers, &reply.body, close);
         self.rx.metrics.record_request(route, reply.status);
+        if let Some(r) = self.request.take() {
+            r.finish(reply.status, self.body_read, reply.body.len() as u64);
+        }
         let write = self.stream.write_all(out);
         match monoio::time::timeout(self.rx.config.http.server_write_timeout, write).await {
             Ok((Ok(_), _)) if !close => Next::KeepAlive,
@@ -236,10 +373,8 @@ impl Conn<'_> {
         }
     }
 
+    /// Serves the request whose first bytes are in the buffer.
     async fn one_request(&mut self, first: Option<Instant>) -> Next {
-        if !self.await_request(first).await {
-            return Next::Close;
-        }
         // `server_read_timeout` bounds the whole request: from accept for the first request,
         // from its first byte for the later ones.
         let deadline =
@@ -276,6 +411,12 @@ impl Conn<'_> {
         };
         let head_bytes = self.buf.split_to(head.head_len).freeze();
         let (route, route_name) = route(head.method, &head_bytes[head.path.clone()]);
+        self.body_read = 0;
+        self.request = Some(self.rx.metrics.begin_request(
+            method_label(head.method),
+            dskit_route(&route),
+            is_ws_handshake(&head, &head_bytes),
+        ));
         let has_body = !matches!(head.body, BodyFraming::Empty);
         if let Some(check) = &self.rx.live().client_auth
             && !check.allows(head.header(&head_bytes, "authorization"))
@@ -283,7 +424,11 @@ impl Conn<'_> {
             // The body is not read: the connection closes after the 401 when there is one.
             let close = has_body || !head.keep_alive;
             self.rx.metrics.record_request(route_name, 401);
-            let write = self.stream.write_all(check.unauthorized(close));
+            let answer = check.unauthorized(close);
+            if let Some(r) = self.request.take() {
+                r.finish(401, 0, check.unauthorized_body_len());
+            }
+            let write = self.stream.write_all(answer);
             return match monoio::time::timeout(self.rx.config.http.server_write_timeout, write)
                 .await
             {
@@ -291,7 +436,7 @@ impl Conn<'_> {
                 _ => Next::Close,
             };
         }
-        match route {
+        let next = match route {
             Route::NotFound => {
                 let reply = Reply::text(404, "404 page not found");
                 self.respond(&reply, has_body || !head.keep_alive, route_name)
@@ -302,7 +447,10 @@ impl Conn<'_> {
                     .await
             }
             Route::Upload(api) => self.upload(api, head, head_bytes, deadline).await,
-        }
+        };
+        // A request abandoned without an answer leaves the in-flight gauge here.
+        self.request = None;
+        next
     }
 
     async fn upload(
@@ -358,6 +506,7 @@ impl Conn<'_> {
                 }
             }
         };
+        self.body_read = body.len() as u64;
         let reply = match api {
             Api::Ingest => {
                 ingest::handle(self.rx, &head, &head_bytes, body, reservation, wait_until).await

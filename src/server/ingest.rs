@@ -16,7 +16,7 @@ use super::conn::Reply;
 use crate::budget::Reservation;
 use crate::h1::{self, RequestHead};
 use crate::labels;
-use crate::metrics::{DropReason, RefuseReason};
+use crate::metrics::{DropReason, RefuseReason, WriteLatency, WriteSpan};
 use crate::pipeline::deliver::Delivery;
 use crate::upload::{Api, Verdict};
 
@@ -65,6 +65,13 @@ pub async fn handle(
             ),
             None => labels::write_stage(&received, hop.writer.external_labels()),
         };
+        // Alloy's `ingest_total` times each writer's `AppendIngest`, a rejected one too.
+        let dests = if written.is_ok() {
+            hop.writer.destinations().len()
+        } else {
+            0
+        };
+        let span = WriteSpan::start(hop.writer.metrics(), WriteLatency::IngestTotal, 1, dests);
         match written {
             Ok(name) => {
                 let query = labels::upstream_query(&query, &name);
@@ -74,7 +81,7 @@ pub async fn handle(
                     target.push_str(&path);
                     target.push('?');
                     target.push_str(&query);
-                    delivery.add_whole(dest, target, &body);
+                    delivery.add_whole(dest, target, &body, &span);
                 }
             }
             Err(e) => {

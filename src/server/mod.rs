@@ -222,13 +222,14 @@ pub async fn accept_loop(core: Rc<Shared>, rx: Rc<ReceiverRt>, listener: TcpList
                 rx.active.set(rx.active.get() + 1);
                 rx.metrics.set_connections(rx.active.get());
                 let (core, rx) = (core.clone(), rx.clone());
-                monoio::spawn(async move {
+                let task = async move {
                     conn::serve(&core, &rx, stream, peer).await;
                     rx.slots.release();
                     rx.active.set(rx.active.get() - 1);
                     rx.metrics.set_connections(rx.active.get());
                     rx.conn_closed.notify_all();
-                });
+                };
+                monoio::spawn(task);
             }
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning.

@@ -18,7 +18,7 @@ use super::{Live, ReceiverRt};
 use crate::budget::Reservation;
 use crate::h1::RequestHead;
 use crate::labels;
-use crate::metrics::{DropReason, RefuseReason};
+use crate::metrics::{DropReason, RefuseReason, WriteLatency, WriteSpan};
 use crate::pipeline::Writer;
 use crate::pipeline::deliver::Delivery;
 use crate::push::{self, PUSH_PATH, connect::Code, connect::Protocol as Wire};
@@ -241,6 +241,14 @@ pub async fn handle(
     for acc in paths {
         let Some(writer) = acc.writer else { continue };
         let rejected = acc.rejected;
+        // Alloy's `push_total` times each series a writer accepts (a rejected series fails
+        // `Append`'s label check before `Push` is timed).
+        let span = WriteSpan::start(
+            writer.metrics(),
+            WriteLatency::PushTotal,
+            acc.requests.len(),
+            writer.destinations().len(),
+        );
         for dest in writer.destinations() {
             if rejected > 0 {
                 dest.metrics.record_accepted(rejected);
@@ -255,8 +263,8 @@ pub async fn handle(
                 dest,
                 dest.upstream_path(PUSH_PATH).into_owned(),
                 Requests::Sequence(acc.requests.clone()),
-                acc.profiles,
-                acc.bytes,
+                (acc.profiles, acc.bytes),
+                &span,
             );
         }
     }

@@ -389,6 +389,21 @@ impl Stream {
         }
     }
 
+    /// Whether this is plain TCP (no TLS layer that may hold bytes of its own).
+    pub fn is_plain(&self) -> bool {
+        matches!(self, Stream::Plain(_))
+    }
+
+    /// Waits until the socket has bytes to read (or an error or end of stream to report),
+    /// without posting a buffer. Plain TCP only; on TLS it returns at once, since decrypted
+    /// bytes may already wait inside rustls.
+    pub async fn readable(&self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.readable(false).await,
+            Stream::Tls(_) => Ok(()),
+        }
+    }
+
     /// Reads at most `room` bytes into the spare capacity of `buf` (which must have it).
     pub async fn read_room(
         &mut self,

@@ -12,6 +12,7 @@ pub mod oauth2;
 pub mod proxy;
 pub mod recovery;
 pub mod redirect;
+pub mod replay;
 pub mod resolve;
 pub mod sender;
 pub mod transport;
@@ -20,6 +21,7 @@ use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -84,7 +86,18 @@ pub struct Destination {
     pub auth: crate::secrets::AuthView,
     last_warn: Cell<Option<Instant>>,
     suppressed_warnings: Cell<u64>,
+    /// This destination's spool (shared by every core), when it spools.
+    pub spool: Option<Arc<crate::spool::Store>>,
+    /// Since when every attempt on this core has failed (a retryable failure with no success
+    /// since); `None` while the destination answers.
+    pub failing_since: Cell<Option<Instant>>,
+    /// Shutting down while failing: whatever is still in memory goes to the spool.
+    pub draining: Cell<bool>,
 }
+
+/// How long a spooling destination may fail before new uploads go to its spool instead of
+/// waiting in memory (and retry loops hand theirs over).
+pub const SPILL_AFTER_FAILING: Duration = Duration::from_secs(3);
 
 /// The request paths the receivers route to uploads.
 const ROUTED_PATHS: [&str; 3] = ["/ingest", "/pyroscope/ingest", crate::push::PUSH_PATH];
@@ -113,6 +126,77 @@ fn upstream_path_for(base: &str, request_path: &str) -> String {
 
 /// Upper bound on warnings a destination logs: one per this interval, the rest counted.
 const WARN_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long a failing destination must go without a failure before a delivery marks it up
+/// again, so a destination that fails every other upload logs two lines, not one per upload.
+pub const HEALTH_SETTLE: Duration = Duration::from_secs(5);
+
+/// Whether an endpoint is failing, shared by every core that sends to it: one log line when
+/// deliveries start failing (`destination down`, warn) and one when they succeed again after
+/// [`HEALTH_SETTLE`] without a failure (`destination up`, info, with how long it was down and
+/// how many uploads failed meanwhile). Written only on failures and on the transitions; a
+/// delivery reads one flag.
+#[derive(Debug)]
+pub struct Health {
+    base: Instant,
+    down: AtomicBool,
+    /// Milliseconds since `base`.
+    down_since_ms: AtomicU64,
+    last_failure_ms: AtomicU64,
+    /// Uploads given up on since the destination went down.
+    failures: AtomicU64,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            base: Instant::now(),
+            down: AtomicBool::new(false),
+            down_since_ms: AtomicU64::new(0),
+            last_failure_ms: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Health {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// An upload to `endpoint` was given up on because the destination failed (`cause`).
+    pub fn failed(&self, endpoint: &str, cause: &str) {
+        let now = self.now_ms();
+        self.last_failure_ms.store(now, Ordering::Relaxed);
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        if !self.down.swap(true, Ordering::AcqRel) {
+            self.down_since_ms.store(now, Ordering::Relaxed);
+            self.failures.store(1, Ordering::Relaxed);
+            tracing::warn!(endpoint = %endpoint, cause = %cause, "destination down");
+        }
+    }
+
+    /// An upload to `endpoint` was delivered.
+    pub fn delivered(&self, endpoint: &str) {
+        if !self.down.load(Ordering::Relaxed) {
+            return;
+        }
+        let now = self.now_ms();
+        let quiet = now.saturating_sub(self.last_failure_ms.load(Ordering::Relaxed));
+        if quiet < HEALTH_SETTLE.as_millis() as u64 || !self.down.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let since = self.down_since_ms.load(Ordering::Relaxed);
+        let down_for = Duration::from_millis(now.saturating_sub(since));
+        let failed = self.failures.swap(0, Ordering::Relaxed);
+        tracing::info!(
+            endpoint = %endpoint,
+            down_for = %format!("{:.1}s", down_for.as_secs_f64()),
+            failed_uploads = failed,
+            "destination up"
+        );
+    }
+}
 
 impl Destination {
     /// Builds the destination for `core` with a plain transport (no TLS, proxy or auth).
@@ -181,7 +265,39 @@ impl Destination {
             auth,
             last_warn: Cell::new(None),
             suppressed_warnings: Cell::new(0),
+            spool: None,
+            failing_since: Cell::new(None),
+            draining: Cell::new(false),
         })
+    }
+
+    /// Attaches the destination's spool.
+    pub fn with_spool(mut self, spool: Option<Arc<crate::spool::Store>>) -> Self {
+        self.spool = spool;
+        self
+    }
+
+    /// An attempt failed in a way worth retrying: the destination is failing.
+    pub fn note_failure(&self) {
+        if self.failing_since.get().is_none() {
+            self.failing_since.set(Some(Instant::now()));
+        }
+    }
+
+    /// The destination answered.
+    pub fn note_success(&self) {
+        self.failing_since.set(None);
+    }
+
+    /// Whether uploads for this destination go to its spool rather than stay in memory: it
+    /// spools, and it has been failing for [`SPILL_AFTER_FAILING`] (or is failing at shutdown).
+    pub fn spills_now(&self) -> bool {
+        self.spool.is_some()
+            && (self.draining.get()
+                || self
+                    .failing_since
+                    .get()
+                    .is_some_and(|t| t.elapsed() >= SPILL_AFTER_FAILING))
     }
 
     /// The endpoint's base path (`""` for capture destinations).

@@ -24,12 +24,18 @@ use crate::upload::{Api, DeliveryError, Outbound, Payload, Retry};
 /// Runs one sender until the destination's queue is closed and empty.
 pub async fn run(dest: Rc<Destination>) {
     while let Some(item) = dest.queue.pop().await {
+        if dest.spills_now() {
+            // Failing long enough: the spool holds it until the destination answers.
+            spill_in_flight(&dest, item, DeliveryError::Transport).await;
+            continue;
+        }
         dest.in_flight.set(dest.in_flight.get() + 1);
         let result = deliver(&dest, &item).await;
         dest.in_flight.set(dest.in_flight.get() - 1);
         dest.settled.notify_all();
         match result {
             Ok(()) => {
+                dest.transport.health.delivered(&dest.endpoint.url_text);
                 dest.metrics.record_sent(
                     item.bytes,
                     item.profiles,
@@ -37,7 +43,20 @@ pub async fn run(dest: Rc<Destination>) {
                 );
                 item.finish(Ok(()));
             }
+            Err(undelivered)
+                if dest.spool.is_some() && super::replay::spillable(undelivered.error) =>
+            {
+                if matches!(item.api, Api::Push) {
+                    item.upload.ticket.note_error(&undelivered.message);
+                }
+                spill_in_flight(&dest, item, undelivered.error).await;
+            }
             Err(undelivered) => {
+                if means_down(undelivered.error) {
+                    dest.transport
+                        .health
+                        .failed(&dest.endpoint.url_text, &undelivered.message);
+                }
                 dest.metrics.record_dropped(
                     item.bytes,
                     item.profiles,
@@ -52,10 +71,33 @@ pub async fn run(dest: Rc<Destination>) {
     }
 }
 
+/// Whether a final failure says the destination is failing rather than that this upload was
+/// refused: retries ran out (5xx, 429 when retried, transport errors), a capture write failed,
+/// or the endpoint refused the credentials (401, 403, 407).
+fn means_down(e: DeliveryError) -> bool {
+    match e {
+        DeliveryError::Status {
+            status: 401 | 403 | 407,
+            ..
+        } => true,
+        DeliveryError::Capture => true,
+        e => e.retry() != Retry::No,
+    }
+}
+
+/// Spills `item`, counted as in flight until the write is done, so the shutdown drain waits
+/// for it.
+async fn spill_in_flight(dest: &Destination, item: Outbound, cause: DeliveryError) {
+    dest.in_flight.set(dest.in_flight.get() + 1);
+    super::replay::spill(dest, item, cause).await;
+    dest.in_flight.set(dest.in_flight.get() - 1);
+    dest.settled.notify_all();
+}
+
 /// The final failure of one upload at one destination.
 #[derive(Debug)]
-struct Undelivered {
-    error: DeliveryError,
+pub(crate) struct Undelivered {
+    pub(crate) error: DeliveryError,
     /// Alloy's wording: `failed to push to endpoint <url> (<n> retries): <cause>`.
     message: String,
 }
@@ -104,13 +146,26 @@ fn headers_of<'a>(
 
 /// Delivers every request of `item` in order. Like Alloy, a failed series does not stop the
 /// following ones; the item's result is the first failure.
-async fn deliver(dest: &Destination, item: &Outbound) -> Result<(), Undelivered> {
+pub(crate) async fn deliver(dest: &Destination, item: &Outbound) -> Result<(), Undelivered> {
+    let (_, endpoint, downstream) = item.api.write_latency();
     let mut first = None;
     for payload in item.requests.iter() {
+        // Alloy's `*_endpoint`: one endpoint's delivery of one request, retries included.
+        let started = Instant::now();
         let result = match &dest.target {
-            Target::Capture(sink) => capture(dest, sink, item, payload).await,
+            Target::Capture(sink) => {
+                let r = capture(dest, sink, item, payload).await;
+                dest.metrics
+                    .write_latency
+                    .observe(downstream, started.elapsed());
+                r
+            }
             Target::Http(http) => deliver_http(dest, http, item, payload).await,
         };
+        dest.metrics
+            .write_latency
+            .observe(endpoint, started.elapsed());
+        item.request_finished();
         if let Err(e) = result {
             first.get_or_insert(e);
         }
@@ -238,13 +293,20 @@ async fn deliver_http(
         ep.max_backoff_retries,
     );
     let probe = super::recovery::PROBE_INTERVAL.max(ep.min_backoff_period);
+    let (_, _, downstream) = item.api.write_latency();
     loop {
+        // Alloy's `*_downstream`: one attempt.
+        let attempt_started = Instant::now();
         // Per attempt: `remote_timeout`, capped by the client's deadline (Connect-Timeout-Ms).
         let mut budget = ep.remote_timeout;
         if let (Api::Push, Some(d)) = (item.api, item.deadline) {
             budget = budget.min(d.saturating_duration_since(Instant::now()));
         }
         let failed = if budget.is_zero() {
+            // Alloy still makes (and times) the attempt, which fails at once.
+            dest.metrics
+                .write_latency
+                .observe(downstream, attempt_started.elapsed());
             AttemptFailure {
                 error: DeliveryError::DeadlineExceeded,
                 retry_after: None,
@@ -252,9 +314,15 @@ async fn deliver_http(
             }
         } else {
             dest.recovery.attempt_started();
-            match monoio::time::timeout(budget, attempt(dest, http, item, payload, budget)).await {
+            let outcome =
+                monoio::time::timeout(budget, attempt(dest, http, item, payload, budget)).await;
+            dest.metrics
+                .write_latency
+                .observe(downstream, attempt_started.elapsed());
+            match outcome {
                 Ok(Ok(resp)) if resp.status == 200 => {
                     dest.recovery.attempt_succeeded(probe);
+                    dest.note_success();
                     return Ok(());
                 }
                 Ok(Ok(resp)) => classify(item.api, &resp, ep.retry_on_http_429),
@@ -267,7 +335,16 @@ async fn deliver_http(
         tracing::debug!(endpoint = %ep.url_text, cause = %failed.cause, "failed to {verb} to endpoint");
         let more = backoff.record_attempt();
         let retryable = failed.error.retry() == Retry::Yes;
-        if !retryable || !more {
+        // An answer, even a rejection, means the destination is up; a client deadline says
+        // nothing about it.
+        if retryable {
+            dest.note_failure();
+        } else if matches!(failed.error, DeliveryError::Status { .. }) {
+            dest.note_success();
+        }
+        // A spooling destination that has failed for a while hands the upload to its spool
+        // instead of holding it in memory through the remaining retries.
+        if !retryable || !more || dest.spills_now() {
             let retries = if retryable { backoff.attempts() } else { 0 };
             let message = format!(
                 "failed to {verb} to endpoint {} ({retries} retries): {}",

@@ -37,6 +37,8 @@ pub struct Transport {
     pub auth: Arc<AuthCell>,
     /// How the dial target's name is resolved (`hosts_file`, then the system).
     pub resolver: super::resolve::Resolver,
+    /// Whether the endpoint is failing, as every core sees it (the down/up log lines).
+    pub health: super::Health,
 }
 
 impl Default for Transport {
@@ -49,6 +51,7 @@ impl Default for Transport {
             authority: String::new(),
             auth: AuthCell::new(secrets::AuthValue::None),
             resolver: super::resolve::Resolver::default(),
+            health: super::Health::default(),
         }
     }
 }
@@ -138,6 +141,7 @@ pub fn build(
             authority: authority(host, *port),
             auth: cell,
             resolver: super::resolve::Resolver::default(),
+            health: super::Health::default(),
         },
         watch,
     ))

@@ -1,0 +1,249 @@
+//! Spill-over to a destination's spool, and replay from it.
+//!
+//! Owns: moving an upload from memory to the spool ([`spill`]: when its queue stays full, its
+//! retries run out on a retryable failure, the destination has failed for
+//! [`SPILL_AFTER_FAILING`](super::SPILL_AFTER_FAILING), or shutdown finds it undelivered) and
+//! the per-core replay task ([`run`]) that sends spooled uploads, oldest first, once the
+//! destination answers again — one probe at a time while it fails, then up to
+//! [`replay_concurrency`] at once per core. Does not own: the files ([`crate::spool`]) or the
+//! wire (`sender`). File I/O runs on the blocking pool; the body crosses as `Bytes` handles,
+//! written by the kernel from the memory it arrived in.
+//!
+//! Healthy path: never here. A destination that answers never spills.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::Destination;
+use super::sender;
+use crate::metrics::DropReason;
+use crate::spool::record::Meta;
+use crate::spool::store::{AppendError, Taken};
+use crate::spool::{Store, unix_ms};
+use crate::sync::{Notify, Shutdown};
+use crate::upload::{Api, DeliveryError, Outbound, Payload, Requests, Retry, Ticket, Upload};
+
+/// Spooled uploads one core sends at once for one destination once it answers again: half its
+/// `max_connections_per_core`, so new uploads keep the other half.
+pub fn replay_concurrency(dest: &Destination) -> usize {
+    (dest.endpoint.senders_per_core / 2).max(1)
+}
+/// Bytes of spooled uploads one core holds in memory for one destination's replay: no new
+/// record is read while this much is being sent (one record is always allowed, so a record
+/// larger than this is still replayed, alone).
+pub const REPLAY_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// How often a failing destination is probed with its oldest spooled upload.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// How often an idle replay task looks for work and drops expired records.
+const IDLE_POLL: Duration = Duration::from_millis(250);
+
+/// Whether a final delivery error means "try later" (the spool) rather than "never".
+pub fn spillable(e: DeliveryError) -> bool {
+    e.retry() != Retry::No
+        || matches!(
+            e,
+            DeliveryError::QueueFull | DeliveryError::Shutdown | DeliveryError::DeadlineExceeded
+        )
+}
+
+/// Writes `item` to the destination's spool and finishes it with `cause` (what the client
+/// hears when it waits for delivery: a spooled upload is not delivered). Returns whether it
+/// was spooled; if not (no spool, no room, a write error) the item is counted as dropped —
+/// `spool_full` when it does not fit, else `cause`'s reason.
+pub async fn spill(dest: &Destination, item: Outbound, cause: DeliveryError) -> bool {
+    let Some(store) = dest.spool.clone() else {
+        dest.metrics
+            .record_dropped(item.bytes, item.profiles, cause.drop_reason());
+        item.finish(Err(cause));
+        return false;
+    };
+    let age = u64::try_from(item.upload.received_at.elapsed().as_millis()).unwrap_or(0);
+    let meta = Meta {
+        api: item.api,
+        accepted_at_unix_ms: unix_ms().saturating_sub(age),
+        profiles: item.profiles,
+        bytes: item.bytes,
+        target: item.target.clone(),
+        headers: item.upload.headers.clone(),
+    };
+    let requests: Vec<Vec<Bytes>> = item.requests.iter().map(|p| p.parts().to_vec()).collect();
+    let written = monoio::spawn_blocking(move || store.append(&meta, &requests)).await;
+    let reason = match written {
+        Ok(Ok(())) => {
+            dest.metrics.record_spooled(item.profiles);
+            item.finish(Err(cause));
+            return true;
+        }
+        Ok(Err(AppendError::TooLarge(n))) => {
+            dest.warn(format_args!(
+                "spool full: an upload of {n} bytes does not fit max_bytes; dropped"
+            ));
+            DropReason::SpoolFull
+        }
+        Ok(Err(e)) => {
+            dest.warn(format_args!("{e}; upload dropped"));
+            cause.drop_reason()
+        }
+        Err(_) => cause.drop_reason(),
+    };
+    dest.metrics
+        .record_dropped(item.bytes, item.profiles, reason);
+    item.finish(Err(cause));
+    false
+}
+
+async fn blocking<T: Send + 'static>(
+    store: &Arc<Store>,
+    f: impl FnOnce(&Store) -> T + Send + 'static,
+) -> Option<T> {
+    let store = store.clone();
+    monoio::spawn_blocking(move || f(&store)).await.ok()
+}
+
+/// Rebuilds the queued form of a spooled upload: the same target, forwarded headers and
+/// bodies, with no client deadline (the client has its answer).
+fn outbound_of(t: &Taken) -> Outbound {
+    let m = &t.record.meta;
+    let age = Duration::from_millis(unix_ms().saturating_sub(m.accepted_at_unix_ms));
+    let now = Instant::now();
+    let upload = Rc::new(Upload {
+        headers: m.headers.clone(),
+        ticket: Ticket::new(1),
+        received_at: now.checked_sub(age).unwrap_or(now),
+        reservation: None,
+    });
+    let mut bodies: Vec<Payload> = t
+        .record
+        .requests
+        .iter()
+        .cloned()
+        .map(Payload::Whole)
+        .collect();
+    let requests = match (m.api, bodies.pop()) {
+        (Api::Ingest, Some(one)) if bodies.is_empty() => Requests::One(one),
+        (_, last) => {
+            bodies.extend(last);
+            Requests::Sequence(bodies)
+        }
+    };
+    Outbound::new(
+        upload,
+        m.api,
+        None,
+        m.target.clone(),
+        requests,
+        m.profiles,
+        m.bytes,
+    )
+}
+
+/// Sends one spooled upload and settles it in the spool: delivered or rejected leaves,
+/// anything retryable waits again.
+async fn replay_one(dest: Rc<Destination>, store: Arc<Store>, taken: Taken) {
+    let item = outbound_of(&taken);
+    dest.metrics.record_unspooled(item.profiles);
+    dest.in_flight.set(dest.in_flight.get() + 1);
+    let result = sender::deliver(&dest, &item).await;
+    let entry = taken.entry;
+    match result {
+        Ok(()) => {
+            dest.note_success();
+            dest.metrics
+                .record_sent(item.bytes, item.profiles, item.upload.received_at.elapsed());
+            blocking(&store, move |s| s.ack(&entry, true)).await;
+            item.finish(Ok(()));
+        }
+        Err(e) if spillable(e.error) => {
+            dest.note_failure();
+            dest.metrics.record_respooled(item.profiles);
+            blocking(&store, move |s| s.nack(&entry)).await;
+            item.finish(Err(e.error));
+        }
+        Err(e) => {
+            if matches!(e.error, DeliveryError::Status { .. }) {
+                dest.note_success();
+            }
+            dest.metrics
+                .record_dropped(item.bytes, item.profiles, DropReason::Rejected);
+            blocking(&store, move |s| s.ack(&entry, false)).await;
+            item.finish(Err(e.error));
+        }
+    }
+    // In flight until the spool knows the outcome, so the shutdown drain waits for it.
+    dest.in_flight.set(dest.in_flight.get() - 1);
+    dest.settled.notify_all();
+}
+
+/// The replay task of one destination on one core: runs until shutdown.
+pub async fn run(dest: Rc<Destination>, shutdown: Rc<Shutdown>) {
+    let Some(store) = dest.spool.clone() else {
+        return;
+    };
+    let active = Rc::new(Cell::new(0usize));
+    let active_bytes = Rc::new(Cell::new(0u64));
+    let done = Rc::new(Notify::new());
+    let mut last_expire = Instant::now();
+    let mut last_probe: Option<Instant> = None;
+    while !shutdown.is_triggered() {
+        let failing = dest.failing_since.get().is_some();
+        // While the destination fails, one probe at a time; then up to the concurrency.
+        let limit = if failing {
+            1
+        } else {
+            replay_concurrency(&dest)
+        };
+        if active.get() >= limit || (active.get() > 0 && active_bytes.get() >= REPLAY_MAX_BYTES) {
+            let _ = monoio::time::timeout(IDLE_POLL, done.notified()).await;
+            continue;
+        }
+        if last_expire.elapsed() >= IDLE_POLL && store.has_waiting() {
+            last_expire = Instant::now();
+            blocking(&store, |s| s.expire(unix_ms())).await;
+        }
+        if !store.has_waiting() {
+            if shutdown.wait_timeout(IDLE_POLL).await {
+                break;
+            }
+            continue;
+        }
+        if failing && let Some(p) = last_probe {
+            let since = p.elapsed();
+            if since < PROBE_INTERVAL {
+                if shutdown.wait_timeout(PROBE_INTERVAL - since).await {
+                    break;
+                }
+                continue;
+            }
+        }
+        let Some(Some(taken)) = blocking(&store, |s| s.take(unix_ms())).await else {
+            continue;
+        };
+        let size = taken.entry.len;
+        active.set(active.get() + 1);
+        active_bytes.set(active_bytes.get() + size);
+        let (d, s, a, b, n) = (
+            dest.clone(),
+            store.clone(),
+            active.clone(),
+            active_bytes.clone(),
+            done.clone(),
+        );
+        monoio::spawn(async move {
+            replay_one(d, s, taken).await;
+            a.set(a.get() - 1);
+            b.set(b.get() - size);
+            n.notify_all();
+        });
+        if failing {
+            last_probe = Some(Instant::now());
+            // Wait for the probe's answer before anything else.
+            while active.get() > 0 {
+                done.notified().await;
+            }
+        }
+    }
+}

@@ -19,7 +19,6 @@ use crate::io::Driver;
 use crate::metrics::CoreSnapshot;
 use crate::reload::Reloader;
 use crate::server;
-use crate::upstream;
 use crate::upstream::transport::{self, Transport};
 use crate::worker::{self, CoreHandle, CoreMsg, CoreSetup, RetiredDrops};
 /// Threads of the blocking pool shared by all cores (DNS, capture writes, secret files).
@@ -93,11 +92,10 @@ fn resolve_all(config: &Config, transports: &[std::sync::Arc<Transport>]) -> Vec
     let mut out = Vec::new();
     for w in &config.writers {
         for e in &w.endpoints {
-            let dial = transports
-                .get(out.len())
-                .and_then(|t| transport::dial_target(t, e));
-            out.push(match (&e.url, dial) {
-                (EndpointUrl::Http { .. }, Some((host, port))) => match upstream::resolve(&host, port) {
+            let t = transports.get(out.len());
+            let dial = t.and_then(|t| transport::dial_target(t, e));
+            out.push(match (&e.url, dial, t) {
+                (EndpointUrl::Http { .. }, Some((host, port)), Some(t)) => match t.resolver.resolve(&host, port) {
                     Ok(a) => a,
                     Err(err) => {
                         tracing::warn!(endpoint = %e.url_text, error = %err, "cannot resolve upstream yet; will retry when sending");

@@ -325,7 +325,11 @@ impl Reloader {
                     destinations.push(DestinationPlan::Kept(i));
                     continue;
                 }
-                let (t, watch) = transport::build(e, &env).map_err(|err| {
+                let (mut t, watch) = transport::build(e, &env).map_err(|err| {
+                    ReloadError::Invalid(format!("endpoint {}: {err}", e.url_text))
+                })?;
+                t.resolver = upstream::resolve::Resolver::new(new.gateway.hosts_file.clone());
+                t.resolver.check().map_err(|err| {
                     ReloadError::Invalid(format!("endpoint {}: {err}", e.url_text))
                 })?;
                 watches.extend(watch);
@@ -441,7 +445,7 @@ impl Reloader {
 /// unresolvable name is retried by the destination's DNS refresher.
 fn resolve(t: &transport::Transport, e: &Endpoint) -> Vec<SocketAddr> {
     match (&e.url, transport::dial_target(t, e)) {
-        (EndpointUrl::Http { .. }, Some((host, port))) => match upstream::resolve(&host, port) {
+        (EndpointUrl::Http { .. }, Some((host, port))) => match t.resolver.resolve(&host, port) {
             Ok(a) => a,
             Err(err) => {
                 tracing::warn!(endpoint = %e.url_text, error = %err, "cannot resolve upstream yet; will retry when sending");

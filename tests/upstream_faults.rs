@@ -5,7 +5,8 @@
 //! response, close without an answer, an answer cut off inside its body (then close, reset or
 //! hang), a hang without an answer (cut by `remote_timeout`), a TLS handshake failure (a
 //! stand-in with a certificate the gateway does not trust), 503, 408, 429 with `Retry-After`,
-//! non-retryable 4xx, and a slow destination (every answer held, then delayed 1 s).
+//! non-retryable 4xx, a slow destination (every answer held, then delayed 1 s), a DNS name
+//! that stops resolving (then moves), and a destination down for a minute under steady load.
 //!
 //! What is checked (README, "Behaviour": retries, `acknowledge`; "Metrics": the account):
 //! - the retry rules, with `acknowledge = "delivered"` so the answer comes after the final
@@ -22,14 +23,19 @@
 //!   the stand-in saw; a 429 with `Retry-After: 1` spaces each upload's attempts ≥ 900 ms apart
 //!   although `min_backoff_period` is 10 ms;
 //! - the account `accepted = delivered + dropped + in flight` of both destinations at every
-//!   scrape, with exact final figures once quiescent (bounded polls, never a latency bound);
-//! - the same for Connect Push (reset, 503), identified by each sample's `raw_profile`.
+//!   scrape, with exact final figures once quiescent (bounded polls; the one upper time bound
+//!   is the recovery after a minute's outage, 10× the probe interval it checks);
+//! - the same for Connect Push (reset, 503), identified by each sample's `raw_profile`;
+//! - a name that stops resolving keeps its last good address (and a moved name is followed);
+//! - after a one-minute outage with Alloy's default backoff, the backlog is delivered within a
+//!   few probe intervals of the destination's return, not after the senders' long backoffs.
 //!
-//! Known gateway issue pinned here: an i/o error *after* response bytes arrived on a reused
-//! keep-alive connection is taken for a stale idle connection and retried at once without
-//! counting an attempt (`ExchangeError::on_reused_connection`, src/upstream/client.rs), so
-//! `max_backoff_retries = 3` lets 4 requests reach the upstream; see
-//! `reset_inside_a_reused_connections_answer_counts_as_an_attempt`.
+//! Keep-alive races pinned here: an i/o error or close *before* any answer byte on a reused
+//! keep-alive connection is taken for an idle connection the upstream closed first and re-sent
+//! at once on a fresh one without using up `max_backoff_retries` (so `max_backoff_retries = 3`
+//! lets 4 requests reach the upstream), but counted in `pyroscope_write_retries_total`; once
+//! answer bytes arrived it is an ordinary attempt (`ExchangeError::on_reused_connection`,
+//! src/upstream/client.rs).
 
 mod support;
 
@@ -48,7 +54,7 @@ use support::config;
 use support::gateway::metric_sum;
 use support::push::{self, PushUpload};
 use support::tls::Pki;
-use support::upstream::{Handler, dead_destination};
+use support::upstream::{Handler, RefusingPort};
 use support::{Action, Driver, Gateway, MockPyroscope, Recorded, Response, both_drivers};
 use testkit::Truncation;
 use testkit::http::status_text;
@@ -192,6 +198,8 @@ struct Faulty {
     addr: SocketAddr,
     url: String,
     mocks: Vec<MockPyroscope>,
+    /// For [`Fault::Refused`]: the port, held (bound, not listening) until the recovery.
+    refusing: Option<RefusingPort>,
     pki: Option<Pki>,
     cert: Option<Arc<FlipCert>>,
     gate: Option<Arc<Gate>>,
@@ -233,13 +241,19 @@ impl Faulty {
                 )
             }
         };
-        let addr = mock.as_ref().map_or_else(dead_destination, |m| m.addr());
+        let refusing = mock.is_none().then(RefusingPort::bind);
+        let addr = match (&mock, &refusing) {
+            (Some(m), _) => m.addr(),
+            (None, Some(r)) => r.addr(),
+            (None, None) => unreachable!("a refused destination holds its port"),
+        };
         let scheme = if pki.is_some() { "https" } else { "http" };
         Faulty {
             url: format!("{scheme}://{addr}"),
             fault,
             addr,
             mocks: mock.into_iter().collect(),
+            refusing,
             pki,
             cert,
             gate,
@@ -296,10 +310,10 @@ impl Faulty {
     fn recover(&mut self) {
         match &self.fault {
             Fault::Refused => {
-                let m = MockPyroscope::builder()
-                    .listen(self.addr)
-                    .try_start()
-                    .unwrap_or_else(|e| panic!("listen again on {}: {e}", self.addr));
+                let port = self.refusing.take().expect("the refused port");
+                let m = port
+                    .hand_over(MockPyroscope::builder())
+                    .unwrap_or_else(|e| panic!("listen on {}: {e}", self.addr));
                 self.mocks.push(m);
             }
             Fault::Mock(_) => self.mocks[0].set_default(Action::ok()),
@@ -952,12 +966,13 @@ fn fault_on_a_reused_connection(driver: Driver, fault: Action, seed: u64) -> (us
 }
 
 /// A reset before any answer byte on a reused connection is taken for a keep-alive race (the
-/// upstream closed the idle connection first): retried at once on a fresh connection without
-/// counting an attempt (README, src/upstream/client.rs). Pinned as documented behaviour:
-/// the upstream sees one request more than `max_backoff_retries`.
-fn reset_before_the_answer_on_a_reused_connection_is_retried_uncounted(driver: Driver) {
+/// upstream closed the idle connection first): re-sent at once on a fresh connection without
+/// counting against `max_backoff_retries` (README, src/upstream/client.rs), so the upstream
+/// sees one request more than `max_backoff_retries`; every re-sent request is a retry in
+/// `pyroscope_write_retries_total` (requests at the upstream = 1 + retries).
+fn reset_before_the_answer_on_a_reused_connection_is_resent_at_once(driver: Driver) {
     let (attempts, retries) = fault_on_a_reused_connection(driver, Action::Reset, 2100);
-    assert_eq!((attempts, retries), (4, 2.0));
+    assert_eq!((attempts, retries), (4, 3.0));
 }
 
 /// A close inside the answer's body on a reused connection is a failed attempt like any
@@ -977,6 +992,234 @@ fn reset_inside_a_reused_connections_answer_counts_as_an_attempt(driver: Driver)
     assert_eq!((attempts, retries), (3, 2.0));
 }
 
+// ---------------------------------------------------------------------------------------------
+// A DNS name that stops resolving
+
+/// The name the faulty destination is known by; only the gateway's `hosts_file` resolves it
+/// (`.invalid` never resolves elsewhere, RFC 6761 §6.4), so no lookup leaves the machine.
+const DNS_NAME: &str = "faulty.pyrogate.invalid";
+
+/// How often the gateway re-resolves in the DNS scenarios.
+const DNS_REFRESH: &str = "100ms";
+
+/// Sends `sent` expecting 200 each (`acknowledge = "delivered"`: both destinations have them).
+fn deliver_now(gw: &Gateway, sent: &[Sent], what: &str) {
+    for (i, s) in sent.iter().enumerate() {
+        let response = send_one(gw, s);
+        assert_eq!(response.status, 200, "{what}: upload {i}: {response:?}");
+    }
+}
+
+/// Polls (bounded) until the gateway's log holds `count` lines containing `needle`.
+fn wait_for_log(gw: &Gateway, needle: &str, count: usize) {
+    wait_for(&format!("{count}× {needle:?} in the log"), || {
+        gw.stderr_text().matches(needle).count() >= count
+    });
+}
+
+/// The destination's name resolves (through `hosts_file`) to a stand-in; then it stops
+/// resolving (the file is gone, so every re-resolution fails): the gateway logs the failure,
+/// keeps the last good address and still delivers there — on fresh connections, the stand-in
+/// having been restarted — while the healthy destination is unaffected. Then the name resolves
+/// to another address (127.0.0.2, same port): the gateway follows it and delivers there.
+/// The account of both destinations holds at every scrape; nothing is dropped.
+fn dns_name_that_stops_resolving_keeps_the_last_good_address(driver: Driver) {
+    let healthy = MockPyroscope::start();
+    let first = MockPyroscope::start();
+    let port = first.addr().port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, format!("127.0.0.1 {DNS_NAME}\n")).expect("write hosts");
+    let url = format!("http://{DNS_NAME}:{port}");
+    let healthy_url = healthy.url();
+    let config = format!(
+        "{}pyrogate {{\n  hosts_file = \"{}\"\n  dns_refresh_interval = \"{DNS_REFRESH}\"\n}}\n",
+        two_destinations(&healthy, &url, FAST_BACKOFF, ""),
+        hosts.display()
+    );
+    let gw = Gateway::start(&config, driver, 1);
+    let uploads: Vec<Sent> = (0..9)
+        .map(|i| ingest(&bodies::node_pprof(2400 + i)))
+        .collect();
+
+    // Resolving: delivered to the address the file gives.
+    deliver_now(&gw, &uploads[..3], "name resolves");
+    assert_each_delivered_once(&first.requests(), &uploads[..3], "first address");
+
+    // The name stops resolving; the stand-in restarts, so pooled connections are gone.
+    std::fs::remove_file(&hosts).expect("remove hosts");
+    wait_for_log(&gw, "DNS resolution failed", 1);
+    let addr = first.addr();
+    drop(first);
+    let again = MockPyroscope::builder()
+        .listen(addr)
+        .try_start()
+        .unwrap_or_else(|e| panic!("listen again on {addr}: {e}"));
+    deliver_now(&gw, &uploads[3..6], "name stopped resolving");
+    assert_each_delivered_once(&again.requests(), &uploads[3..6], "last good address");
+    assert!(
+        again.counters().connections >= 1,
+        "a fresh connection was dialled to the last good address"
+    );
+    let log = gw.stderr_text();
+    assert!(
+        log.contains("keeping the previous addresses"),
+        "the failure says what the gateway does: {log}"
+    );
+    assert!(!log.contains("upstream address changed"), "{log}");
+    let metrics = gw.metrics();
+    assert_eq!(assert_identity(&metrics, &url), (6.0, 6.0, 0.0, 0.0));
+    assert_eq!(
+        assert_identity(&metrics, &healthy_url),
+        (6.0, 6.0, 0.0, 0.0)
+    );
+    // The only re-sends: requests that met a pooled connection the restart had cut (each
+    // re-sent at once on a fresh connection, and counted).
+    let retries = counter(&metrics, "pyroscope_write_retries_total", &url);
+    assert!((1.0..=3.0).contains(&retries), "retries: {retries}");
+
+    // The name resolves again, to another address: followed at the next refresh.
+    let moved = MockPyroscope::builder()
+        .listen(SocketAddr::from(([127, 0, 0, 2], port)))
+        .try_start()
+        .unwrap_or_else(|e| panic!("listen on 127.0.0.2:{port}: {e}"));
+    std::fs::write(&hosts, format!("127.0.0.2 {DNS_NAME}\n")).expect("write hosts");
+    wait_for_log(&gw, "upstream address changed", 1);
+    deliver_now(&gw, &uploads[6..], "name moved");
+    assert_each_delivered_once(&moved.requests(), &uploads[6..], "new address");
+    assert_eq!(again.request_count(), 3, "nothing more to the old address");
+
+    let metrics = wait_quiescent(&gw, &[&healthy_url, &url], 9.0);
+    assert_eq!(assert_identity(&metrics, &url), (9.0, 9.0, 0.0, 0.0));
+    assert_each_delivered_once(&healthy.requests(), &uploads, "healthy");
+    assert_eq!(
+        counter(&metrics, "pyroscope_write_retries_total", &url),
+        retries,
+        "a changed address starts on fresh connections: no re-send"
+    );
+    gw.stop().assert_clean_exit(18, 0);
+}
+
+/// A `hosts_file` that cannot be read at start stops the start with the file named (later, an
+/// unreadable file is a failed resolution, as above).
+fn a_missing_hosts_file_stops_the_start(driver: Driver) {
+    let healthy = MockPyroscope::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hosts = dir.path().join("no-such-hosts");
+    let config = format!(
+        "{}pyrogate {{\n  hosts_file = \"{}\"\n}}\n",
+        config::single(&healthy.url(), "", "", ""),
+        hosts.display()
+    );
+    let err = match Gateway::try_start(&config, driver, 1) {
+        Ok(_) => panic!("started with a missing hosts_file"),
+        Err(e) => e,
+    };
+    let wanted = format!("hosts_file {}: No such file or directory", hosts.display());
+    assert!(err.contains(&wanted), "{err}");
+    assert_eq!(healthy.request_count(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A destination that comes back after a minute
+
+/// How long the destination is down in [`destination_back_after_a_minute_is_noticed_at_once`].
+const OUTAGE: Duration = Duration::from_secs(60);
+
+/// Longest time from the destination's return to the last backlogged upload delivered that
+/// the test accepts: many times the 1 s probe interval (`src/upstream/recovery.rs`), and well
+/// below the 16–64 s a sender can be sleeping in Alloy's default backoff one minute into an
+/// outage, which is what this guards against (not a latency target).
+const RECOVERY_BOUND: Duration = Duration::from_secs(10);
+
+/// Connections refused for a minute while an upload arrives every 2 s, with Alloy's default
+/// backoff (500 ms doubling to 5 m) and unbounded retries: the healthy destination gets each
+/// upload meanwhile; then the destination comes back and the whole backlog is delivered to it
+/// within [`RECOVERY_BOUND`], each upload exactly once, with the account exact throughout.
+fn destination_back_after_a_minute_is_noticed_at_once(driver: Driver) {
+    let healthy = MockPyroscope::start();
+    let mut faulty = Faulty::start(Fault::Refused);
+    let gw = Gateway::start(
+        &two_destinations(
+            &healthy,
+            &faulty.url,
+            "    max_backoff_retries = 0",
+            ENQUEUED,
+        ),
+        driver,
+        1,
+    );
+    let (healthy_url, url) = (healthy.url(), faulty.url.clone());
+    let interval = Duration::from_secs(2);
+    let count = (OUTAGE.as_secs() / interval.as_secs()) as usize;
+    let sent: Vec<Sent> = (0..count as u64)
+        .map(|i| ingest(&bodies::node_pprof(2500 + i)))
+        .collect();
+    let start = Instant::now();
+    let mut client = Client::connect(gw.addr());
+    for (i, s) in sent.iter().enumerate() {
+        let due = start + interval * i as u32;
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        client.send(&s.request);
+        let response = client.read_response();
+        assert_eq!(response.status, 200, "upload {i}: {response:?}");
+        // The healthy destination keeps up while the other one is down.
+        healthy.wait_for_requests(i + 1, WAIT);
+        let metrics = gw.metrics();
+        let n = (i + 1) as f64;
+        let faulty_account = assert_identity(&metrics, &url);
+        assert_eq!(
+            faulty_account.1 + faulty_account.2,
+            0.0,
+            "nothing delivered or dropped"
+        );
+        assert_eq!(faulty_account.0, n, "faulty accepted");
+        assert_identity(&metrics, &healthy_url);
+    }
+    std::thread::sleep((start + OUTAGE).saturating_duration_since(Instant::now()));
+    let n = count as f64;
+    let metrics = wait_for_healthy_complete(&gw, &healthy_url, n);
+    assert_eq!(assert_identity(&metrics, &url), (n, 0.0, 0.0, n));
+    let retries_during_outage = counter(&metrics, "pyroscope_write_retries_total", &url);
+    assert!(
+        retries_during_outage >= n,
+        "every upload was retried: {retries_during_outage}"
+    );
+
+    faulty.recover();
+    let back = Instant::now();
+    let metrics = wait_quiescent(&gw, &[&healthy_url, &url], n);
+    let took = back.elapsed();
+    println!(
+        "{driver:?}: backlog of {count} delivered {took:?} after the destination came back \
+         ({retries_during_outage} retries during the {OUTAGE:?} outage)"
+    );
+    assert!(
+        took < RECOVERY_BOUND,
+        "backlog delivered {took:?} after the destination came back"
+    );
+    assert_each_delivered_once(&faulty.requests(), &sent, "recovered destination");
+    assert_each_delivered_once(&healthy.requests(), &sent, "healthy");
+    assert_eq!(assert_identity(&metrics, &url), (n, n, 0.0, 0.0));
+    assert_eq!(
+        counter(&metrics, "pyroscope_write_retries_total", &healthy_url),
+        0.0
+    );
+    drop(client);
+    drop(faulty);
+    gw.stop().assert_clean_exit(2 * count as u64, 0);
+}
+
+/// Polls (bounded) until the healthy destination's account shows `n` delivered.
+fn wait_for_healthy_complete(gw: &Gateway, healthy_url: &str, n: f64) -> String {
+    let mut last = String::new();
+    wait_for("healthy account complete", || {
+        last = gw.metrics();
+        assert_identity(&last, healthy_url) == (n, n, 0.0, 0.0)
+    });
+    last
+}
+
 both_drivers!(
     transport_faults_get_exactly_max_backoff_retries_attempts,
     retryable_statuses_get_exactly_max_backoff_retries_attempts,
@@ -993,7 +1236,10 @@ both_drivers!(
     slow_destination_beside_a_healthy_one,
     push_reset_destination_comes_back,
     push_storm_of_503_then_success,
-    reset_before_the_answer_on_a_reused_connection_is_retried_uncounted,
+    reset_before_the_answer_on_a_reused_connection_is_resent_at_once,
     close_inside_a_reused_connections_answer_counts_as_an_attempt,
     reset_inside_a_reused_connections_answer_counts_as_an_attempt,
+    dns_name_that_stops_resolving_keeps_the_last_good_address,
+    a_missing_hosts_file_stops_the_start,
+    destination_back_after_a_minute_is_noticed_at_once,
 );

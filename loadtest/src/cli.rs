@@ -310,6 +310,9 @@ pub struct SoakArgs {
     /// Longest wait for the queues to drain at the end
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration)]
     pub drain_max: Duration,
+    /// Length of the flaky sink's outage, centred in the load [default: 10% of --duration]
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub outage: Option<Duration>,
     /// Share of the flaky sink's connections reset
     #[arg(long, value_name = "RATE", default_value = "0.02", value_parser = rate)]
     pub reset_rate: f64,

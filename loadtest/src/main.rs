@@ -363,6 +363,7 @@ fn cmd_soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
         pyrogate_bin: pyrogate_bin(args.pyrogate),
         out_dir: args.out,
         drain_max: args.drain_max,
+        outage: args.outage,
         flaky: Faults {
             latency,
             reset_rate: args.reset_rate,

@@ -58,6 +58,8 @@ pub struct SoakConfig {
     pub out_dir: PathBuf,
     /// Longest wait, after the load, for every destination's in-flight count to reach 0.
     pub drain_max: Duration,
+    /// Length of the outage, centred in the load; `None`: 10 % of the load.
+    pub outage: Option<Duration>,
     /// The flaky destination outside storms and the outage.
     pub flaky: Faults,
     /// The healthy destinations (latency only).
@@ -97,26 +99,40 @@ pub struct Phase {
 }
 
 /// The schedule over a load of `load`: flaky throughout, 503 storms over 20–25 % and 75–80 %,
-/// the outage over 45–55 % (one minute of a ten-minute run, in the middle). The last phase
-/// lasts through the drain.
-pub fn phases(load: Duration) -> Vec<Phase> {
-    const PLAN: [(f64, f64, FaultKind); 7] = [
-        (0.00, 0.20, FaultKind::Flaky),
-        (0.20, 0.25, FaultKind::Storm),
-        (0.25, 0.45, FaultKind::Flaky),
-        (0.45, 0.55, FaultKind::Outage),
-        (0.55, 0.75, FaultKind::Flaky),
-        (0.75, 0.80, FaultKind::Storm),
-        (0.80, 1.00, FaultKind::Flaky),
-    ];
+/// the outage over 45–55 % (one minute of a ten-minute run, in the middle), or, with `outage`,
+/// an outage of that length centred in the load (a storm it would overlap is left out). The
+/// last phase lasts through the drain.
+pub fn phases(load: Duration, outage: Option<Duration>) -> Vec<Phase> {
     let s = load.as_secs_f64();
-    PLAN.iter()
-        .map(|&(a, b, kind)| Phase {
+    let half = outage.map_or(0.05 * s, |o| o.as_secs_f64().min(s) / 2.0);
+    let out = (0.5 * s - half, 0.5 * s + half);
+    let mut faults = vec![(0.20 * s, 0.25 * s, FaultKind::Storm)];
+    faults.push((out.0, out.1, FaultKind::Outage));
+    faults.push((0.75 * s, 0.80 * s, FaultKind::Storm));
+    faults.retain(|&(a, b, kind)| kind == FaultKind::Outage || b <= out.0 || a >= out.1);
+    let mut plan = Vec::new();
+    let mut at = 0.0;
+    for (a, b, kind) in faults {
+        if a > at {
+            plan.push(Phase {
+                kind: FaultKind::Flaky,
+                start_s: at,
+                end_s: a,
+            });
+        }
+        plan.push(Phase {
             kind,
-            start_s: a * s,
-            end_s: b * s,
-        })
-        .collect()
+            start_s: a,
+            end_s: b,
+        });
+        at = b;
+    }
+    plan.push(Phase {
+        kind: FaultKind::Flaky,
+        start_s: at,
+        end_s: s,
+    });
+    plan
 }
 
 /// Adds `b`'s counters to `a` (a sink restarted between phases keeps one account).
@@ -626,6 +642,18 @@ impl Soak {
         )
     }
 
+    /// Spread of `VmRSS` minus `pyrogate_inflight_bytes` (KiB) after the warm-up until the
+    /// load ended: what the process holds beyond what the budget is charged.
+    pub fn rss_over_charge(&self) -> Option<Spread> {
+        let w = self.config.warmup.as_secs_f64();
+        Spread::of(
+            self.samples
+                .iter()
+                .filter(|s| s.t_s >= w && s.t_s <= self.load_end_s)
+                .map(|s| s.rss_kib.saturating_sub(s.inflight_bytes as u64 / 1024)),
+        )
+    }
+
     /// Open-descriptor spread while load was offered.
     pub fn fds_during(&self) -> Option<Spread> {
         Spread::of(
@@ -722,7 +750,7 @@ pub fn run(cfg: SoakConfig) -> anyhow::Result<Soak> {
         named[1].1,
         rss_before_kib as f64 / 1024.0
     ));
-    let plan_phases = phases(cfg.duration);
+    let plan_phases = phases(cfg.duration, cfg.outage);
     let pool = Arc::new(BodyPool::new(
         cfg.mix,
         crate::bodies::DEFAULT_TEMPLATES,
@@ -1112,6 +1140,39 @@ pub fn text(s: &Soak) -> String {
             mib(at.map_or(0, |x| x.rss_kib))
         );
     }
+    if let Some(o) = s.rss_over_charge() {
+        let _ = writeln!(
+            out,
+            "RSS above pyrogate_inflight_bytes, after the warm-up until the end of load: min {} median {} max {} MiB",
+            mib(o.min),
+            mib(o.median),
+            mib(o.max)
+        );
+    }
+    for a in &s.accounts {
+        let failed = a.sink_resets
+            + a.sink_statuses
+                .iter()
+                .filter(|(k, _)| **k != 200)
+                .map(|(_, v)| v)
+                .sum::<u64>();
+        if failed > 0 || a.retries > 0 {
+            let exhausted = a
+                .dropped_by_reason
+                .get("retries_exhausted")
+                .copied()
+                .unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "{}: requests the sink failed (resets + non-200) {}; retries {} + retries_exhausted drops {} = {}",
+                a.name,
+                failed,
+                a.retries,
+                exhausted,
+                a.retries + exhausted
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "drain: {}; flaky sink restarts: {}; gateway {}",
@@ -1185,6 +1246,7 @@ pub fn json(s: &Soak) -> serde_json::Value {
         "started_unix": s.started_unix,
         "config": {
             "duration_s": c.duration.as_secs_f64(), "warmup_s": c.warmup.as_secs_f64(),
+            "outage_s": c.outage.map(|o| o.as_secs_f64()),
             "rate": c.rate, "connections": c.connections, "mix": c.mix.name(),
             "label_sets": c.label_sets, "seed": c.seed, "acknowledge": c.acknowledge,
             "cores_flag": c.cores, "gateway_cores": s.gateway_cores,
@@ -1197,6 +1259,7 @@ pub fn json(s: &Soak) -> serde_json::Value {
         },
         "rss_kib": {
             "before_load": s.rss_before_kib, "after_warmup": spread(s.rss_spread()),
+            "over_inflight_bytes_after_warmup": spread(s.rss_over_charge()),
             "after_drain": s.rss_after_kib, "peak_vmhwm": s.peak_rss_kib,
         },
         "fds": {"before_load": s.fds_before, "during_load": spread(s.fds_during()), "after_drain": s.fds_after,
@@ -1336,13 +1399,36 @@ mod tests {
 
     #[test]
     fn the_schedule_puts_the_outage_in_the_middle() {
-        let p = phases(Duration::from_secs(600));
+        let p = phases(Duration::from_secs(600), None);
         assert_eq!(p.len(), 7);
         let outage = p.iter().find(|p| p.kind == FaultKind::Outage).unwrap();
         assert_eq!((outage.start_s, outage.end_s), (270.0, 330.0));
         assert_eq!(p.iter().filter(|p| p.kind == FaultKind::Storm).count(), 2);
         assert!(p.windows(2).all(|w| w[0].end_s == w[1].start_s));
         assert_eq!((p[0].start_s, p[6].end_s), (0.0, 600.0));
+    }
+
+    #[test]
+    fn a_given_outage_is_centred_and_storms_it_would_overlap_are_left_out() {
+        let p = phases(Duration::from_secs(180), Some(Duration::from_secs(60)));
+        let kinds: Vec<_> = p.iter().map(|p| (p.kind, p.start_s, p.end_s)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (FaultKind::Flaky, 0.0, 36.0),
+                (FaultKind::Storm, 36.0, 45.0),
+                (FaultKind::Flaky, 45.0, 60.0),
+                (FaultKind::Outage, 60.0, 120.0),
+                (FaultKind::Flaky, 120.0, 135.0),
+                (FaultKind::Storm, 135.0, 144.0),
+                (FaultKind::Flaky, 144.0, 180.0),
+            ]
+        );
+        let long = phases(Duration::from_secs(100), Some(Duration::from_secs(80)));
+        assert_eq!(
+            long.iter().map(|p| p.kind).collect::<Vec<_>>(),
+            vec![FaultKind::Flaky, FaultKind::Outage, FaultKind::Flaky]
+        );
     }
 
     #[test]

@@ -542,6 +542,7 @@ impl Cx<'_, '_, '_> {
             dns_refresh_interval: self
                 .positive_duration(&mut r, "dns_refresh_interval")
                 .unwrap_or(d.dns_refresh_interval),
+            hosts_file: self.path(&mut r, "hosts_file"),
             spool: r
                 .block("spool", self.sink)
                 .and_then(|b| self.spool(b, b.name_span.start)),

@@ -397,6 +397,9 @@ pub struct Gateway {
     pub queue_wait_timeout: Duration,
     /// `dns_refresh_interval`.
     pub dns_refresh_interval: Duration,
+    /// `hosts_file`: upstream names listed there resolve to its addresses before the system
+    /// resolver is asked (`/etc/hosts` format, re-read at every resolution).
+    pub hosts_file: Option<std::path::PathBuf>,
     /// The `spool` block: where uploads a destination cannot take are kept (absent: no spool).
     pub spool: Option<Spool>,
 }
@@ -435,6 +438,7 @@ impl Default for Gateway {
             max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
             queue_wait_timeout: DEFAULT_QUEUE_WAIT_TIMEOUT,
             dns_refresh_interval: DEFAULT_DNS_REFRESH,
+            hosts_file: None,
             spool: None,
         }
     }

@@ -2,7 +2,8 @@
 //! `grpc-encoding: gzip` on a compressed gRPC-Web frame).
 //!
 //! Owns: inflating at most `max_out + 1` bytes, so a gzip bomb costs at most the limit in memory
-//! and CPU before it is refused. Does not own: choosing the limit (the receiver's
+//! and CPU before it is refused, into an output allocation no larger than the output (plus a
+//! little), sized from the gzip trailer so the in-flight budget can be charged before inflating. Does not own: choosing the limit (the receiver's
 //! `max_request_body_bytes`) or the HTTP answer ([`GzipError::code`]).
 //! Semantics follow Go's `compress/gzip` reader that connect-go uses: concatenated members are
 //! one stream (RFC 1952 §2.2), every member's CRC-32 and length are checked, bytes after the
@@ -20,6 +21,8 @@ const INITIAL_OUTPUT_BYTES: usize = 64 * 1024;
 /// Expected inflation ratio used to size the first buffer when there is no usable hint (then
 /// doubled as needed, capped at the limit).
 const EXPECTED_RATIO: usize = 4;
+/// Spare output capacity a result may keep; beyond it the result moves to an exact allocation.
+const MAX_SLACK_BYTES: usize = 4096;
 /// Fixed part of a member header (RFC 1952 §2.3): ID1 ID2 CM FLG MTIME(4) XFL OS.
 const HEADER_BYTES: usize = 10;
 /// Member trailer: CRC32 then ISIZE, both little-endian (RFC 1952 §2.3.1).
@@ -93,29 +96,39 @@ pub fn gunzip_bounded(input: &[u8], max_out: u64) -> Result<Bytes, GzipError> {
         }
         inflater.reset(false);
     }
+    if out.capacity() - out.len() > MAX_SLACK_BYTES {
+        // The size hint was missing or wrong (several members, a forged trailer): keep an
+        // exact copy, not the larger buffer, so that what the in-flight budget is charged (the
+        // length) is what stays allocated.
+        return Ok(Bytes::copy_from_slice(&out));
+    }
     Ok(Bytes::from(out))
 }
 
 /// The first output capacity: the trailer's ISIZE + 1 (so the end of the stream is seen
-/// without growing) when it is non-zero and within `cap`, else a ratio guess.
+/// without growing) when it is usable (see [`inflated_size_hint`]), else a ratio guess.
 fn first_capacity(input: &[u8], cap: usize) -> usize {
-    let guess = input
-        .len()
-        .saturating_mul(EXPECTED_RATIO)
-        .max(INITIAL_OUTPUT_BYTES)
-        .min(cap);
-    let Some(tail) = input.len().checked_sub(4).and_then(|at| input.get(at..)) else {
-        return guess;
-    };
-    let isize = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as usize;
-    // A compressed member is at least ~1/1032 of its output (deflate's best ratio); an ISIZE
-    // claiming more is a lie or a wrap-around, and is not used to allocate.
-    let plausible = isize > 0 && isize / 1032 <= input.len();
-    if plausible {
-        isize.saturating_add(1).min(cap)
-    } else {
-        guess
+    match inflated_size_hint(input, cap as u64 - 1) {
+        Some(n) => usize::try_from(n).unwrap_or(cap).saturating_add(1).min(cap),
+        None => input
+            .len()
+            .saturating_mul(EXPECTED_RATIO)
+            .max(INITIAL_OUTPUT_BYTES)
+            .min(cap),
     }
+}
+
+/// The decompressed size `input` announces, capped at `max_out + 1`: the last member's ISIZE
+/// (RFC 1952 §2.3.1, the size modulo 2³²), exact for the usual single-member body. `None`
+/// when it is zero or implausible: a compressed member is at least ~1/1032 of its output
+/// (deflate's best ratio), so an ISIZE claiming more is a lie or a wrap-around. Only a hint
+/// (for sizing the output and charging the in-flight budget before inflating): the output is
+/// checked as it is inflated, never trusted from this. Pure.
+pub fn inflated_size_hint(input: &[u8], max_out: u64) -> Option<u64> {
+    let tail = input.len().checked_sub(4).and_then(|at| input.get(at..))?;
+    let isize = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as usize;
+    let plausible = isize > 0 && isize / 1032 <= input.len();
+    plausible.then(|| (isize as u64).min(max_out.saturating_add(1)))
 }
 
 /// Parses one member header (RFC 1952 §2.3, checked as Go's `compress/gzip` does) and returns
@@ -392,6 +405,22 @@ mod tests {
         assert_eq!(out.len(), 300_005);
         assert_eq!(&out[..300_000], &data[..]);
         assert_eq!(&out[300_000..], b"tail!");
+    }
+
+    #[test]
+    fn the_trailer_announces_the_size_and_the_output_keeps_no_slack() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 7) as u8).collect();
+        let gz = gzip(&data);
+        assert_eq!(inflated_size_hint(&gz, 1 << 20), Some(300_000));
+        assert_eq!(inflated_size_hint(&gz, 1000), Some(1001));
+        assert_eq!(inflated_size_hint(b"abc", 1000), None);
+        // Several members: the hint is the last member's size; the output is still exact.
+        let mut two = gzip(&data);
+        two.extend_from_slice(&gzip(b"tail"));
+        assert_eq!(inflated_size_hint(&two, 1 << 20), Some(4));
+        let out = gunzip_bounded(&two, 1 << 20).unwrap();
+        assert_eq!(out.len(), 300_004);
+        assert!(out.starts_with(&data) && out.ends_with(b"tail"));
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub use connect::{
     Code, Protocol, UnsupportedContentType, classify, error_body, parse_error_body,
     parse_timeout_ms,
 };
-pub use gzip::{GzipError, gunzip_bounded};
+pub use gzip::{GzipError, gunzip_bounded, inflated_size_hint};
 pub use json::{JsonProblem, decode_json};
 pub use proto::{ProtoProblem, decode_proto, encode_series, encoded_len};
 

@@ -507,10 +507,7 @@ impl Conn<'_> {
                     .read_chunked_body(api, &res, deadline, wait_until)
                     .await
                 {
-                    Ok(body) => {
-                        res.shrink_to(body.len() as u64);
-                        (body, Some(res))
-                    }
+                    Ok(body) => (body, Some(res)),
                     Err(Some(reply)) => return self.respond(&reply, true, route).await,
                     Err(None) => return Next::Close,
                 }
@@ -583,14 +580,22 @@ impl Conn<'_> {
         let mut decoder = h1::ChunkedDecoder::new(max);
         let mut body = BytesMut::new();
         loop {
-            // At most everything buffered can become body bytes in this step.
-            let worst = body.len() as u64 + self.buf.len() as u64;
-            if worst > res.bytes() {
-                let more = (worst - res.bytes()).max(CHUNKED_RESERVE_STEP.min(max));
-                if !res.grow_until(more, wait_until).await {
-                    self.rx.metrics.record_refused(RefuseReason::Budget);
-                    return Err(Some(overloaded(api)));
+            // At most everything buffered can become body bytes in this step. The buffer is
+            // grown here, not by the decoder's appends, so that what is charged is its
+            // capacity (what stays allocated), reserved before it grows.
+            let worst = body.len() + self.buf.len();
+            if worst > body.capacity() {
+                let doubled = (body.capacity() * 2).min(usize::try_from(max).unwrap_or(usize::MAX));
+                let capacity = worst.max(doubled);
+                if capacity as u64 > res.bytes() {
+                    // Reserved ahead in steps, so a large body takes few budget updates.
+                    let more = (capacity as u64 - res.bytes()).max(CHUNKED_RESERVE_STEP.min(max));
+                    if !res.grow_until(more, wait_until).await {
+                        self.rx.metrics.record_refused(RefuseReason::Budget);
+                        return Err(Some(overloaded(api)));
+                    }
                 }
+                body.reserve(capacity - body.len());
             }
             // Over the limit a Push gets the Connect error a Content-Length push gets; other
             // framing errors are HTTP-level.
@@ -604,6 +609,8 @@ impl Conn<'_> {
                 })?;
             self.buf.advance(progress.consumed);
             if progress.done {
+                // What stays charged: the allocation, not just the bytes in it.
+                res.shrink_to(body.capacity() as u64);
                 return Ok(body.freeze());
             }
             if self.read(deadline).await.is_none() {

@@ -125,11 +125,24 @@ pub async fn handle(
         }
     }
     let message = if compressed {
+        // The inflated copy is memory too: charge the size the gzip trailer announces before
+        // inflating, and any excess (several members) once it is known.
+        let announced = push::inflated_size_hint(&message, max).unwrap_or(0);
+        if let Some(r) = &reservation
+            && !r.grow_until(announced, wait_until).await
+        {
+            rx.metrics.record_refused(RefuseReason::Budget);
+            return answer(
+                wire,
+                Some((Code::Unavailable, "in-flight budget exhausted")),
+            );
+        }
         match push::gunzip_bounded(&message, max) {
             Ok(m) => {
-                // The inflated copy is memory too: charge it before going on.
+                let excess = (m.len() as u64).saturating_sub(announced);
                 if let Some(r) = &reservation
-                    && !r.grow_until(m.len() as u64, wait_until).await
+                    && excess > 0
+                    && !r.grow_until(excess, wait_until).await
                 {
                     rx.metrics.record_refused(RefuseReason::Budget);
                     return answer(

@@ -10,13 +10,15 @@ pub mod backoff;
 pub mod client;
 pub mod oauth2;
 pub mod proxy;
+pub mod recovery;
 pub mod redirect;
 pub mod replay;
+pub mod resolve;
 pub mod sender;
 pub mod transport;
 
 use std::cell::{Cell, RefCell};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -67,6 +69,8 @@ pub struct Destination {
     /// Woken whenever a sender finishes an upload (`in_flight` went down), so the shutdown
     /// drain waits for the destination to settle instead of polling.
     pub settled: Notify,
+    /// Probing and wake-up of uploads waiting to retry ([`recovery`]).
+    pub recovery: recovery::Recovery,
     pub target: Target,
     /// Headers sent on every request, in order: endpoint `headers` (except Content-Type),
     /// `http_headers`, authorization, `User-Agent`.
@@ -252,6 +256,7 @@ impl Destination {
             metrics: DestMetrics::default(),
             in_flight: Cell::new(0),
             settled: Notify::new(),
+            recovery: recovery::Recovery::default(),
             target,
             static_headers,
             fallback_content_type,
@@ -371,13 +376,15 @@ fn static_headers(e: &Endpoint) -> std::io::Result<StaticHeaders> {
     Ok((out, content_type))
 }
 
-/// Resolves `host:port` (blocking; call only off the core threads).
-pub fn resolve(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
-    Ok((host, port).to_socket_addrs()?.collect())
-}
-
 /// Re-resolves an HTTP destination's host every `interval` on the blocking pool, so a
 /// changed address (a Kubernetes Service, a cloud endpoint) is followed without blocking.
+///
+/// A name that stops resolving (NXDOMAIN, a resolver outage, an unreadable `hosts_file`, an
+/// empty answer) keeps the last good addresses, with a rate-limited warning per failure: the
+/// upstream itself is most likely still there, and dropping its address would turn a DNS
+/// outage into a delivery outage. Envoy's `STRICT_DNS` clusters behave the same (a failed
+/// resolution keeps the current hosts). Go's `net/http` (hence Alloy) resolves at each dial,
+/// so there a name that stops resolving fails every new connection at once.
 pub async fn refresh_dns(
     dest: Rc<Destination>,
     interval: Duration,
@@ -394,7 +401,8 @@ pub async fn refresh_dns(
             return;
         }
         let (host, port) = (http.host.clone(), http.port);
-        match monoio::spawn_blocking(move || resolve(&host, port)).await {
+        let resolver = dest.transport.resolver.clone();
+        match monoio::spawn_blocking(move || resolver.resolve(&host, port)).await {
             Ok(Ok(addrs)) if !addrs.is_empty() => {
                 if **http.addrs.borrow() != *addrs {
                     tracing::info!(endpoint = %dest.endpoint.url_text, addrs = ?addrs, "upstream address changed");

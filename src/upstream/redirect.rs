@@ -143,7 +143,8 @@ async fn dial(dest: &Destination, hop: &Hop) -> Result<Connection, ExchangeError
         Some(p) => (p.host.clone(), p.port),
         None => (hop.host.clone(), hop.port),
     };
-    let addrs = monoio::spawn_blocking(move || super::resolve(&dial_host, dial_port))
+    let resolver = dest.transport.resolver.clone();
+    let addrs = monoio::spawn_blocking(move || resolver.resolve(&dial_host, dial_port))
         .await
         .map_err(|_| ExchangeError::Io(std::io::Error::other("resolver task failed")))??;
     let addr = addrs.first().copied().ok_or_else(|| {

@@ -1,7 +1,8 @@
 //! The delivery loop: a pool of sender tasks per destination per core.
 //!
 //! Owns: taking uploads from a destination's queue, sending each upstream with per-attempt
-//! `remote_timeout`, Alloy's retry rules with jittered backoff (and `Retry-After`), keep-alive
+//! `remote_timeout`, Alloy's retry rules with jittered backoff (and `Retry-After`; waits cut
+//! short by [`super::recovery`] once the upstream is back), keep-alive
 //! connection reuse, and recording the final result (metrics, the upload's ticket). Does not
 //! own: the wire format (`client`, `h1`) or queueing policy (`fanout`). Hot path: yes.
 
@@ -291,6 +292,7 @@ async fn deliver_http(
         ep.max_backoff_period,
         ep.max_backoff_retries,
     );
+    let probe = super::recovery::PROBE_INTERVAL.max(ep.min_backoff_period);
     let (_, _, downstream) = item.api.write_latency();
     loop {
         // Alloy's `*_downstream`: one attempt.
@@ -311,6 +313,7 @@ async fn deliver_http(
                 cause: "deadline_exceeded: the client's deadline passed".into(),
             }
         } else {
+            dest.recovery.attempt_started();
             let outcome =
                 monoio::time::timeout(budget, attempt(dest, http, item, payload, budget)).await;
             dest.metrics
@@ -318,6 +321,7 @@ async fn deliver_http(
                 .observe(downstream, attempt_started.elapsed());
             match outcome {
                 Ok(Ok(resp)) if resp.status == 200 => {
+                    dest.recovery.attempt_succeeded(probe);
                     dest.note_success();
                     return Ok(());
                 }
@@ -361,7 +365,12 @@ async fn deliver_http(
             failed.cause
         ));
         let delay = backoff.next_delay(fastrand::f64(), failed.retry_after);
-        monoio::time::sleep(delay).await;
+        // Cut short by a probe or the destination's recovery (`recovery`), never below the
+        // upstream's Retry-After.
+        let floor = failed
+            .retry_after
+            .map_or(Duration::ZERO, |ra| ra.min(super::backoff::MAX_RETRY_AFTER));
+        dest.recovery.wait(delay, floor, probe).await;
     }
 }
 
@@ -423,8 +432,14 @@ async fn attempt(
                 }
                 return redirected(dest, item, payload, resp, &headers).await;
             }
-            // A keep-alive connection the upstream closed while idle: not an attempt.
-            Err(e) if e.on_reused_connection().retry() == Retry::OnReusedConnection => {}
+            // A keep-alive connection the upstream closed while idle (or reset before any
+            // answer byte): re-sent at once on a fresh connection without counting against
+            // `max_backoff_retries`, but the request did go out again, so it is a retry in
+            // `pyroscope_write_retries_total` (as Alloy counts it: Go's transport does not
+            // replay a written POST, so Alloy retries it through its backoff).
+            Err(e) if e.on_reused_connection().retry() == Retry::OnReusedConnection => {
+                dest.metrics.record_retry();
+            }
             Err(e) => return Err(e),
         }
     }
@@ -457,7 +472,8 @@ async fn connect(dest: &Destination, http: &HttpTarget) -> Result<Connection, Ex
     let addrs = http.addrs.borrow().clone();
     if addrs.is_empty() {
         let (host, port) = (http.host.clone(), http.port);
-        let resolved = monoio::spawn_blocking(move || super::resolve(&host, port))
+        let resolver = dest.transport.resolver.clone();
+        let resolved = monoio::spawn_blocking(move || resolver.resolve(&host, port))
             .await
             .map_err(|_| ExchangeError::Io(std::io::Error::other("resolver task failed")))??;
         *http.addrs.borrow_mut() = resolved.into();

@@ -35,6 +35,8 @@ pub struct Transport {
     /// `host:port` of the endpoint, as written in CONNECT.
     pub authority: String,
     pub auth: Arc<AuthCell>,
+    /// How the dial target's name is resolved (`hosts_file`, then the system).
+    pub resolver: super::resolve::Resolver,
     /// Whether the endpoint is failing, as every core sees it (the down/up log lines).
     pub health: super::Health,
 }
@@ -48,6 +50,7 @@ impl Default for Transport {
             proxy_headers: Vec::new(),
             authority: String::new(),
             auth: AuthCell::new(secrets::AuthValue::None),
+            resolver: super::resolve::Resolver::default(),
             health: super::Health::default(),
         }
     }
@@ -64,6 +67,8 @@ pub enum TransportError {
     Proxy(#[from] proxy::ProxyError),
     #[error("oauth2: {0}")]
     OAuth2(String),
+    #[error("{0}")]
+    HostsFile(std::io::Error),
 }
 
 /// `host:port` with IPv6 literals bracketed.
@@ -135,6 +140,7 @@ pub fn build(
             proxy_headers,
             authority: authority(host, *port),
             auth: cell,
+            resolver: super::resolve::Resolver::default(),
             health: super::Health::default(),
         },
         watch,
@@ -144,10 +150,15 @@ pub fn build(
 /// Prepares every endpoint of `config`.
 pub fn prepare(config: &crate::config::Config) -> Result<Prepared, (String, TransportError)> {
     let env = |k: &str| std::env::var(k).ok();
+    let resolver = super::resolve::Resolver::new(config.gateway.hosts_file.clone());
     let mut out = Prepared::default();
     for w in &config.writers {
         for e in &w.endpoints {
-            let (t, watch) = build(e, &env).map_err(|err| (e.url_text.clone(), err))?;
+            let (mut t, watch) = build(e, &env).map_err(|err| (e.url_text.clone(), err))?;
+            resolver
+                .check()
+                .map_err(|err| (e.url_text.clone(), TransportError::HostsFile(err)))?;
+            t.resolver = resolver.clone();
             out.transports.push(Arc::new(t));
             out.watches.extend(watch);
         }

@@ -566,6 +566,44 @@ impl Drop for MockPyroscope {
     }
 }
 
+/// A loopback port kept bound but not listening, so that connecting to it is refused for as
+/// long as this lives and no other socket (another test's stand-in or gateway) can take the
+/// port meanwhile — which [`dead_destination`] cannot promise over a long test. Bound with
+/// `SO_REUSEADDR`, as std binds listeners on Unix, so a stand-in can start listening on the
+/// same address before this is dropped (Linux allows it while none of them listens).
+#[derive(Debug)]
+pub struct RefusingPort {
+    socket: socket2::Socket,
+    addr: SocketAddr,
+}
+
+impl RefusingPort {
+    pub fn bind() -> RefusingPort {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        socket.set_reuse_address(true).expect("SO_REUSEADDR");
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("loopback");
+        socket.bind(&any.into()).expect("bind a refusing port");
+        let addr = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .expect("refusing port address");
+        RefusingPort { socket, addr }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Starts `builder`'s stand-in on this port, then gives the port up to it.
+    pub fn hand_over(self, builder: MockBuilder) -> io::Result<MockPyroscope> {
+        let mock = builder.listen(self.addr).try_start()?;
+        drop(self.socket);
+        Ok(mock)
+    }
+}
+
 /// A loopback address on which nothing listens: connecting to it is refused.
 pub fn dead_destination() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind for dead destination");

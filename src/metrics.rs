@@ -948,6 +948,8 @@ pub struct CoreSnapshot {
     /// Indexed like `Config::writers`.
     pub writers: Vec<WriterSnapshot>,
     pub inflight_bytes: u64,
+    /// `(core index, I/O driver name)` of each core merged in.
+    pub cores: Vec<(usize, &'static str)>,
 }
 
 impl CoreSnapshot {
@@ -963,6 +965,7 @@ impl CoreSnapshot {
             relabels: relabels.map(RelabelMetrics::snapshot).collect(),
             writers: Vec::new(),
             inflight_bytes,
+            cores: Vec::new(),
         }
     }
 
@@ -976,6 +979,12 @@ impl CoreSnapshot {
         self
     }
 
+    /// Records which core this is and the I/O driver it runs on.
+    pub fn with_core(mut self, index: usize, driver: &'static str) -> Self {
+        self.cores = vec![(index, driver)];
+        self
+    }
+
     /// Adds `other` into `self` (same configuration on every core).
     pub fn merge(&mut self, other: &CoreSnapshot) {
         if self.dests.is_empty()
@@ -986,6 +995,7 @@ impl CoreSnapshot {
             *self = other.clone();
             return;
         }
+        self.cores.extend_from_slice(&other.cores);
         for (a, b) in self.dests.iter_mut().zip(&other.dests) {
             a.merge(b);
         }
@@ -1429,6 +1439,20 @@ pub fn render_with(config: &Config, snap: &CoreSnapshot, process: &Process) -> S
         "Body bytes held in memory (being received or queued).",
     );
     f.sample("pyrogate_inflight_bytes", &[], snap.inflight_bytes);
+    f.header(
+        "pyrogate_core_driver",
+        "gauge",
+        "The I/O driver each core thread runs on (uring: io_uring; legacy: epoll); always 1.",
+    );
+    let mut cores = snap.cores.clone();
+    cores.sort_unstable();
+    for (index, driver) in cores {
+        f.sample(
+            "pyrogate_core_driver",
+            &[label("core", &index.to_string()), label("driver", driver)],
+            1u64,
+        );
+    }
     process.render(&mut f);
     out
 }

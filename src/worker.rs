@@ -38,6 +38,8 @@ use crate::upstream::{self, Destination};
 /// whole; requests already running keep what they took (`Rc`s).
 struct Core {
     index: usize,
+    /// The I/O driver this core's runtime runs on.
+    driver: Driver,
     config: RefCell<Arc<Config>>,
     /// The component instances: writers with their destinations, relabel stages.
     components: RefCell<Rc<Components>>,
@@ -72,7 +74,8 @@ impl Core {
             components.relabels().iter().map(|r| r.metrics()),
             self.shared.budget.used(),
         )
-        .with_writers(components.writers().iter().map(|w| w.metrics().as_ref()));
+        .with_writers(components.writers().iter().map(|w| w.metrics().as_ref()))
+        .with_core(self.index, self.driver.name());
         // A spool is shared by every core: core 0 alone reports it, so merging adds it once.
         if self.index == 0 {
             for (s, d) in snap.dests.iter_mut().zip(components.destinations()) {
@@ -327,6 +330,7 @@ async fn core_main(
         .collect();
     let core = Rc::new(Core {
         index,
+        driver,
         config: RefCell::new(config.clone()),
         components: RefCell::new(Rc::new(components)),
         receivers: RefCell::new(receivers),

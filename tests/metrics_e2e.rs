@@ -358,6 +358,15 @@ fn scrape_parses_with_the_prometheus_parser_and_has_alloys_series(driver: Driver
             "pyrogate_build_info gauge pyrogate_build_info{{revision=unknown,version={}}}=1.0",
             env!("CARGO_PKG_VERSION")
         ),
+        // Both cores, each on the driver it was forced onto.
+        format!(
+            "pyrogate_core_driver gauge pyrogate_core_driver{{core=0,driver={}}}=1.0",
+            driver.flag()
+        ),
+        format!(
+            "pyrogate_core_driver gauge pyrogate_core_driver{{core=1,driver={}}}=1.0",
+            driver.flag()
+        ),
     ] {
         assert!(
             parsed.contains(&want),

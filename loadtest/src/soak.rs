@@ -323,26 +323,12 @@ pub fn sum_by(text: &str, metric: &str, by: &str) -> BTreeMap<String, f64> {
     out
 }
 
-/// `VmRSS` (resident set size) in KiB from `/proc/PID/status`.
-pub fn parse_vm_rss_kib(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_ascii_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
 /// Open file descriptors of `pid` (entries of `/proc/PID/fd`).
 pub fn fd_count(pid: u32) -> Option<u64> {
     Some(fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
 }
 
-/// Resident memory of `pid` now, in KiB.
-pub fn rss_kib(pid: u32) -> Option<u64> {
-    parse_vm_rss_kib(&fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
-}
+pub use crate::stats::{parse_vm_rss_kib, rss_kib};
 
 /// `(local port, remote port, state)` by socket inode, from `/proc/PID/net/tcp` and `tcp6`
 /// (the process's own network namespace; proc(5)).

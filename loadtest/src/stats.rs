@@ -235,16 +235,20 @@ pub fn cpu_time(pid: u32) -> Option<CpuTimes> {
     })
 }
 
-/// Current resident memory (`VmRSS`) of process `pid`, in KiB.
-pub fn rss_kib(pid: u32) -> Option<u64> {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
+/// `VmRSS` (resident set size) in KiB from `/proc/PID/status`.
+pub fn parse_vm_rss_kib(status: &str) -> Option<u64> {
+    status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))?
         .split_ascii_whitespace()
         .next()?
         .parse()
         .ok()
+}
+
+/// Resident memory of `pid` now, in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    parse_vm_rss_kib(&fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
 }
 
 /// Peak resident memory of process `pid`, in KiB.

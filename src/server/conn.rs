@@ -176,7 +176,8 @@ fn is_ws_handshake(head: &RequestHead, buf: &[u8]) -> bool {
 
 /// How one read ended.
 enum ReadOutcome {
-    Data,
+    /// This many bytes arrived.
+    Data(usize),
     /// End of stream or an error: the connection is done.
     Closed,
     TimedOut,
@@ -241,26 +242,9 @@ pub async fn serve(core: &super::Shared, rx: &ReceiverRt, stream: TcpStream, _pe
 
 impl Conn<'_> {
     async fn read(&mut self, deadline: Instant) -> Option<usize> {
-        let now = Instant::now();
-        if now >= deadline {
-            return None;
-        }
-        let buf = std::mem::take(&mut self.buf);
-        match monoio::time::timeout(
-            deadline - now,
-            self.stream.read_more(buf, READ_BUFFER_BYTES),
-        )
-        .await
-        {
-            Ok((Ok(n), buf)) => {
-                self.buf = buf;
-                (n > 0).then_some(n)
-            }
-            Ok((Err(_), buf)) => {
-                self.buf = buf;
-                None
-            }
-            Err(_) => None,
+        match self.read_outcome(deadline).await {
+            ReadOutcome::Data(n) => Some(n),
+            ReadOutcome::Closed | ReadOutcome::TimedOut => None,
         }
     }
 
@@ -284,7 +268,7 @@ impl Conn<'_> {
         let first_wait = if can_park { park_at } else { idle };
         // The reads are boxed: a parked connection's task holds only the readiness wait below.
         match Box::pin(self.read_or_stop(first_wait)).await {
-            ReadOutcome::Data => return true,
+            ReadOutcome::Data(_) => return true,
             ReadOutcome::Closed => return false,
             ReadOutcome::TimedOut if !can_park => return false,
             ReadOutcome::TimedOut => {}
@@ -309,7 +293,7 @@ impl Conn<'_> {
         let deadline = Instant::now() + self.rx.config.http.server_read_timeout;
         matches!(
             Box::pin(self.read_or_stop(deadline)).await,
-            ReadOutcome::Data
+            ReadOutcome::Data(_)
         )
     }
 
@@ -341,7 +325,7 @@ impl Conn<'_> {
             Ok((Ok(n), buf)) => {
                 self.buf = buf;
                 if n > 0 {
-                    ReadOutcome::Data
+                    ReadOutcome::Data(n)
                 } else {
                     ReadOutcome::Closed
                 }

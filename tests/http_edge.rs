@@ -2,7 +2,8 @@
 //!
 //! Covers, under both drivers (the HTTP/1.1 server of `src/h1` and `src/server/conn.rs`):
 //! - a keep-alive connection left idle past the receiver's buffer release (it then waits on
-//!   readiness alone) serves its next requests, pipelined ones included, in order;
+//!   readiness alone) serves its next requests, pipelined ones included, in order, and requests
+//!   landing just as its buffer is released are all answered;
 //! - pipelining: three requests in one write are answered in order (a slow upstream delivery
 //!   before an instant 404) and both uploads reach the upstream;
 //! - `Expect: 100-continue`: `HTTP/1.1 100 Continue` arrives before the body is sent, then 200;
@@ -366,7 +367,45 @@ fn a_connection_idle_past_its_buffer_release_serves_the_next_requests(driver: Dr
     assert_eq!(bodies, [&first.body[..], &second.body[..], &third.body[..]]);
 }
 
+/// Requests that arrive right around the buffer release: the posted read is being cancelled as
+/// the bytes land. On io_uring a recv can complete after the cancellation was queued; its bytes
+/// must be kept (the read is awaited to its end), not lost with a dropped op — a lost request
+/// would never be answered.
+fn requests_arriving_at_the_buffer_release_are_all_answered(driver: Driver) {
+    const CONNECTIONS: usize = 12;
+    const ROUNDS: usize = 6;
+    let mock = MockPyroscope::start();
+    let gw = Gateway::start(&config::single(&mock.url(), "", "", ""), driver, 1);
+    let addr = gw.addr();
+    let threads: Vec<_> = (0..CONNECTIONS)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut client = Client::connect(addr).with_timeout(WAIT);
+                for r in 0..ROUNDS {
+                    // 235..=265 ms after the last answer, spread over the connections.
+                    let ms = 235 + ((c * 7 + r * 11) % 31) as u64;
+                    std::thread::sleep(Duration::from_millis(ms));
+                    client.send(&bodies::folded((1000 + c * ROUNDS + r) as u64).request(&[]));
+                    assert_eq!(
+                        client.read_response().status,
+                        200,
+                        "connection {c} round {r}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    assert_eq!(
+        mock.wait_for_requests(CONNECTIONS * ROUNDS, WAIT).len(),
+        CONNECTIONS * ROUNDS
+    );
+}
+
 both_drivers!(
+    requests_arriving_at_the_buffer_release_are_all_answered,
     a_connection_idle_past_its_buffer_release_serves_the_next_requests,
     http10_keep_alive_is_announced_and_honoured,
     absolute_form_targets_are_served_from_the_pipeline,

@@ -30,6 +30,9 @@ const READ_BUFFER_BYTES: usize = 16 * 1024;
 /// How long a connection waiting for its next request keeps a read buffer posted before it
 /// counts as idle and gives the buffer back (see `Conn::await_request`).
 const IDLE_BUFFER_RELEASE: Duration = Duration::from_millis(250);
+/// Linux's `ECANCELED`, the error a cancelled read ends with (monoio reports it so on both
+/// drivers).
+const ECANCELED: i32 = 125;
 /// Budget granted to a chunked body at a time while it is being read.
 const CHUNKED_RESERVE_STEP: u64 = 256 * 1024;
 
@@ -267,7 +270,12 @@ impl Conn<'_> {
         let can_park = self.stream.is_plain() && park_at < idle;
         let first_wait = if can_park { park_at } else { idle };
         // The reads are boxed: a parked connection's task holds only the readiness wait below.
-        match Box::pin(self.read_or_stop(first_wait)).await {
+        let first_read = if can_park {
+            Box::pin(self.read_until_park_or_stop(first_wait)).await
+        } else {
+            Box::pin(self.read_or_stop(first_wait)).await
+        };
+        match first_read {
             ReadOutcome::Data(_) => return true,
             ReadOutcome::Closed => return false,
             ReadOutcome::TimedOut if !can_park => return false,
@@ -306,6 +314,47 @@ impl Conn<'_> {
             r = self.read_outcome(deadline) => r,
             _ = shutdown.wait() => ReadOutcome::Closed,
             _ = rx.retired.wait() => ReadOutcome::Closed,
+        }
+    }
+
+    /// [`Conn::read_until_park`], ended early (as `Closed`) by shutdown or retirement.
+    async fn read_until_park_or_stop(&mut self, park_at: Instant) -> ReadOutcome {
+        let shutdown = self.core.shutdown.clone();
+        let rx = self.rx;
+        monoio::select! {
+            r = self.read_until_park(park_at) => r,
+            _ = shutdown.wait() => ReadOutcome::Closed,
+            _ = rx.retired.wait() => ReadOutcome::Closed,
+        }
+    }
+
+    /// A read with the buffer posted until `park_at`; then the read is cancelled and awaited to
+    /// its end, so bytes the kernel delivered meanwhile are kept (`TimedOut` only when the
+    /// cancellation won). Plain TCP (see [`Stream::cancelable_read_more`]).
+    async fn read_until_park(&mut self, park_at: Instant) -> ReadOutcome {
+        let now = Instant::now();
+        if now >= park_at {
+            return ReadOutcome::TimedOut;
+        }
+        let canceller = monoio::io::Canceller::new();
+        let buf = std::mem::take(&mut self.buf);
+        let read = self
+            .stream
+            .cancelable_read_more(buf, READ_BUFFER_BYTES, canceller.handle());
+        let mut read = std::pin::pin!(read);
+        let (result, buf) = match monoio::time::timeout(park_at - now, &mut read).await {
+            Ok(done) => done,
+            Err(_) => {
+                let _ = canceller.cancel();
+                read.await
+            }
+        };
+        self.buf = buf;
+        match result {
+            Ok(0) => ReadOutcome::Closed,
+            Ok(n) => ReadOutcome::Data(n),
+            Err(e) if e.raw_os_error() == Some(ECANCELED) => ReadOutcome::TimedOut,
+            Err(_) => ReadOutcome::Closed,
         }
     }
 

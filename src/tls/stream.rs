@@ -389,6 +389,33 @@ impl Stream {
         }
     }
 
+    /// [`Stream::read_more`] that `cancel` can stop. A cancelled read is still awaited to its
+    /// end: on io_uring a recv the kernel completes before the cancellation lands has consumed
+    /// bytes, which are then in `buf` (dropping the read instead would lose them: monoio only
+    /// marks a dropped op as ignored). Ends with the bytes read, or `ECANCELED`. TLS streams
+    /// read as [`Stream::read_more`] (the handle is not used; they are never parked).
+    pub async fn cancelable_read_more(
+        &mut self,
+        mut buf: BytesMut,
+        min_spare: usize,
+        cancel: monoio::io::CancelHandle,
+    ) -> (io::Result<usize>, BytesMut) {
+        use monoio::io::CancelableAsyncReadRent;
+        match self {
+            Stream::Plain(s) => {
+                if buf.capacity() - buf.len() < min_spare {
+                    buf.reserve(min_spare);
+                }
+                let len = buf.len();
+                let cap = buf.capacity();
+                let slice: SliceMut<BytesMut> = buf.slice_mut(len..cap);
+                let (r, slice) = s.cancelable_read(slice, cancel).await;
+                (r, slice.into_inner())
+            }
+            Stream::Tls(_) => self.read_more(buf, min_spare).await,
+        }
+    }
+
     /// Whether this is plain TCP (no TLS layer that may hold bytes of its own).
     pub fn is_plain(&self) -> bool {
         matches!(self, Stream::Plain(_))

@@ -628,7 +628,11 @@ impl Conn<'_> {
                         return Err(Some(overloaded(api)));
                     }
                 }
-                body.reserve(capacity - body.len());
+                // Exactly `capacity`: `BytesMut::reserve` may allocate up to twice the current
+                // capacity, more than was charged.
+                let mut grown = BytesMut::with_capacity(capacity);
+                grown.extend_from_slice(&body);
+                body = grown;
             }
             // Over the limit a Push gets the Connect error a Content-Length push gets; other
             // framing errors are HTTP-level.

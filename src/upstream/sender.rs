@@ -46,6 +46,12 @@ pub async fn run(dest: Rc<Destination>) {
             Err(undelivered)
                 if dest.spool.is_some() && super::replay::spillable(undelivered.error) =>
             {
+                // Spooled, not dropped, but the destination is down all the same (logs).
+                if means_down(undelivered.error) {
+                    dest.transport
+                        .health
+                        .failed(&dest.endpoint.url_text, &undelivered.message);
+                }
                 if matches!(item.api, Api::Push) {
                     item.upload.ticket.note_error(&undelivered.message);
                 }

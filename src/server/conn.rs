@@ -270,12 +270,7 @@ impl Conn<'_> {
         let can_park = self.stream.is_plain() && park_at < idle;
         let first_wait = if can_park { park_at } else { idle };
         // The reads are boxed: a parked connection's task holds only the readiness wait below.
-        let first_read = if can_park {
-            Box::pin(self.read_until_park_or_stop(first_wait)).await
-        } else {
-            Box::pin(self.read_or_stop(first_wait)).await
-        };
-        match first_read {
+        match Box::pin(self.read_or_stop(first_wait, can_park)).await {
             ReadOutcome::Data(_) => return true,
             ReadOutcome::Closed => return false,
             ReadOutcome::TimedOut if !can_park => return false,
@@ -300,31 +295,29 @@ impl Conn<'_> {
         self.buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
         let deadline = Instant::now() + self.rx.config.http.server_read_timeout;
         matches!(
-            Box::pin(self.read_or_stop(deadline)).await,
+            Box::pin(self.read_or_stop(deadline, false)).await,
             ReadOutcome::Data(_)
         )
     }
 
-    /// [`Conn::read_outcome`], ended early (as `Closed`) by shutdown or by the retirement of
-    /// the receiver (a reload that removed or rebound it).
-    async fn read_or_stop(&mut self, deadline: Instant) -> ReadOutcome {
+    /// A read until `deadline` ([`Conn::read_until_park`] when `park`, else
+    /// [`Conn::read_outcome`]), ended early (as `Closed`) by shutdown or by the retirement of the
+    /// receiver (a reload that removed or rebound it).
+    async fn read_or_stop(&mut self, deadline: Instant, park: bool) -> ReadOutcome {
         let shutdown = self.core.shutdown.clone();
         let rx = self.rx;
         monoio::select! {
-            r = self.read_outcome(deadline) => r,
+            r = self.read_for(deadline, park) => r,
             _ = shutdown.wait() => ReadOutcome::Closed,
             _ = rx.retired.wait() => ReadOutcome::Closed,
         }
     }
 
-    /// [`Conn::read_until_park`], ended early (as `Closed`) by shutdown or retirement.
-    async fn read_until_park_or_stop(&mut self, park_at: Instant) -> ReadOutcome {
-        let shutdown = self.core.shutdown.clone();
-        let rx = self.rx;
-        monoio::select! {
-            r = self.read_until_park(park_at) => r,
-            _ = shutdown.wait() => ReadOutcome::Closed,
-            _ = rx.retired.wait() => ReadOutcome::Closed,
+    async fn read_for(&mut self, deadline: Instant, park: bool) -> ReadOutcome {
+        if park {
+            self.read_until_park(deadline).await
+        } else {
+            self.read_outcome(deadline).await
         }
     }
 

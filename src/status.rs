@@ -202,21 +202,12 @@ fn duration(seconds: f64) -> String {
 }
 
 /// Milliseconds since the epoch as `2026-12-03T05:37:42.123Z`, the form JavaScript's
-/// `Date.prototype.toISOString` writes. Days to civil date: Howard Hinnant's
-/// `civil_from_days` (the proleptic Gregorian calendar, as C++20 `<chrono>` uses it).
+/// `Date.prototype.toISOString` writes (the date from [`crate::logging::civil_from_days`]).
 fn iso_time(unix_ms: u64) -> String {
     let secs = unix_ms / 1000;
     let days = (secs / 86_400) as i64;
     let tod = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::logging::civil_from_days(days);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         tod / 3600,

@@ -42,6 +42,42 @@ fn pyrogate_debug_binary() -> PathBuf {
     bin
 }
 
+/// Sends `uploads` uploads from `pool` (generator run `run`) over 8 keep-alive connections in a
+/// closed loop; every one must be answered 200. Returns the run (its statuses feed the
+/// integrity check).
+fn send_all_accepted(
+    gateway: &compare::Started,
+    pool: &BodyPool,
+    run: u32,
+    uploads: u64,
+    name: &str,
+) -> generator::RunResult {
+    let plan = Plan {
+        connections: 8,
+        schedule: Schedule::Closed,
+        duration: TIME_BOUND,
+        max_uploads: uploads,
+        timeout: Duration::from_secs(60),
+    };
+    let make = |i: u64| pool.request(generator::id(run, i));
+    let result = generator::drive(gateway.addr(), &plan, &make, name, false);
+    assert_eq!(result.outcomes.errors_text(), "");
+    assert_eq!(result.accepted(), uploads);
+    result
+}
+
+/// pyrogate's `/metrics` text.
+fn scrape(gateway: &compare::Started) -> String {
+    let (status, metrics) = generator::http_get(
+        gateway.admin().expect("admin address"),
+        "/metrics",
+        Duration::from_secs(10),
+    )
+    .expect("metrics");
+    assert_eq!(status, 200);
+    String::from_utf8_lossy(&metrics).into_owned()
+}
+
 #[test]
 fn every_accepted_upload_reaches_both_sinks_exactly_once_through_pyrogate() {
     let sinks: Vec<Sink> = (0..2)
@@ -61,26 +97,8 @@ fn every_accepted_upload_reaches_both_sinks_exactly_once_through_pyrogate() {
     // Every SDK shape, 2 KB to 4 MB.
     let pool = BodyPool::new(Mix::All, 20, 50, 7);
     let run = 0x5eed_0001;
-    let plan = Plan {
-        connections: 8,
-        schedule: Schedule::Closed,
-        duration: TIME_BOUND,
-        max_uploads: UPLOADS,
-        timeout: Duration::from_secs(60),
-    };
-    let make = |i: u64| pool.request(generator::id(run, i));
-    let result = generator::drive(gateway.addr(), &plan, &make, "e2e", false);
-    assert_eq!(result.outcomes.errors_text(), "");
-    assert_eq!(result.accepted(), UPLOADS);
-
-    let (status, metrics) = generator::http_get(
-        gateway.admin().expect("admin address"),
-        "/metrics",
-        Duration::from_secs(10),
-    )
-    .expect("metrics");
-    assert_eq!(status, 200);
-    let metrics = String::from_utf8_lossy(&metrics);
+    let result = send_all_accepted(&gateway, &pool, run, UPLOADS, "e2e");
+    let metrics = scrape(&gateway);
     let dropped = generator::sum_metric(&metrics, "pyrogate_dropped_total");
     assert_eq!(dropped, 0);
     // One profile per upload (Push bodies carry one series with one sample), per endpoint.
@@ -248,26 +266,8 @@ fn the_relabel_system_delivers_every_upload_with_relabelled_labels() {
     let pool = BodyPool::new(Mix::All, 20, 50, 9);
     let run = 0x5eed_0004;
     let uploads = 200;
-    let plan = Plan {
-        connections: 8,
-        schedule: Schedule::Closed,
-        duration: TIME_BOUND,
-        max_uploads: uploads,
-        timeout: Duration::from_secs(60),
-    };
-    let make = |i: u64| pool.request(generator::id(run, i));
-    let result = generator::drive(gateway.addr(), &plan, &make, "relabel", false);
-    assert_eq!(result.outcomes.errors_text(), "");
-    assert_eq!(result.accepted(), uploads);
-
-    let (status, metrics) = generator::http_get(
-        gateway.admin().expect("admin address"),
-        "/metrics",
-        Duration::from_secs(10),
-    )
-    .expect("metrics");
-    assert_eq!(status, 200);
-    let metrics = String::from_utf8_lossy(&metrics);
+    let result = send_all_accepted(&gateway, &pool, run, uploads, "relabel");
+    let metrics = scrape(&gateway);
     let dropped = generator::sum_metric(&metrics, "pyrogate_dropped_total");
     assert_eq!(dropped, 0);
     let counters = compare::RelabelCounters::from_metrics(&metrics);

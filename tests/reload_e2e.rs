@@ -93,6 +93,11 @@ fn unix_now() -> f64 {
 
 /// The `env` label of a recorded `/ingest` request (from its `name` parameter).
 fn env_of(r: &Recorded) -> Option<String> {
+    ingest_label(r, "env")
+}
+
+/// Label `key` of a recorded `/ingest` request (from its `name` parameter).
+fn ingest_label(r: &Recorded, key: &str) -> Option<String> {
     let name = parse_query(&r.query)
         .into_iter()
         .find(|(k, _)| k == "name")?
@@ -100,7 +105,7 @@ fn env_of(r: &Recorded) -> Option<String> {
     parse_labelset(&name)
         .ok()?
         .into_iter()
-        .find(|(k, _)| k == "env")
+        .find(|(k, _)| k == key)
         .map(|(_, v)| v)
 }
 
@@ -609,15 +614,7 @@ fn stage_of(r: &Recorded) -> Option<String> {
             .label("stage")
             .map(str::to_string);
     }
-    let name = parse_query(&r.query)
-        .into_iter()
-        .find(|(k, _)| k == "name")?
-        .1;
-    parse_labelset(&name)
-        .ok()?
-        .into_iter()
-        .find(|(k, _)| k == "stage")
-        .map(|(_, v)| v)
+    ingest_label(r, "stage")
 }
 
 fn new_relabel_rules_apply_after_a_reload_on_both_apis(driver: Driver) {

@@ -129,7 +129,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(CoreSnapshot, Arc<Config
     let addrs = resolve_all(&config, &prepared.transports);
     // Opened (and recovered) before any core starts; a spool that cannot be opened is logged
     // and its destination runs without one.
-    let spools = crate::spool::open_all(&config);
+    let (spool_registry, spools) = crate::spool::Spools::open_all(&config);
     let pool = DefaultThreadPool::new(BLOCKING_THREADS);
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
     let conn_slots: Vec<Arc<server::ConnSlots>> = config
@@ -203,6 +203,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(CoreSnapshot, Arc<Config
         server_sec.iter().map(|p| p.client_auth.clone()).collect(),
         handles.clone(),
         retired_drops,
+        spool_registry,
     ));
     {
         let (reloader, handles) = (reloader.clone(), handles.clone());

@@ -93,6 +93,8 @@ struct State {
     /// Each receiver's prepared `client_auth` (`config.receivers` order): reused while its
     /// settings are unchanged, so a reload starts no second watch of the same secret file.
     client_auth: Vec<Option<ClientAuthPrepared>>,
+    /// Every spool the process has open: a destination a reload adds spools too.
+    spools: crate::spool::Spools,
 }
 
 /// The process's handle on its configuration.
@@ -127,6 +129,7 @@ impl Reloader {
         client_auth: Vec<Option<ClientAuthPrepared>>,
         cores: Arc<Vec<CoreHandle>>,
         retired_drops: Arc<RetiredDrops>,
+        spools: crate::spool::Spools,
     ) -> Self {
         Reloader {
             path,
@@ -136,6 +139,7 @@ impl Reloader {
                 config,
                 bound,
                 client_auth,
+                spools,
             }),
             successful: AtomicBool::new(true),
             success_ms: AtomicU64::new(now_ms()),
@@ -313,8 +317,13 @@ impl Reloader {
         let mut used = vec![false; running.len()];
         let mut destinations = Vec::new();
         let env = |k: &str| std::env::var(k).ok();
+        // Each destination's spool (the running settings: the `pyrogate` block is read at
+        // start only); a new destination with the writer and URL of a removed one shares the
+        // spool that one still replays.
+        let mut spools = state.spools.for_config(&new).into_iter();
         for w in &new.writers {
             for e in &w.endpoints {
+                let spool = spools.next().flatten();
                 let same = running
                     .iter()
                     .enumerate()
@@ -338,6 +347,7 @@ impl Reloader {
                 destinations.push(DestinationPlan::New {
                     addrs,
                     transport: Arc::new(t),
+                    spool,
                 });
             }
         }

@@ -180,6 +180,8 @@ pub enum DestinationPlan {
     New {
         addrs: Vec<SocketAddr>,
         transport: Arc<upstream::transport::Transport>,
+        /// Its spool (shared by every core), when it spools.
+        spool: Option<Arc<crate::spool::Store>>,
     },
 }
 
@@ -390,6 +392,7 @@ fn start_destination(core: &Rc<Core>, d: &Rc<Destination>) {
     if d.spool.is_some() {
         monoio::spawn(upstream::replay::run(
             d.clone(),
+            core.shared.budget.clone(),
             core.shared.shutdown.clone(),
         ));
     }
@@ -456,10 +459,14 @@ fn apply_reload(core: &Rc<Core>, plan: ReloadPlan) -> Result<(), String> {
                     dest_kept[i] = true;
                     old_dests[i].1.clone()
                 }
-                Some(DestinationPlan::New { addrs, transport }) => {
+                Some(DestinationPlan::New {
+                    addrs,
+                    transport,
+                    spool,
+                }) => {
                     let d = Destination::with_transport(e, core.index, addrs, transport)
                         .map_err(|err| format!("endpoint {}: {err}", e.url_text))?;
-                    let d = Rc::new(d);
+                    let d = Rc::new(d.with_spool(spool));
                     fresh.push(d.clone());
                     d
                 }
@@ -640,13 +647,26 @@ async fn drain(core: &Core) {
         if !left.is_empty() || in_flight > 0 {
             tracing::warn!(endpoint = %d.endpoint.url_text, queued = left.len(), in_flight, "graceful shutdown timeout: dropping undelivered uploads");
         }
-        for item in left {
-            if d.spool.is_some() {
-                upstream::replay::spill(d, item, crate::upload::DeliveryError::Shutdown).await;
-                continue;
+        if d.spool.is_some() {
+            // Spilled together: the spool groups what is spilled at once into few writes.
+            let spills: Vec<_> = left
+                .into_iter()
+                .map(|item| {
+                    let d = d.clone();
+                    monoio::spawn(async move {
+                        upstream::spill::spill(&d, item, crate::upload::DeliveryError::Shutdown)
+                            .await
+                    })
+                })
+                .collect();
+            for s in spills {
+                s.await;
             }
-            d.metrics
-                .record_dropped(item.bytes, item.profiles, DropReason::Shutdown);
+        } else {
+            for item in left {
+                d.metrics
+                    .record_dropped(item.bytes, item.profiles, DropReason::Shutdown);
+            }
         }
         // What is left pending now is what the senders still hold; count its profiles once
         // and each upload.

@@ -14,6 +14,10 @@
 //!   bytes (`pyrogate_spool_truncated_bytes_total`) and delivers every whole record;
 //! - the spool of an endpoint no longer configured is kept and named in a warning; an endpoint
 //!   with `spool = false` drops as it would without a spool and gets no directory;
+//! - a destination a reload adds spools too (its own directory, named in `endpoint.txt`) and
+//!   replays once it answers, while the destination the reload kept never touches the disk;
+//! - uploads being replayed are charged to the in-flight budget (`pyrogate_inflight_bytes`
+//!   shows them, and never more than `max_inflight_bytes`);
 //! - `max_bytes` drops the oldest uploads as `spool_full` and `max_age` drops old ones as
 //!   `expired`, both counted, with accepted = sent + dropped + in flight + spooled.
 
@@ -396,7 +400,125 @@ fn an_outage_without_restart_replays_the_requests_that_would_have_been_sent(driv
     gw.stop().assert_clean_exit(3, 0);
 }
 
+fn a_destination_added_by_a_reload_spools_and_replays(driver: Driver) {
+    let spool = tempfile::tempdir().unwrap();
+    let healthy = MockPyroscope::builder().accept_anything().start();
+    let dead = dead_destination();
+    let quick = "    max_backoff_retries = 2\n    min_backoff_period = \"20ms\"\n    max_backoff_period = \"50ms\"";
+    let with = |urls: &[String]| {
+        format!(
+            "{}{}pyrogate {{\n  spool {{\n    directory = \"{}\"\n  }}\n}}\n",
+            config::receiver("default", &["w"], "", "  acknowledge = \"enqueued\""),
+            config::write(
+                "w",
+                &urls
+                    .iter()
+                    .map(|u| config::endpoint(u, quick))
+                    .collect::<Vec<_>>(),
+                ""
+            ),
+            spool.path().display()
+        )
+    };
+    let dead_url = format!("http://{dead}");
+    let gw = Gateway::start(&with(&[healthy.url()]), driver, 1);
+    std::fs::write(gw.config_path(), with(&[healthy.url(), dead_url.clone()])).unwrap();
+    let mut admin = Client::connect(gw.admin());
+    admin.send(b"POST /-/reload HTTP/1.1\r\nHost: pyrogate\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(admin.read_response().status, 200, "{}", gw.stderr_text());
+    let sent = uploads(5, 2048);
+    Client::connect(gw.addr()).upload_each_expecting_200(&sent);
+    wait_metric(&gw, "pyrogate_spool_records", 5.0);
+    assert_eq!(
+        metric_sum(
+            &gw.metrics(),
+            "pyrogate_spool_records",
+            &[("endpoint", dead_url.as_str())]
+        ),
+        Some(5.0)
+    );
+    // The new destination's directory names its endpoint; the kept one has none.
+    let owners: Vec<String> = std::fs::read_dir(spool.path())
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("endpoint.txt")).ok())
+        .collect();
+    assert!(owners.contains(&dead_url), "{owners:?}");
+    assert_eq!(healthy.wait_for_requests(5, WAIT).len(), 5);
+    // The destination comes back: the spool replays, every upload once.
+    let mock = MockPyroscope::builder()
+        .listen(dead)
+        .accept_anything()
+        .start();
+    let arrived = mock.wait_for_requests(5, WAIT);
+    wait_metric(&gw, "pyrogate_spool_records", 0.0);
+    assert_eq!(
+        crc_counts(arrived.iter().map(|r| r.body.as_slice())),
+        crc_counts(sent.iter().map(|u| u.body.as_slice()))
+    );
+    assert_eq!(metric(&gw, "pyrogate_spool_replayed_total"), 5.0);
+    gw.stop().assert_clean_exit(10, 0);
+}
+
+fn replayed_uploads_are_charged_to_the_in_flight_budget(driver: Driver) {
+    const BUDGET: f64 = 200_000.0;
+    let spool = tempfile::tempdir().unwrap();
+    let dead = dead_destination();
+    let cfg = format!(
+        "{}pyrogate {{\n  max_inflight_bytes = {BUDGET}\n  spool {{\n    directory = \"{}\"\n  }}\n}}\n",
+        config::single(
+            &format!("http://{dead}"),
+            "    max_backoff_retries = 2\n    min_backoff_period = \"20ms\"\n    max_backoff_period = \"50ms\"",
+            "",
+            "  acknowledge = \"enqueued\"",
+        ),
+        spool.path().display()
+    );
+    let gw = Gateway::start(&cfg, driver, 1);
+    let sent = uploads(4, 100_000);
+    Client::connect(gw.addr()).upload_each_expecting_200(&sent);
+    wait_metric(&gw, "pyrogate_spool_records", 4.0);
+    assert_eq!(
+        metric(&gw, "pyrogate_inflight_bytes"),
+        0.0,
+        "spooled, not held"
+    );
+    // A slow destination comes back: each replayed upload is held while it is sent.
+    let slow = testkit::faults::Faults {
+        latency: testkit::faults::Latency::Fixed(Duration::from_millis(300)),
+        ..Default::default()
+    };
+    let mock = MockPyroscope::builder()
+        .listen(dead)
+        .accept_anything()
+        .faults(slow, 1)
+        .start();
+    let deadline = Instant::now() + WAIT;
+    let mut held = Vec::new();
+    loop {
+        let text = gw.metrics();
+        held.push(metric_sum(&text, "pyrogate_inflight_bytes", &[]).unwrap_or(-1.0));
+        if metric_sum(&text, "pyrogate_spool_records", &[]) == Some(0.0)
+            && metric_sum(&text, "pyrogate_inflight_profiles", &[]) == Some(0.0)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the spool never emptied:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let most = held.iter().copied().fold(0.0, f64::max);
+    // One record (a 100,000-byte body and its framing) at a time: two do not fit.
+    assert!((100_000.0..=BUDGET).contains(&most), "held: {held:?}");
+    assert_eq!(mock.requests().len(), 4);
+    assert_eq!(metric(&gw, "pyrogate_inflight_bytes"), 0.0);
+    gw.stop().assert_clean_exit(4, 0);
+}
+
 both_drivers!(
+    replayed_uploads_are_charged_to_the_in_flight_budget,
+    a_destination_added_by_a_reload_spools_and_replays,
     an_endpoint_with_spool_false_drops_as_without_a_spool,
     an_outage_without_restart_replays_the_requests_that_would_have_been_sent,
     kill_9_with_everything_spooled_then_restart_delivers_every_upload_once,

@@ -55,6 +55,13 @@ pub enum Command {
     /// RSS, fds and /metrics are sampled every second, and the account (accepted = delivered +
     /// dropped + in flight) is checked at the end.
     Soak(SoakArgs),
+    /// A one-minute outage of one of two destinations under steady load, with a spool
+    ///
+    /// Measures the disk with dd, then the gateway's CPU per upload and the healthy
+    /// destination's latency before, during and after the outage, the spool's spill and replay
+    /// throughput as ratios of dd's, and the account (accepted = delivered + dropped + in
+    /// flight + spooled, every upload at each sink once).
+    Outage(OutageArgs),
     /// A normal client's latency while slow or idle clients attack pyrogate
     ///
     /// Phases with slowloris heads, slow bodies, slow readers, idle keep-alive connections
@@ -319,6 +326,56 @@ pub struct SoakArgs {
     /// Share of the flaky sink's answers that are 503
     #[arg(long, value_name = "RATE", default_value = "0.03", value_parser = rate)]
     pub error_rate: f64,
+    /// Timeout per upload
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
+    pub timeout: Duration,
+    /// No progress lines
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Flags of `loadtest outage`.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct OutageArgs {
+    /// Length of the load
+    #[arg(long, value_name = "DURATION", default_value = "150s", value_parser = duration)]
+    pub duration: Duration,
+    /// When the second destination goes down, from the start of the load
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
+    pub outage_at: Duration,
+    /// How long it stays down
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration)]
+    pub outage: Duration,
+    /// Uploads per second (open loop)
+    #[arg(long, value_name = "PER_SECOND", default_value = "200", value_parser = positive_rate)]
+    pub rate: f64,
+    /// Keep-alive connections of the generator
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub connections: usize,
+    /// Upload shapes
+    #[arg(long, value_name = "MIX", default_value = "go")]
+    pub mix: Mix,
+    /// Distinct label sets
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub label_sets: usize,
+    /// Seed of the bodies and labels
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Core threads of pyrogate [default: pyrogate's]
+    #[arg(long, value_name = "N")]
+    pub cores: Option<usize>,
+    /// The pyrogate binary [default: $PYROGATE_BIN, else target/release/pyrogate]
+    #[arg(long, value_name = "PATH")]
+    pub pyrogate: Option<PathBuf>,
+    /// Where the results, plot and the run's spool go
+    #[arg(long, value_name = "DIR", default_value = "target/loadtest")]
+    pub out: PathBuf,
+    /// Longest wait for the spool to empty at the end
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = duration)]
+    pub drain_max: Duration,
+    /// MiB dd writes to measure the disk
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub dd_mib: u64,
     /// Timeout per upload
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
     pub timeout: Duration,
@@ -736,7 +793,7 @@ mod tests {
     fn completions_name_every_subcommand() {
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
             let script = completions(shell);
-            for sub in ["sink", "gen", "replay", "compare", "soak", "slow"] {
+            for sub in ["sink", "gen", "replay", "compare", "soak", "outage", "slow"] {
                 assert!(script.contains(sub), "{shell}: lacks {sub}");
             }
             assert!(script.contains("nginx-fanout"), "{shell}");

@@ -10,7 +10,7 @@
 //! Modules: [`bodies`] (SDK-shaped bodies with checksum trailers), [`integrity`] (the sink: the
 //! test kit's Pyroscope stand-in with loadtest's checksum layer), [`generator`] (schedules, client, integrity check), [`replay`], [`compare`] (systems
 //! under test and rounds), [`report`] and [`svg`] (table, JSON, plot), [`soak`] (long run, flaky destination, memory and
-//! account) with [`timeplot`], [`slow`] (slow and greedy clients beside a normal one), [`stats`], [`cli`].
+//! account) with [`timeplot`], [`outage`] (one destination down under load, with a spool), [`slow`] (slow and greedy clients beside a normal one), [`stats`], [`cli`].
 
 pub mod bodies;
 pub mod cli;
@@ -18,6 +18,7 @@ pub mod compare;
 pub mod generator;
 pub mod idle;
 pub mod integrity;
+pub mod outage;
 pub mod replay;
 pub mod report;
 pub mod slow;

@@ -14,7 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use loadtest::bodies::BodyPool;
 use loadtest::cli::{
-    self, Command, CompareArgs, GenArgs, IdleArgs, Mode, ReplayArgs, SinkArgs, SlowArgs, SoakArgs,
+    self, Command, CompareArgs, GenArgs, IdleArgs, Mode, OutageArgs, ReplayArgs, SinkArgs,
+    SlowArgs, SoakArgs,
 };
 use loadtest::compare::{self, CompareConfig};
 use loadtest::generator::{self, Plan, RunResult, Schedule};
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
         Command::Replay(a) => ("replay", cmd_replay(a)),
         Command::Compare(a) => ("compare", cmd_compare(a)),
         Command::Soak(a) => ("soak", cmd_soak(a)),
+        Command::Outage(a) => ("outage", cmd_outage(a)),
         Command::Slow(a) => ("slow", cmd_slow(a)),
         Command::Idle(a) => ("idle", cmd_idle(a)),
         Command::Completions { shell } => {
@@ -345,6 +347,50 @@ fn cmd_compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         },
     )
+}
+
+fn cmd_outage(args: OutageArgs) -> anyhow::Result<ExitCode> {
+    if args.outage_at + args.outage >= args.duration {
+        bail!("--outage-at plus --outage must end before --duration");
+    }
+    let cfg = loadtest::outage::OutageConfig {
+        duration: args.duration,
+        outage_at: args.outage_at,
+        outage: args.outage,
+        rate: args.rate,
+        connections: args.connections.max(1),
+        mix: args.mix,
+        label_sets: args.label_sets,
+        seed: args.seed,
+        cores: args.cores.map(|c| c.max(1)),
+        pyrogate_bin: pyrogate_bin(args.pyrogate),
+        out_dir: args.out,
+        drain_max: args.drain_max,
+        dd_mib: args.dd_mib.max(1),
+        timeout: args.timeout,
+        quiet: args.quiet,
+    };
+    if !cfg.pyrogate_bin.is_file() {
+        bail!(
+            "no pyrogate binary at {}: build it with `cargo build --release --workspace`",
+            cfg.pyrogate_bin.display()
+        );
+    }
+    let o = loadtest::outage::run(cfg)?;
+    print!("{}", loadtest::outage::text(&o));
+    let [txt, json, svg] = loadtest::outage::write_outputs(&o)?;
+    println!(
+        "summary: {}\nresults: {}\nplot:    {}\nwall time: {:.0}s",
+        txt.display(),
+        json.display(),
+        svg.display(),
+        o.wall.as_secs_f64()
+    );
+    Ok(if o.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn cmd_soak(args: SoakArgs) -> anyhow::Result<ExitCode> {

@@ -179,7 +179,7 @@ pub fn deliveries(stats: &SinkStats, run: u32) -> (u64, u64) {
 
 /// The flaky destination: a sink restarted on the same port with each phase's faults.
 #[derive(Debug)]
-struct FlakySink {
+pub struct FlakySink {
     base: SinkConfig,
     current: Option<Sink>,
     /// Counters of the stopped incarnations.
@@ -188,7 +188,7 @@ struct FlakySink {
 }
 
 impl FlakySink {
-    fn start(base: SinkConfig) -> anyhow::Result<FlakySink> {
+    pub fn start(base: SinkConfig) -> anyhow::Result<FlakySink> {
         let sink = Sink::start(base.clone()).context("starting the flaky sink")?;
         let mut base = base;
         base.listen = sink.addr();
@@ -201,7 +201,7 @@ impl FlakySink {
     }
 
     /// Stops the running sink (its connections end) and starts one with `faults`, or none.
-    fn switch(&mut self, faults: Option<Faults>) -> anyhow::Result<()> {
+    pub fn switch(&mut self, faults: Option<Faults>) -> anyhow::Result<()> {
         if let Some(mut s) = self.current.take() {
             s.stop();
             merge_stats(&mut self.past, &s.stats());
@@ -229,7 +229,7 @@ impl FlakySink {
         }
     }
 
-    fn stats(&self) -> SinkStats {
+    pub fn stats(&self) -> SinkStats {
         let mut s = self.past.clone();
         if let Some(c) = &self.current {
             merge_stats(&mut s, &c.stats());
@@ -237,12 +237,12 @@ impl FlakySink {
         s
     }
 
-    fn addr(&self) -> SocketAddr {
+    pub fn addr(&self) -> SocketAddr {
         self.base.listen
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

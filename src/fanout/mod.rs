@@ -17,7 +17,7 @@ use std::time::Instant;
 use crate::metrics::DropReason;
 use crate::upload::{DeliveryError, Outbound};
 use crate::upstream::Destination;
-use crate::upstream::replay::spill;
+use crate::upstream::spill::spill;
 
 /// Queues each `(destination, item)`, waiting until `deadline` for room where a queue is
 /// full. Returns how many destinations accepted.

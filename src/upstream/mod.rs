@@ -15,6 +15,7 @@ pub mod redirect;
 pub mod replay;
 pub mod resolve;
 pub mod sender;
+pub mod spill;
 pub mod transport;
 
 use std::cell::{Cell, RefCell};
@@ -93,6 +94,8 @@ pub struct Destination {
     pub failing_since: Cell<Option<Instant>>,
     /// Shutting down while failing: whatever is still in memory goes to the spool.
     pub draining: Cell<bool>,
+    /// This core's spill writes for this destination, grouped ([`spill`]).
+    pub spill_queue: Rc<spill::SpillQueue>,
 }
 
 /// How long a spooling destination may fail before new uploads go to its spool instead of
@@ -268,6 +271,7 @@ impl Destination {
             spool: None,
             failing_since: Cell::new(None),
             draining: Cell::new(false),
+            spill_queue: Rc::default(),
         })
     }
 

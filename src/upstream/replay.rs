@@ -1,13 +1,10 @@
-//! Spill-over to a destination's spool, and replay from it.
+//! Replay from a destination's spool.
 //!
-//! Owns: moving an upload from memory to the spool ([`spill`]: when its queue stays full, its
-//! retries run out on a retryable failure, the destination has failed for
-//! [`SPILL_AFTER_FAILING`](super::SPILL_AFTER_FAILING), or shutdown finds it undelivered) and
-//! the per-core replay task ([`run`]) that sends spooled uploads, oldest first, once the
+//! Owns: the per-core replay task ([`run`]) that sends spooled uploads, oldest first, once the
 //! destination answers again — one probe at a time while it fails, then up to
-//! [`replay_concurrency`] at once per core. Does not own: the files ([`crate::spool`]) or the
-//! wire (`sender`). File I/O runs on the blocking pool; the body crosses as `Bytes` handles,
-//! written by the kernel from the memory it arrived in.
+//! [`replay_concurrency`] at once per core, what it holds charged to the in-flight budget. Does
+//! not own: the files ([`crate::spool`]), spilling ([`super::spill`]) or the wire (`sender`).
+//! File I/O runs on the blocking pool.
 //!
 //! Healthy path: never here. A destination that answers never spills.
 
@@ -16,16 +13,15 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
 use super::Destination;
 use super::sender;
+use super::spill::spillable;
+use crate::budget::{Budget, Reservation};
 use crate::metrics::DropReason;
-use crate::spool::record::Meta;
-use crate::spool::store::{AppendError, Taken};
+use crate::spool::store::Taken;
 use crate::spool::{Store, unix_ms};
 use crate::sync::{Notify, Shutdown};
-use crate::upload::{Api, DeliveryError, Outbound, Payload, Requests, Retry, Ticket, Upload};
+use crate::upload::{Api, DeliveryError, Outbound, Payload, Requests, Ticket, Upload};
 
 /// Spooled uploads one core sends at once for one destination once it answers again: half its
 /// `max_connections_per_core`, so new uploads keep the other half.
@@ -34,67 +30,14 @@ pub fn replay_concurrency(dest: &Destination) -> usize {
 }
 /// Bytes of spooled uploads one core holds in memory for one destination's replay: no new
 /// record is read while this much is being sent (one record is always allowed, so a record
-/// larger than this is still replayed, alone).
+/// larger than this is still replayed, alone). Within this cap, every record being replayed is
+/// also charged to the in-flight budget, like a client's body: a replay never pushes the
+/// process past `max_inflight_bytes`, and new uploads come first when the budget is full.
 pub const REPLAY_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// How often a failing destination is probed with its oldest spooled upload.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// How often an idle replay task looks for work and drops expired records.
 const IDLE_POLL: Duration = Duration::from_millis(250);
-
-/// Whether a final delivery error means "try later" (the spool) rather than "never".
-pub fn spillable(e: DeliveryError) -> bool {
-    e.retry() != Retry::No
-        || matches!(
-            e,
-            DeliveryError::QueueFull | DeliveryError::Shutdown | DeliveryError::DeadlineExceeded
-        )
-}
-
-/// Writes `item` to the destination's spool and finishes it with `cause` (what the client
-/// hears when it waits for delivery: a spooled upload is not delivered). Returns whether it
-/// was spooled; if not (no spool, no room, a write error) the item is counted as dropped —
-/// `spool_full` when it does not fit, else `cause`'s reason.
-pub async fn spill(dest: &Destination, item: Outbound, cause: DeliveryError) -> bool {
-    let Some(store) = dest.spool.clone() else {
-        dest.metrics
-            .record_dropped(item.bytes, item.profiles, cause.drop_reason());
-        item.finish(Err(cause));
-        return false;
-    };
-    let age = u64::try_from(item.upload.received_at.elapsed().as_millis()).unwrap_or(0);
-    let meta = Meta {
-        api: item.api,
-        accepted_at_unix_ms: unix_ms().saturating_sub(age),
-        profiles: item.profiles,
-        bytes: item.bytes,
-        target: item.target.clone(),
-        headers: item.upload.headers.clone(),
-    };
-    let requests: Vec<Vec<Bytes>> = item.requests.iter().map(|p| p.parts().to_vec()).collect();
-    let written = monoio::spawn_blocking(move || store.append(&meta, &requests)).await;
-    let reason = match written {
-        Ok(Ok(())) => {
-            dest.metrics.record_spooled(item.profiles);
-            item.finish(Err(cause));
-            return true;
-        }
-        Ok(Err(AppendError::TooLarge(n))) => {
-            dest.warn(format_args!(
-                "spool full: an upload of {n} bytes does not fit max_bytes; dropped"
-            ));
-            DropReason::SpoolFull
-        }
-        Ok(Err(e)) => {
-            dest.warn(format_args!("{e}; upload dropped"));
-            cause.drop_reason()
-        }
-        Err(_) => cause.drop_reason(),
-    };
-    dest.metrics
-        .record_dropped(item.bytes, item.profiles, reason);
-    item.finish(Err(cause));
-    false
-}
 
 async fn blocking<T: Send + 'static>(
     store: &Arc<Store>,
@@ -106,7 +49,7 @@ async fn blocking<T: Send + 'static>(
 
 /// Rebuilds the queued form of a spooled upload: the same target, forwarded headers and
 /// bodies, with no client deadline (the client has its answer).
-fn outbound_of(t: &Taken) -> Outbound {
+fn outbound_of(t: &Taken, reservation: Reservation) -> Outbound {
     let m = &t.record.meta;
     let age = Duration::from_millis(unix_ms().saturating_sub(m.accepted_at_unix_ms));
     let now = Instant::now();
@@ -114,7 +57,7 @@ fn outbound_of(t: &Taken) -> Outbound {
         headers: m.headers.clone(),
         ticket: Ticket::new(1),
         received_at: now.checked_sub(age).unwrap_or(now),
-        reservation: None,
+        reservation: Some(reservation),
     });
     let mut bodies: Vec<Payload> = t
         .record
@@ -143,8 +86,13 @@ fn outbound_of(t: &Taken) -> Outbound {
 
 /// Sends one spooled upload and settles it in the spool: delivered or rejected leaves,
 /// anything retryable waits again.
-async fn replay_one(dest: Rc<Destination>, store: Arc<Store>, taken: Taken) {
-    let item = outbound_of(&taken);
+async fn replay_one(
+    dest: Rc<Destination>,
+    store: Arc<Store>,
+    taken: Taken,
+    reservation: Reservation,
+) {
+    let item = outbound_of(&taken, reservation);
     dest.metrics.record_unspooled(item.profiles);
     dest.in_flight.set(dest.in_flight.get() + 1);
     let result = sender::deliver(&dest, &item).await;
@@ -178,8 +126,9 @@ async fn replay_one(dest: Rc<Destination>, store: Arc<Store>, taken: Taken) {
     dest.settled.notify_all();
 }
 
-/// The replay task of one destination on one core: runs until shutdown.
-pub async fn run(dest: Rc<Destination>, shutdown: Rc<Shutdown>) {
+/// The replay task of one destination on one core: runs until shutdown. What it holds in
+/// memory is charged to `budget`, the core's share of the in-flight budget.
+pub async fn run(dest: Rc<Destination>, budget: Rc<Budget>, shutdown: Rc<Shutdown>) {
     let Some(store) = dest.spool.clone() else {
         return;
     };
@@ -223,6 +172,21 @@ pub async fn run(dest: Rc<Destination>, shutdown: Rc<Shutdown>) {
             continue;
         };
         let size = taken.entry.len;
+        // Charged like a client's body (a record larger than the whole budget is charged the
+        // whole budget). While the budget stays full, new uploads come first: the record goes
+        // back to the front of the spool.
+        let charge = size.min(budget.limit());
+        let Some(reservation) = budget
+            .reserve_until(charge, Instant::now() + IDLE_POLL)
+            .await
+        else {
+            let entry = taken.entry;
+            blocking(&store, move |s| s.nack(&entry)).await;
+            if shutdown.wait_timeout(IDLE_POLL).await {
+                break;
+            }
+            continue;
+        };
         active.set(active.get() + 1);
         active_bytes.set(active_bytes.get() + size);
         let (d, s, a, b, n) = (
@@ -233,7 +197,7 @@ pub async fn run(dest: Rc<Destination>, shutdown: Rc<Shutdown>) {
             done.clone(),
         );
         monoio::spawn(async move {
-            replay_one(d, s, taken).await;
+            replay_one(d, s, taken, reservation).await;
             a.set(a.get() - 1);
             b.set(b.get() - size);
             n.notify_all();

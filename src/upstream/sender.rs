@@ -44,7 +44,7 @@ pub async fn run(dest: Rc<Destination>) {
                 item.finish(Ok(()));
             }
             Err(undelivered)
-                if dest.spool.is_some() && super::replay::spillable(undelivered.error) =>
+                if dest.spool.is_some() && super::spill::spillable(undelivered.error) =>
             {
                 // Spooled, not dropped, but the destination is down all the same (logs).
                 if means_down(undelivered.error) {
@@ -95,7 +95,7 @@ fn means_down(e: DeliveryError) -> bool {
 /// for it.
 async fn spill_in_flight(dest: &Destination, item: Outbound, cause: DeliveryError) {
     dest.in_flight.set(dest.in_flight.get() + 1);
-    super::replay::spill(dest, item, cause).await;
+    super::spill::spill(dest, item, cause).await;
     dest.in_flight.set(dest.in_flight.get() - 1);
     dest.settled.notify_all();
 }

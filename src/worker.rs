@@ -603,9 +603,25 @@ async fn retire_destination(core: Rc<Core>, d: Rc<Destination>, grace: Duration)
     if shutdown.is_triggered() {
         return;
     }
+    // A spooling destination keeps replaying what it spooled; it stays among the retiring ones
+    // (so the shutdown drain waits for its replays in flight) until its spool is empty.
+    if let Some(store) = d.spool.clone() {
+        while (store.has_waiting() || d.in_flight.get() > 0) && !shutdown.is_triggered() {
+            monoio::select! {
+                _ = monoio::time::timeout(RETIRED_SPOOL_RECHECK, d.settled.notified()) => {}
+                _ = shutdown.wait() => {}
+            }
+        }
+        if shutdown.is_triggered() {
+            return;
+        }
+    }
     core.retiring.borrow_mut().retain(|x| !Rc::ptr_eq(x, &d));
     tracing::info!(endpoint = %d.endpoint.url_text, delivered = d.metrics.sent_profiles.get(), dropped = d.metrics.dropped_profiles.get(), "endpoint removed by reload: drained");
 }
+
+/// How often a destination a reload removed checks whether its spool is empty.
+const RETIRED_SPOOL_RECHECK: Duration = Duration::from_secs(1);
 
 /// Waits for open requests and queued uploads to finish, up to the longest
 /// `graceful_shutdown_timeout`; whatever is left then is counted as dropped.

@@ -154,6 +154,10 @@ pub async fn run(dest: Rc<Destination>, budget: Rc<Budget>, shutdown: Rc<Shutdow
             blocking(&store, |s| s.expire(unix_ms())).await;
         }
         if !store.has_waiting() {
+            // A destination a reload removed is done once its spool is empty.
+            if dest.queue.is_closed() && active.get() == 0 {
+                break;
+            }
             if shutdown.wait_timeout(IDLE_POLL).await {
                 break;
             }

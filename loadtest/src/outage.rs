@@ -500,7 +500,7 @@ pub fn run(cfg: OutageConfig) -> anyhow::Result<Outage> {
             let mut reasons = BTreeMap::new();
             for s in by_reason
                 .iter()
-                .filter(|s| s.labels.get("endpoint") == Some(&endpoint))
+                .filter(|s| s.labels.get("endpoint") == Some(&endpoint) && s.value > 0.0)
             {
                 let r = s.labels.get("reason").cloned().unwrap_or_default();
                 *reasons.entry(r).or_default() += s.value as u64;

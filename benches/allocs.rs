@@ -15,7 +15,6 @@
 
 use std::alloc::System;
 use std::cell::Cell;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -23,7 +22,6 @@ use pyrogate::config::{self, ProcessEnvironment};
 use pyrogate::h1;
 use pyrogate::pipeline::Components;
 use pyrogate::server::{ConnSlots, ReceiverRt, ingest};
-use pyrogate::upstream::Destination;
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
 #[global_allocator]
@@ -87,17 +85,7 @@ fn measure(fanout: usize, relabel: bool, n: u64) -> Row {
     )
     .expect("valid config")
     .config;
-    let dests: Vec<Vec<Rc<Destination>>> = cfg
-        .writers
-        .iter()
-        .map(|w| {
-            w.endpoints
-                .iter()
-                .map(|e| Rc::new(Destination::new(e, 0, vec![]).expect("destination")))
-                .collect()
-        })
-        .collect();
-    let components = Components::build(&cfg, dests);
+    let components = Components::unresolved(&cfg).expect("destinations");
     let r = &cfg.receivers[0];
     let rx = ReceiverRt::new(
         0,

@@ -349,6 +349,17 @@ fn cmd_compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
     )
 }
 
+/// Fails with how to build it when there is no pyrogate binary at `bin`.
+fn require_built(bin: &std::path::Path) -> anyhow::Result<()> {
+    if !bin.is_file() {
+        bail!(
+            "no pyrogate binary at {}: build it with `cargo build --release --workspace`",
+            bin.display()
+        );
+    }
+    Ok(())
+}
+
 fn cmd_outage(args: OutageArgs) -> anyhow::Result<ExitCode> {
     if args.outage_at + args.outage >= args.duration {
         bail!("--outage-at plus --outage must end before --duration");
@@ -370,12 +381,7 @@ fn cmd_outage(args: OutageArgs) -> anyhow::Result<ExitCode> {
         timeout: args.timeout,
         quiet: args.quiet,
     };
-    if !cfg.pyrogate_bin.is_file() {
-        bail!(
-            "no pyrogate binary at {}: build it with `cargo build --release --workspace`",
-            cfg.pyrogate_bin.display()
-        );
-    }
+    require_built(&cfg.pyrogate_bin)?;
     let o = loadtest::outage::run(cfg)?;
     print!("{}", loadtest::outage::text(&o));
     let [txt, json, svg] = loadtest::outage::write_outputs(&o)?;
@@ -421,12 +427,7 @@ fn cmd_soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
         timeout: args.timeout,
         quiet: args.quiet,
     };
-    if !cfg.pyrogate_bin.is_file() {
-        bail!(
-            "no pyrogate binary at {}: build it with `cargo build --release --workspace`",
-            cfg.pyrogate_bin.display()
-        );
-    }
+    require_built(&cfg.pyrogate_bin)?;
     let s = loadtest::soak::run(cfg)?;
     print!("{}", loadtest::soak::text(&s));
     println!("\nmarkdown:\n{}", loadtest::soak::markdown(&s));
@@ -500,12 +501,7 @@ fn cmd_slow(args: SlowArgs) -> anyhow::Result<ExitCode> {
         out_dir: args.out,
         quiet: args.quiet,
     };
-    if !cfg.pyrogate_bin.is_file() {
-        bail!(
-            "no pyrogate binary at {}: build it with `cargo build --release --workspace`",
-            cfg.pyrogate_bin.display()
-        );
-    }
+    require_built(&cfg.pyrogate_bin)?;
     let r = loadtest::slow::run(cfg)?;
     print!("{}", loadtest::slow::text(&r));
     println!("\nmarkdown:\n{}", loadtest::slow::markdown(&r));

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 
-use crate::bodies::{BodyPool, Mix};
-use crate::generator::{self, Plan, Schedule};
+use crate::bodies::Mix;
+use crate::generator;
 use crate::integrity::{Faults, Sink, SinkConfig, SinkStats};
 use crate::soak::{self, FlakySink, Gateway, lock, samples, sum_by};
 use crate::stats::{self, fmt_us};
@@ -364,20 +364,15 @@ pub fn run(cfg: OutageConfig) -> anyhow::Result<Outage> {
         gw.cores, gw.addr, named[0].1, named[1].1
     ));
     std::thread::sleep(Duration::from_secs(1));
-    let pool = Arc::new(BodyPool::new(
+    let (pool, run_tag, plan) = soak::steady_load(
         cfg.mix,
-        crate::bodies::DEFAULT_TEMPLATES,
         cfg.label_sets,
         cfg.seed,
-    ));
-    let run_tag = generator::new_run_tag();
-    let plan = Plan {
-        connections: cfg.connections,
-        schedule: Schedule::Rate(cfg.rate),
-        duration: cfg.duration,
-        max_uploads: u64::MAX,
-        timeout: cfg.timeout,
-    };
+        cfg.connections,
+        cfg.rate,
+        cfg.duration,
+        cfg.timeout,
+    );
     let outage_start = cfg.outage_at.as_secs_f64();
     let outage_end = (cfg.outage_at + cfg.outage).as_secs_f64();
     let start = Instant::now();
@@ -497,14 +492,7 @@ pub fn run(cfg: OutageConfig) -> anyhow::Result<Outage> {
                     .copied()
                     .unwrap_or(0.0) as u64
             };
-            let mut reasons = BTreeMap::new();
-            for s in by_reason
-                .iter()
-                .filter(|s| s.labels.get("endpoint") == Some(&endpoint) && s.value > 0.0)
-            {
-                let r = s.labels.get("reason").cloned().unwrap_or_default();
-                *reasons.entry(r).or_default() += s.value as u64;
-            }
+            let reasons = soak::drops_by_reason(&by_reason, &endpoint);
             let (sink_delivered, sink_distinct) = soak::deliveries(st, run_tag);
             Account {
                 name: name.to_string(),

@@ -737,20 +737,15 @@ pub fn run(cfg: SoakConfig) -> anyhow::Result<Soak> {
         rss_before_kib as f64 / 1024.0
     ));
     let plan_phases = phases(cfg.duration, cfg.outage);
-    let pool = Arc::new(BodyPool::new(
+    let (pool, run_tag, plan) = steady_load(
         cfg.mix,
-        crate::bodies::DEFAULT_TEMPLATES,
         cfg.label_sets,
         cfg.seed,
-    ));
-    let run_tag = generator::new_run_tag();
-    let plan = Plan {
-        connections: cfg.connections,
-        schedule: Schedule::Rate(cfg.rate),
-        duration: cfg.duration,
-        max_uploads: u64::MAX,
-        timeout: cfg.timeout,
-    };
+        cfg.connections,
+        cfg.rate,
+        cfg.duration,
+        cfg.timeout,
+    );
     let start = Instant::now();
     let stop = AtomicBool::new(false);
     let sample_log: Mutex<Vec<Sample>> = Mutex::new(Vec::new());
@@ -914,14 +909,7 @@ pub fn run(cfg: SoakConfig) -> anyhow::Result<Soak> {
         .map(|((name, endpoint), st)| {
             let g = |m: &BTreeMap<String, f64>| m.get(endpoint).copied().unwrap_or(0.0) as u64;
             let (sink_delivered, sink_distinct) = deliveries(st, run_tag);
-            let mut reasons = BTreeMap::new();
-            for s in by_reason
-                .iter()
-                .filter(|s| s.labels.get("endpoint") == Some(endpoint))
-            {
-                let r = s.labels.get("reason").cloned().unwrap_or_default();
-                *reasons.entry(r).or_default() += s.value as u64;
-            }
+            let reasons = drops_by_reason(&by_reason, endpoint);
             Account {
                 name: name.clone(),
                 endpoint: endpoint.clone(),
@@ -990,6 +978,46 @@ pub fn run(cfg: SoakConfig) -> anyhow::Result<Soak> {
         log_messages,
         wall: wall.elapsed(),
     })
+}
+
+/// An open-loop load at `rate` uploads/s for `duration`: the bodies, the run's tag (the sinks
+/// count this run's uploads by it) and the plan.
+pub fn steady_load(
+    mix: Mix,
+    label_sets: usize,
+    seed: u64,
+    connections: usize,
+    rate: f64,
+    duration: Duration,
+    timeout: Duration,
+) -> (Arc<BodyPool>, u32, Plan) {
+    let pool = Arc::new(BodyPool::new(
+        mix,
+        crate::bodies::DEFAULT_TEMPLATES,
+        label_sets,
+        seed,
+    ));
+    let plan = Plan {
+        connections,
+        schedule: Schedule::Rate(rate),
+        duration,
+        max_uploads: u64::MAX,
+        timeout,
+    };
+    (pool, generator::new_run_tag(), plan)
+}
+
+/// `pyrogate_dropped_total` of `endpoint` by reason (reasons with none left out).
+pub fn drops_by_reason(by_reason: &[MetricSample], endpoint: &str) -> BTreeMap<String, u64> {
+    let mut reasons = BTreeMap::new();
+    for s in by_reason
+        .iter()
+        .filter(|s| s.labels.get("endpoint").map(String::as_str) == Some(endpoint) && s.value > 0.0)
+    {
+        let r = s.labels.get("reason").cloned().unwrap_or_default();
+        *reasons.entry(r).or_default() += s.value as u64;
+    }
+    reasons
 }
 
 /// Every sample of `metric` summed.

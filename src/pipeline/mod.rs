@@ -273,6 +273,22 @@ impl Components {
         Self::rebuild(config, destinations, None)
     }
 
+    /// [`Components::build`] with a destination per endpoint that has no resolved address and
+    /// belongs to core 0: for tests and benches that queue uploads but never send them.
+    pub fn unresolved(config: &Config) -> std::io::Result<Self> {
+        let destinations = config
+            .writers
+            .iter()
+            .map(|w| {
+                w.endpoints
+                    .iter()
+                    .map(|e| Destination::new(e, 0, vec![]).map(Rc::new))
+                    .collect::<std::io::Result<Vec<_>>>()
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Ok(Self::build(config, destinations))
+    }
+
     /// [`Components::build`] for a reloaded configuration: a relabel component whose label
     /// existed in `previous` keeps its metrics, and its result cache too when its rules and
     /// `max_cache_size` are unchanged. Writers are always new (their `external_labels` may

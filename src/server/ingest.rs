@@ -111,13 +111,11 @@ pub async fn handle(
 
 #[cfg(test)]
 mod tests {
-    use std::rc::Rc;
     use std::time::Duration;
 
     use super::*;
     use crate::config::{self, ProcessEnvironment};
     use crate::pipeline::Components;
-    use crate::upstream::Destination;
 
     /// A receiver that sends every upload through a relabel stage to two writers (three
     /// destinations), acknowledging on enqueue.
@@ -154,17 +152,7 @@ pyroscope.write "b" {
         let cfg = config::load_str("t.alloy", CONFIG, &ProcessEnvironment)
             .expect("valid config")
             .config;
-        let dests: Vec<Vec<Rc<Destination>>> = cfg
-            .writers
-            .iter()
-            .map(|w| {
-                w.endpoints
-                    .iter()
-                    .map(|e| Rc::new(Destination::new(e, 0, vec![]).expect("destination")))
-                    .collect()
-            })
-            .collect();
-        let components = Components::build(&cfg, dests);
+        let components = Components::unresolved(&cfg).expect("destinations");
         let r = &cfg.receivers[0];
         let slots = std::sync::Arc::new(super::super::ConnSlots::new(0));
         let rx = ReceiverRt::new(0, r, slots, components.pipeline(&r.forward_to), None, None);

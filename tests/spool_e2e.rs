@@ -16,6 +16,8 @@
 //!   with `spool = false` drops as it would without a spool and gets no directory;
 //! - a destination a reload adds spools too (its own directory, named in `endpoint.txt`) and
 //!   replays once it answers, while the destination the reload kept never touches the disk;
+//! - a destination a reload removed keeps replaying its spool, and a shutdown waits for its
+//!   replay in flight: the record leaves the spool, so a restart finds nothing to send again;
 //! - uploads being replayed are charged to the in-flight budget (`pyrogate_inflight_bytes`
 //!   shows them, and never more than `max_inflight_bytes`);
 //! - `max_bytes` drops the oldest uploads as `spool_full` and `max_age` drops old ones as
@@ -516,7 +518,59 @@ fn replayed_uploads_are_charged_to_the_in_flight_budget(driver: Driver) {
     gw.stop().assert_clean_exit(4, 0);
 }
 
+fn a_removed_destinations_replay_in_flight_is_awaited_at_shutdown(driver: Driver) {
+    let spool = tempfile::tempdir().unwrap();
+    let dead = dead_destination();
+    let healthy = MockPyroscope::builder().accept_anything().start();
+    let with = |url: &str| {
+        format!(
+            "{}pyrogate {{\n  spool {{\n    directory = \"{}\"\n  }}\n}}\n",
+            config::single(
+                url,
+                "    max_backoff_retries = 2\n    min_backoff_period = \"20ms\"\n    max_backoff_period = \"50ms\"",
+                "",
+                "  acknowledge = \"enqueued\"",
+            ),
+            spool.path().display()
+        )
+    };
+    let dead_url = format!("http://{dead}");
+    let gw = Gateway::start(&with(&dead_url), driver, 1);
+    let sent = uploads(1, 4096);
+    Client::connect(gw.addr()).upload_each_expecting_200(&sent);
+    wait_metric(&gw, "pyrogate_spool_records", 1.0);
+    // A reload removes the destination while its upload waits in the spool.
+    std::fs::write(gw.config_path(), with(&healthy.url())).unwrap();
+    let mut admin = Client::connect(gw.admin());
+    admin.send(b"POST /-/reload HTTP/1.1\r\nHost: pyrogate\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(admin.read_response().status, 200, "{}", gw.stderr_text());
+    // It comes back, slowly: the replay is in flight when the gateway is told to stop.
+    let slow = testkit::faults::Faults {
+        latency: testkit::faults::Latency::Fixed(Duration::from_millis(1500)),
+        ..Default::default()
+    };
+    let mut back = MockPyroscope::builder()
+        .listen(dead)
+        .accept_anything()
+        .faults(slow, 1)
+        .start();
+    back.wait_for_requests(1, WAIT);
+    let stopped = gw.stop();
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    back.stop();
+    // The drain waited for the answer: nothing is left to replay after a restart.
+    let again = Gateway::start(&with(&dead_url), driver, 1);
+    let log = again.stderr_text();
+    assert!(
+        !log.contains("records from an earlier run"),
+        "first run:\n{}\nrestart:\n{log}",
+        stopped.stderr
+    );
+    again.stop().assert_clean_exit(0, 0);
+}
+
 both_drivers!(
+    a_removed_destinations_replay_in_flight_is_awaited_at_shutdown,
     replayed_uploads_are_charged_to_the_in_flight_budget,
     a_destination_added_by_a_reload_spools_and_replays,
     an_endpoint_with_spool_false_drops_as_without_a_spool,

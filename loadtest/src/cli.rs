@@ -480,13 +480,18 @@ struct Cli {
 
 impl ValueEnum for Mix {
     fn value_variants<'a>() -> &'a [Self] {
-        &[Mix::Go, Mix::All]
+        &Mix::ALL
     }
 
     fn to_possible_value(&self) -> Option<PossibleValue> {
         Some(match self {
             Mix::Go => PossibleValue::new("go").help("Go SDK multipart uploads, 2-64 KB"),
             Mix::All => PossibleValue::new("all").help("every SDK shape, 2 KB to 4 MB"),
+            Mix::Jfr => PossibleValue::new("jfr").help("Java agent JFR multipart, ~200 KB"),
+            Mix::PushPython => PossibleValue::new("push-python")
+                .help("Python SDK Push: a ~61 KB pprof, the request gzip'd to ~18 KB"),
+            Mix::PushDotnet => PossibleValue::new("push-dotnet")
+                .help(".NET SDK Push: uncompressed, a 54-260 KB gzip'd pprof"),
         })
     }
 }

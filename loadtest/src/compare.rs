@@ -8,9 +8,15 @@
 //! each under the same closed-loop load in alternating order round after round, and measuring
 //! uploads/s, latency percentiles, CPU time per 1,000 uploads (utime + stime of the system's
 //! processes from `/proc/PID/stat`, nginx's master and workers summed), peak resident memory
-//! (`VmHWM`, summed over those processes) and the integrity check against the sinks. Installs
-//! nothing: a missing peer is reported with its install command and skipped. Does not own the
-//! printing formats (`report`, `svg`). Cold path; bounded: rounds × systems × duration.
+//! (`VmHWM`, summed over those processes) and the integrity check against the sinks; the
+//! report (CPU per upload split into user and kernel time, throughput, percentiles, peak RSS,
+//! ratios against pyrogate and against nginx, the targets per mix and core count) as
+//! text, Markdown, JSON and two SVG plots. Each system gets the same `--cores` (`N`, or
+//! `default`: pyrogate's own default against one nginx worker per CPU), optionally pinned away
+//! from the load ([`crate::placement`]). nginx's one `location /` mirrors every route, Push
+//! included. Installs nothing: a missing peer is reported with its install command and
+//! skipped. Does not own the table and plot primitives (`report`, `svg`). Cold path; bounded:
+//! rounds × systems × duration.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -36,7 +42,7 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long the sinks may keep receiving after the load ends (mirrors finishing).
 const SETTLE_MAX: Duration = Duration::from_secs(3);
 /// The nginx install hint.
-pub const NGINX_HINT: &str = "apt-get install nginx-light";
+pub const NGINX_HINT: &str = "apt-get install nginx";
 
 /// A system under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

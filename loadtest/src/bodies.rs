@@ -24,6 +24,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 pub use testkit::Prng;
+
+use crate::sdk_push;
 pub use testkit::gzip::gzip_stored;
 
 /// Bytes of the checksum trailer at the end of every profile payload.
@@ -144,6 +146,12 @@ pub enum Shape {
     Folded,
     /// Rust/Python/Ruby SDK ≥1.0: Connect Push, gzip'd `PushRequest`, 1 series × 1 sample.
     PushGzip,
+    /// The Python SDK's Push exactly ([`crate::sdk_push`]): a compressible ~61 KB pprof, the
+    /// whole request deflated (~18 KB on the wire).
+    PushPython,
+    /// The .NET SDK's Push ([`crate::sdk_push`]): not compressed, a gzip'd pprof as
+    /// `raw_profile`, empty `ID`.
+    PushDotnet,
 }
 
 impl Shape {
@@ -162,6 +170,8 @@ impl Shape {
             Shape::JfrMultipart => "jfr-multipart",
             Shape::Folded => "folded",
             Shape::PushGzip => "push-gzip",
+            Shape::PushPython => "push-python",
+            Shape::PushDotnet => "push-dotnet",
         }
     }
 }
@@ -173,6 +183,12 @@ pub enum Mix {
     Go,
     /// Every shape, 2 KB to 4 MB (most small, a tail of JFR/.NET-sized and 1–4 MB bodies).
     All,
+    /// Java agent JFR multipart uploads, 160–240 KB (~200 KB).
+    Jfr,
+    /// The Python SDK's Push: one series, a 56–66 KB pprof, the request gzip'd to ~18 KB.
+    PushPython,
+    /// The .NET SDK's Push: one series, a 54–260 KB gzip'd pprof, the request uncompressed.
+    PushDotnet,
 }
 
 impl Mix {
@@ -180,6 +196,9 @@ impl Mix {
         match s {
             "go" => Some(Mix::Go),
             "all" => Some(Mix::All),
+            "jfr" => Some(Mix::Jfr),
+            "push-python" => Some(Mix::PushPython),
+            "push-dotnet" => Some(Mix::PushDotnet),
             _ => None,
         }
     }
@@ -188,8 +207,20 @@ impl Mix {
         match self {
             Mix::Go => "go",
             Mix::All => "all",
+            Mix::Jfr => "jfr",
+            Mix::PushPython => "push-python",
+            Mix::PushDotnet => "push-dotnet",
         }
     }
+
+    /// Every mix, in the order the help lists them.
+    pub const ALL: [Mix; 5] = [
+        Mix::Go,
+        Mix::All,
+        Mix::Jfr,
+        Mix::PushPython,
+        Mix::PushDotnet,
+    ];
 
     /// Size classes `(weight %, min bytes, max bytes)`; the weights sum to 100.
     pub fn size_classes(self) -> &'static [(u32, usize, usize)] {
@@ -206,6 +237,9 @@ impl Mix {
                 (8, 256 << 10, 1 << 20),
                 (2, 1 << 20, MAX_PROFILE_BYTES),
             ],
+            Mix::Jfr => &[(100, 160 << 10, 240 << 10)],
+            Mix::PushPython => &[(100, 56 << 10, 66 << 10)],
+            Mix::PushDotnet => &[(100, 54 << 10, 260 << 10)],
         }
     }
 
@@ -228,6 +262,9 @@ impl Mix {
         match self {
             Mix::Go => &[Shape::GoMultipart],
             Mix::All => &Shape::ALL,
+            Mix::Jfr => &[Shape::JfrMultipart],
+            Mix::PushPython => &[Shape::PushPython],
+            Mix::PushDotnet => &[Shape::PushDotnet],
         }
     }
 }
@@ -288,6 +325,8 @@ pub struct Template {
     /// The payload before the trailer: the body (`/ingest`) or the `raw_profile` (Push).
     pub prefix: Bytes,
     pub prefix_sum: u64,
+    /// [`Shape::PushPython`]: `prefix` deflated once, the middle of every request's gzip.
+    pub deflated: Option<sdk_push::Deflated>,
 }
 
 /// A ready-to-send request: target, headers and the body as pieces written back to back.
@@ -457,8 +496,22 @@ fn build_template(shape: Shape, size: usize, rng: &mut Prng) -> Template {
             Some("application/proto".into()),
             fake_pprof(rng, size),
         ),
+        Shape::PushPython => (
+            "",
+            "cpu",
+            Some("application/proto".into()),
+            sdk_push::pprof_like(rng, size),
+        ),
+        // The SDK gzips each pprof itself (incompressible on the wire).
+        Shape::PushDotnet => (
+            "",
+            "cpu",
+            Some("application/proto".into()),
+            gzip_stored(&fake_pprof(rng, size.saturating_sub(18))),
+        ),
     };
     let prefix_sum = sum64(&prefix);
+    let deflated = (shape == Shape::PushPython).then(|| sdk_push::Deflated::new(&prefix));
     Template {
         shape,
         query_tail,
@@ -466,6 +519,7 @@ fn build_template(shape: Shape, size: usize, rng: &mut Prng) -> Template {
         content_type,
         prefix: Bytes::from(prefix),
         prefix_sum,
+        deflated,
     }
 }
 
@@ -488,6 +542,9 @@ fn make_request(t: &Template, l: &LabelSet, id: UploadId) -> Request {
     let mut headers = Vec::with_capacity(2);
     if let Some(ct) = &t.content_type {
         headers.push(("Content-Type".to_string(), ct.clone()));
+    }
+    if matches!(t.shape, Shape::PushPython | Shape::PushDotnet) {
+        return sdk_request(t, l, id, trailer, headers);
     }
     if t.shape == Shape::PushGzip {
         let raw_profile = [t.prefix.as_ref(), trailer.as_ref()].concat();
@@ -518,6 +575,47 @@ fn make_request(t: &Template, l: &LabelSet, id: UploadId) -> Request {
         target,
         headers,
         body: vec![t.prefix.clone(), trailer],
+    }
+}
+
+/// The ID the Python SDK's sample carries (a UUID v4 in form; the upload's identity inside).
+pub fn sample_uuid(id: UploadId) -> String {
+    format!(
+        "{:08x}-0000-4000-8000-{:012x}",
+        id.run,
+        id.seq & 0xFFFF_FFFF_FFFF
+    )
+}
+
+/// A Push of the Python or .NET SDK's shape: per upload only the message head (labels,
+/// lengths), the trailer and the `ID` are made; the pprof (Python: already deflated) is shared.
+fn sdk_request(
+    t: &Template,
+    l: &LabelSet,
+    id: UploadId,
+    trailer: Bytes,
+    mut headers: Vec<(String, String)>,
+) -> Request {
+    let raw_len = t.prefix.len() + trailer.len();
+    let body = match &t.deflated {
+        Some(deflated) => {
+            let idf = sdk_push::id_field(&sample_uuid(id));
+            let head = sdk_push::message_head(&sdk_push::python_labels(l), raw_len, idf.len());
+            let tail = [trailer.as_ref(), &idf].concat();
+            headers.push(("Content-Encoding".into(), "gzip".into()));
+            headers.push(("User-Agent".into(), sdk_push::PYTHON_USER_AGENT.into()));
+            sdk_push::gzip_pieces(&head, deflated, &tail).to_vec()
+        }
+        None => {
+            headers.push(("User-Agent".into(), sdk_push::DOTNET_USER_AGENT.into()));
+            let head = sdk_push::message_head(&sdk_push::dotnet_labels(l), raw_len, 0);
+            vec![Bytes::from(head), t.prefix.clone(), trailer]
+        }
+    };
+    Request {
+        target: pyrogate::push::PUSH_PATH.to_string(),
+        headers,
+        body,
     }
 }
 
@@ -620,12 +718,133 @@ mod tests {
                             assert_eq!(ct, None);
                             assert!(body.starts_with(b"main;handler_0;work_"));
                         }
-                        Shape::PushGzip => unreachable!(),
+                        Shape::PushGzip | Shape::PushPython | Shape::PushDotnet => {
+                            unreachable!()
+                        }
                     }
                 }
             }
         }
         assert_eq!(seen.len(), Shape::ALL.len());
+    }
+
+    fn header<'a>(r: &'a Request, name: &str) -> Option<&'a str> {
+        r.headers.iter().find(|h| h.0 == name).map(|h| h.1.as_str())
+    }
+
+    #[test]
+    fn python_sdk_pushes_are_gzipd_valid_push_requests_of_about_18_kb() {
+        let pool = BodyPool::new(Mix::PushPython, 8, 5, 2);
+        for seq in 0..16 {
+            let r = pool.request(id(seq));
+            assert_eq!(r.target, "/push.v1.PusherService/Push");
+            assert_eq!(header(&r, "Content-Type"), Some("application/proto"));
+            assert_eq!(header(&r, "Content-Encoding"), Some("gzip"));
+            assert_eq!(
+                header(&r, "User-Agent"),
+                Some("pyroscope-rs/pyspy/1.4.0 reqwest")
+            );
+            let body = body_of(&r);
+            assert_eq!(r.body_len(), body.len());
+            // testkit's inflater checks the CRC-32 and ISIZE of the gzip trailer.
+            let plain = testkit::gzip::gunzip_bounded(&body, 1 << 20).expect("valid gzip");
+            let n = body.len();
+            assert_eq!(
+                &body[n - 4..],
+                &((plain.len() as u32).to_le_bytes()),
+                "ISIZE"
+            );
+            let push = testkit::push::PushRequest::decode(&plain).expect("a PushRequest");
+            assert_eq!(push.series.len(), 1);
+            let series = &push.series[0];
+            assert_eq!(series.samples.len(), 1);
+            assert_eq!(series.label("__name__"), Some("process_cpu"));
+            assert_eq!(
+                series.label("otel.scope.name"),
+                Some("com.grafana.pyroscope/python")
+            );
+            assert!(series.label("service_name").unwrap().starts_with("svc-"));
+            let sample = &series.samples[0];
+            assert_eq!(sample.id, sample_uuid(id(seq)));
+            assert_eq!(sample.id.len(), 36);
+            assert_eq!(verify(&sample.raw_profile), Verdict::Valid(id(seq)));
+            // A ~61 KB pprof, ~18 KB on the wire.
+            let raw = sample.raw_profile.len();
+            assert!((56 << 10..=66 << 10).contains(&raw), "pprof {raw}");
+            assert!((15_000..=22_000).contains(&n), "wire {n} for pprof {raw}");
+            // pyrogate's own codec reads it as well.
+            let ours = pyrogate::push::gunzip_bounded(&body, 1 << 20).unwrap();
+            assert_eq!(pyrogate::push::decode_proto(&ours).unwrap().series.len(), 1);
+        }
+    }
+
+    #[test]
+    fn dotnet_sdk_pushes_are_uncompressed_valid_push_requests_of_54_to_260_kb() {
+        let pool = BodyPool::new(Mix::PushDotnet, 10, 5, 2);
+        let mut sizes = Vec::new();
+        for seq in 0..10 {
+            let r = pool.request(id(seq));
+            assert_eq!(r.target, "/push.v1.PusherService/Push");
+            assert_eq!(header(&r, "Content-Type"), Some("application/proto"));
+            assert_eq!(header(&r, "Content-Encoding"), None);
+            assert_eq!(
+                header(&r, "User-Agent"),
+                Some("pyroscope-dotnet/1.0.0 cpp-httplib")
+            );
+            let body = body_of(&r);
+            let push = testkit::push::PushRequest::decode(&body).expect("a PushRequest");
+            assert_eq!(push.series.len(), 1);
+            let series = &push.series[0];
+            assert_eq!(series.label("spy_name"), Some("dotnetspy"));
+            let sample = &series.samples[0];
+            assert_eq!(sample.id, "");
+            assert_eq!(&sample.raw_profile[..2], &[0x1f, 0x8b], "a gzip'd pprof");
+            assert_eq!(verify(&sample.raw_profile), Verdict::Valid(id(seq)));
+            sizes.push(body.len());
+            assert_eq!(
+                pyrogate::push::decode_proto(&Bytes::from(body.clone()))
+                    .unwrap()
+                    .series
+                    .len(),
+                1
+            );
+        }
+        let (lo, hi) = (*sizes.iter().min().unwrap(), *sizes.iter().max().unwrap());
+        assert!(lo >= 54 << 10 && hi <= (260 << 10) + 1024, "{lo}..{hi}");
+        assert!(hi - lo > 150 << 10, "spread over the range: {lo}..{hi}");
+    }
+
+    #[test]
+    fn jfr_mix_is_java_multipart_of_about_200_kb() {
+        let pool = BodyPool::new(Mix::Jfr, 10, 5, 2);
+        for seq in 0..10 {
+            let r = pool.request(id(seq));
+            assert!(r.target.ends_with("&format=jfr"), "{}", r.target);
+            assert!(
+                header(&r, "Content-Type")
+                    .unwrap()
+                    .starts_with("multipart/form-data")
+            );
+            let body = body_of(&r);
+            assert_eq!(verify(&body), Verdict::Valid(id(seq)));
+            assert!(
+                (160 << 10..=241 << 10).contains(&body.len()),
+                "{}",
+                body.len()
+            );
+        }
+        let mean = pool.mean_body_bytes();
+        assert!((190 << 10..=210 << 10).contains(&mean), "{mean}");
+    }
+
+    #[test]
+    fn every_mix_parses_from_its_name() {
+        for m in Mix::ALL {
+            assert_eq!(Mix::parse(m.name()), Some(m));
+            let classes = m.size_classes();
+            assert_eq!(classes.iter().map(|c| c.0).sum::<u32>(), 100, "{m:?}");
+        }
+        assert_eq!(Mix::parse("java"), None);
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub use clap_complete::Shell;
 
 use crate::bodies::Mix;
 use crate::integrity::{self, Latency};
+use crate::placement::Cores;
 use crate::slow::Attack;
 
 /// `gen --mode=open` without `--rate`: uploads per second.
@@ -219,9 +220,14 @@ pub struct CompareArgs {
     /// Upload shapes
     #[arg(long, value_name = "MIX", default_value = "go")]
     pub mix: Mix,
-    /// Core threads of pyrogate and worker processes of nginx
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub cores: usize,
+    /// Core threads of pyrogate and worker processes of nginx: a number, or `default` for
+    /// pyrogate's own default (every core) against nginx with one worker per CPU
+    #[arg(long, value_name = "N|default", default_value = "1", value_parser = cores)]
+    pub cores: Cores,
+    /// Pin the gateway (pyrogate, nginx) to the first CPUs it uses and the generator and sinks
+    /// to the others with taskset; where no CPU is left over the report says "not pinned"
+    #[arg(long)]
+    pub pin: bool,
     /// Fan-outs pyrogate runs at (1..16)
     #[arg(long, value_name = "N,N", value_delimiter = ',', action = clap::ArgAction::Set, default_value = "1,2,4", value_parser = fanout)]
     pub fanouts: Vec<usize>,
@@ -480,13 +486,18 @@ struct Cli {
 
 impl ValueEnum for Mix {
     fn value_variants<'a>() -> &'a [Self] {
-        &[Mix::Go, Mix::All]
+        &Mix::ALL
     }
 
     fn to_possible_value(&self) -> Option<PossibleValue> {
         Some(match self {
             Mix::Go => PossibleValue::new("go").help("Go SDK multipart uploads, 2-64 KB"),
             Mix::All => PossibleValue::new("all").help("every SDK shape, 2 KB to 4 MB"),
+            Mix::Jfr => PossibleValue::new("jfr").help("Java agent JFR multipart, ~200 KB"),
+            Mix::PushPython => PossibleValue::new("push-python")
+                .help("Python SDK Push: a ~61 KB pprof, the request gzip'd to ~18 KB"),
+            Mix::PushDotnet => PossibleValue::new("push-dotnet")
+                .help(".NET SDK Push: uncompressed, a 54-260 KB gzip'd pprof"),
         })
     }
 }
@@ -588,6 +599,10 @@ fn fanout(s: &str) -> Result<usize, String> {
         .ok_or_else(|| "expected comma-separated fan-outs 1..16".into())
 }
 
+fn cores(s: &str) -> Result<Cores, String> {
+    Cores::parse(s).ok_or_else(|| "expected a number of cores (1 or more) or `default`".into())
+}
+
 fn attack(s: &str) -> Result<Attack, String> {
     Attack::parse(s.trim()).ok_or_else(|| {
         "expected comma-separated none, slowloris, slow-body, slow-reader, idle, flood".into()
@@ -630,7 +645,8 @@ mod tests {
                 duration: Duration::from_secs(6),
                 connections: 32,
                 mix: Mix::Go,
-                cores: 1,
+                cores: Cores::Count(1),
+                pin: false,
                 fanouts: vec![1, 2, 4],
                 nginx_fanout: 2,
                 pyrogate: None,
@@ -722,6 +738,35 @@ mod tests {
     }
 
     #[test]
+    fn compare_takes_a_core_count_or_default_pinning_and_every_mix() {
+        let Command::Compare(c) = ok("compare --cores=default --pin --mix=push-python") else {
+            panic!()
+        };
+        assert_eq!(
+            (c.cores, c.pin, c.mix),
+            (Cores::Default, true, Mix::PushPython)
+        );
+        let Command::Compare(c) = ok("compare --cores 4 --mix push-dotnet") else {
+            panic!()
+        };
+        assert_eq!(
+            (c.cores, c.pin, c.mix),
+            (Cores::Count(4), false, Mix::PushDotnet)
+        );
+        let Command::Compare(c) = ok("compare --mix=jfr") else {
+            panic!()
+        };
+        assert_eq!((c.cores, c.mix), (Cores::Count(1), Mix::Jfr));
+        for bad in ["--cores=0", "--cores=all", "--cores=-1", "--cores="] {
+            let e = err(&format!("compare {bad}"));
+            assert_eq!(e.kind(), ErrorKind::ValueValidation, "{bad}: {e}");
+            assert!(e.to_string().contains("or `default`"), "{bad}: {e}");
+        }
+        assert_eq!(err("compare --mix=python").kind(), ErrorKind::InvalidValue);
+        assert_eq!(err("compare --pin=yes").kind(), ErrorKind::TooManyValues);
+    }
+
+    #[test]
     fn mistakes_are_usage_errors() {
         for (line, kind) in [
             ("compare --bogus", ErrorKind::UnknownArgument),
@@ -764,7 +809,9 @@ mod tests {
             "replay",
             "compare",
             "soak",
+            "outage",
             "slow",
+            "idle",
             "completions",
         ] {
             for flag in ["-h", "--help"] {

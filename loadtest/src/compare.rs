@@ -8,9 +8,15 @@
 //! each under the same closed-loop load in alternating order round after round, and measuring
 //! uploads/s, latency percentiles, CPU time per 1,000 uploads (utime + stime of the system's
 //! processes from `/proc/PID/stat`, nginx's master and workers summed), peak resident memory
-//! (`VmHWM`, summed over those processes) and the integrity check against the sinks. Installs
-//! nothing: a missing peer is reported with its install command and skipped. Does not own the
-//! printing formats (`report`, `svg`). Cold path; bounded: rounds × systems × duration.
+//! (`VmHWM`, summed over those processes) and the integrity check against the sinks; the
+//! report (CPU per upload split into user and kernel time, throughput, percentiles, peak RSS,
+//! ratios against pyrogate and against nginx, the issue's targets per mix and core count) as
+//! text, Markdown, JSON and two SVG plots. Each system gets the same `--cores` (`N`, or
+//! `default`: pyrogate's own default against one nginx worker per CPU), optionally pinned away
+//! from the load ([`crate::placement`]). nginx's one `location /` mirrors every route, Push
+//! included. Installs nothing: a missing peer is reported with its install command and
+//! skipped. Does not own the table and plot primitives (`report`, `svg`). Cold path; bounded:
+//! rounds × systems × duration.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -24,6 +30,7 @@ use anyhow::{Context, bail};
 use crate::bodies::{BodyPool, Mix};
 use crate::generator::{self, Plan, Schedule};
 use crate::integrity::{Sink, SinkConfig};
+use crate::placement::{self, Cores, Pinning};
 use crate::report::{markdown_table, opt1, ratio, text_table, thousands};
 use crate::stats::{self, Latencies, Outcomes, fmt_us};
 use crate::svg;
@@ -35,7 +42,7 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long the sinks may keep receiving after the load ends (mirrors finishing).
 const SETTLE_MAX: Duration = Duration::from_secs(3);
 /// The nginx install hint.
-pub const NGINX_HINT: &str = "apt-get install nginx-light";
+pub const NGINX_HINT: &str = "apt-get install nginx";
 
 /// A system under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +89,10 @@ pub struct CompareConfig {
     pub connections: usize,
     pub mix: Mix,
     /// Core threads of pyrogate and worker processes of nginx.
-    pub cores: usize,
+    pub cores: Cores,
+    /// Pin the gateway to the first CPUs and the generator and sinks to the others, where
+    /// the machine has CPUs the gateway does not use ([`placement::plan`]).
+    pub pin: bool,
     /// Fan-outs pyrogate runs at (memory vs destinations); the headline is 2.
     pub pyrogate_fanouts: Vec<usize>,
     pub nginx_fanout: usize,
@@ -212,6 +222,23 @@ impl SystemResult {
         let uploads = self.uploads();
         (uploads > 0).then_some(())?;
         Some(cpu?.as_secs_f64() * 1e3 * 1e3 / uploads as f64)
+    }
+
+    /// User-space CPU milliseconds per 1,000 uploads over every run.
+    pub fn user_ms_per_1k(&self) -> Option<f64> {
+        self.part_ms_per_1k(|c| c.user)
+    }
+
+    /// Kernel (system) CPU milliseconds per 1,000 uploads over every run.
+    pub fn kernel_ms_per_1k(&self) -> Option<f64> {
+        self.part_ms_per_1k(|c| c.system)
+    }
+
+    fn part_ms_per_1k(&self, part: fn(stats::CpuTimes) -> Duration) -> Option<f64> {
+        let cpu: Option<Duration> = self.runs.iter().map(|r| r.cpu.map(part)).sum();
+        let uploads = self.uploads();
+        (uploads > 0).then_some(())?;
+        Some(cpu?.as_secs_f64() * 1e6 / uploads as f64)
     }
 
     /// Share of the CPU time spent in the kernel (system time), over every run.
@@ -503,10 +530,21 @@ pub fn launch_pyrogate(
     config: &str,
     dir: &Path,
 ) -> anyhow::Result<Launched> {
+    launch_pyrogate_on(bin, cores, config, dir, None)
+}
+
+/// [`launch_pyrogate`] through `taskset -c CPUS` when `cpus` is given.
+pub fn launch_pyrogate_on(
+    bin: &Path,
+    cores: Option<usize>,
+    config: &str,
+    dir: &Path,
+    cpus: Option<&str>,
+) -> anyhow::Result<Launched> {
     let conf = dir.join("pyrogate.alloy");
     fs::write(&conf, config)?;
     let log = dir.join("pyrogate.log");
-    let mut cmd = Command::new(bin);
+    let mut cmd = placement::command(bin, cpus);
     cmd.arg("run");
     if let Some(c) = cores {
         cmd.arg(format!("--cores={c}"));
@@ -574,10 +612,21 @@ pub fn start_pyrogate_with(
 fn start_nginx(
     bin: &Path,
     cfg: &CompareConfig,
+    place: &Placement,
     sinks: &[SocketAddr],
     dir: &Path,
 ) -> anyhow::Result<Started> {
-    start_nginx_with(bin, &nginx_config(dir, free_port()?, sinks, cfg.cores), dir)
+    let workers = cfg.cores.threads(place.cpus);
+    let config = nginx_config(dir, free_port()?, sinks, workers);
+    start_nginx_on(bin, &config, dir, place.gateway.as_deref())
+}
+
+/// Where a comparison runs: the CPUs the machine gave this process before any pinning, and
+/// the gateway's CPU list when pinned.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub cpus: usize,
+    pub gateway: Option<String>,
 }
 
 impl Started {
@@ -594,6 +643,16 @@ impl Started {
 /// Starts nginx on `config` (from [`nginx_config`], whose `listen` line gives the port) in
 /// `dir`, and waits until it accepts connections.
 pub fn start_nginx_with(bin: &Path, config: &str, dir: &Path) -> anyhow::Result<Started> {
+    start_nginx_on(bin, config, dir, None)
+}
+
+/// [`start_nginx_with`] through `taskset -c CPUS` when `cpus` is given (the workers inherit it).
+pub fn start_nginx_on(
+    bin: &Path,
+    config: &str,
+    dir: &Path,
+    cpus: Option<&str>,
+) -> anyhow::Result<Started> {
     use std::os::unix::fs::PermissionsExt;
     // Workers may run as another user (nobody) when started as root: they need the temp dirs.
     for sub in ["body", "proxy"] {
@@ -611,7 +670,7 @@ pub fn start_nginx_with(bin: &Path, config: &str, dir: &Path) -> anyhow::Result<
     let conf = dir.join("nginx.conf");
     fs::write(&conf, config)?;
     let log = dir.join("nginx.stderr");
-    let mut child = Command::new(bin)
+    let mut child = placement::command(bin, cpus)
         .arg("-p")
         .arg(dir)
         .arg("-e")
@@ -660,6 +719,7 @@ fn run_one(
     sinks: &[Sink],
     pool: &BodyPool,
     work: &Path,
+    place: &Placement,
 ) -> anyhow::Result<Run> {
     let fanout = system.fanout().min(sinks.len());
     let sink_addrs: Vec<SocketAddr> = sinks.iter().take(fanout).map(Sink::addr).collect();
@@ -675,16 +735,29 @@ fn run_one(
             admin: None,
             log: None,
         },
-        System::Pyrogate { .. } => start_pyrogate(&cfg.pyrogate_bin, cfg.cores, &sink_addrs, &dir)?,
-        System::PyrogateRelabel { .. } => start_pyrogate_with(
-            &cfg.pyrogate_bin,
-            cfg.cores,
-            &pyrogate_relabel_config(&sink_addrs),
-            &dir,
-        )?,
+        System::Pyrogate { .. } | System::PyrogateRelabel { .. } => {
+            let config = if matches!(system, System::Pyrogate { .. }) {
+                pyrogate_config(&sink_addrs)
+            } else {
+                pyrogate_relabel_config(&sink_addrs)
+            };
+            let l = launch_pyrogate_on(
+                &cfg.pyrogate_bin,
+                cfg.cores.pyrogate_flag(),
+                &config,
+                &dir,
+                place.gateway.as_deref(),
+            )?;
+            Started {
+                child: Some(l.child),
+                addr: l.addr,
+                admin: l.admin,
+                log: Some(l.log),
+            }
+        }
         System::Nginx { .. } => {
             let bin = cfg.nginx_bin.as_deref().context("nginx is not installed")?;
-            start_nginx(bin, cfg, &sink_addrs, &dir)?
+            start_nginx(bin, cfg, place, &sink_addrs, &dir)?
         }
     };
     let run_tag = generator::new_run_tag();
@@ -755,6 +828,9 @@ pub struct Comparison {
     pub skipped: Vec<String>,
     pub started_unix: u64,
     pub wall: Duration,
+    /// CPUs this process could use at the start (before pinning).
+    pub cpus: usize,
+    pub pinning: Pinning,
 }
 
 /// The systems of a config, in their first-round order.
@@ -791,6 +867,25 @@ pub fn run(cfg: CompareConfig) -> anyhow::Result<Comparison> {
             "nginx: not installed (install it with `{NGINX_HINT}`)"
         ));
     }
+    // Count the CPUs before pinning this process to a part of them.
+    let cpus = placement::allowed_cpus();
+    let mut pinning = placement::plan(cfg.pin, &cpus, cfg.cores.threads(cpus.len()));
+    if let Pinning::Pinned { load, .. } = &pinning
+        && let Err(e) = placement::pin_self(load)
+    {
+        pinning = Pinning::NotPinned(format!("not pinned: {e}"));
+    }
+    if !cfg.quiet {
+        eprintln!(
+            "compare: cores {}; {}",
+            cfg.cores.describe(cpus.len()),
+            pinning.describe()
+        );
+    }
+    let place = Placement {
+        cpus: cpus.len(),
+        gateway: pinning.gateway_list(),
+    };
     let systems = systems(&cfg);
     let max_fanout = systems.iter().map(|s| s.fanout()).max().unwrap_or(1);
     let sinks: Vec<Sink> = (0..max_fanout)
@@ -825,7 +920,7 @@ pub fn run(cfg: CompareConfig) -> anyhow::Result<Comparison> {
         for k in 0..n {
             let idx = (k + round) % n;
             let system = systems[idx];
-            match run_one(&cfg, system, round, &sinks, &pool, &work) {
+            match run_one(&cfg, system, round, &sinks, &pool, &work, &place) {
                 Ok(r) => {
                     if !cfg.quiet {
                         eprintln!(
@@ -863,6 +958,8 @@ pub fn run(cfg: CompareConfig) -> anyhow::Result<Comparison> {
         skipped,
         started_unix,
         wall: begun.elapsed(),
+        cpus: place.cpus,
+        pinning,
     })
 }
 
@@ -964,7 +1061,7 @@ fn relabel_verdict(c: &Comparison) -> Option<String> {
     ))
 }
 
-const HEADERS: [&str; 12] = [
+const HEADERS: [&str; 13] = [
     "system",
     "uploads",
     "uploads/s",
@@ -974,7 +1071,8 @@ const HEADERS: [&str; 12] = [
     "p99.9",
     "max",
     "CPU ms/1k uploads",
-    "kernel %",
+    "user",
+    "kernel",
     "peak RSS MiB",
     "errors",
 ];
@@ -996,8 +1094,8 @@ pub fn rows(c: &Comparison) -> Vec<Vec<String>> {
                 fmt_us(p.p999),
                 fmt_us(p.max),
                 opt1(r.cpu_ms_per_1k()),
-                r.kernel_share()
-                    .map_or_else(|| "—".to_string(), |k| format!("{:.0}", k * 100.0)),
+                opt1(r.user_ms_per_1k()),
+                opt1(r.kernel_ms_per_1k()),
                 opt1(r.peak_rss_mib()),
                 if errors.is_empty() {
                     "0".into()
@@ -1033,6 +1131,69 @@ pub fn ratio_rows(c: &Comparison) -> Vec<Vec<String>> {
 
 const RATIO_HEADERS: [&str; 5] = ["system", "uploads/s", "p99", "CPU/1k uploads", "peak RSS"];
 
+/// The nginx mirror at `--nginx-fanout`, when it ran.
+fn nginx_result(c: &Comparison) -> Option<&SystemResult> {
+    c.results.iter().find(|r| {
+        r.system
+            == System::Nginx {
+                fanout: c.config.nginx_fanout,
+            }
+    })
+}
+
+/// Ratios of each system against the nginx mirror (the issue's "× nginx" figures).
+pub fn nginx_ratio_rows(c: &Comparison) -> Vec<Vec<String>> {
+    let Some(n) = nginx_result(c) else {
+        return Vec::new();
+    };
+    c.results
+        .iter()
+        .filter(|r| r.system != n.system)
+        .map(|r| {
+            vec![
+                r.system.name(),
+                ratio(r.cpu_ms_per_1k(), n.cpu_ms_per_1k()),
+                ratio(r.user_ms_per_1k(), n.user_ms_per_1k()),
+                ratio(r.kernel_ms_per_1k(), n.kernel_ms_per_1k()),
+                ratio(Some(r.per_second()), Some(n.per_second())),
+                ratio(
+                    Some(r.latencies().at(0.50) as f64),
+                    Some(n.latencies().at(0.50) as f64),
+                ),
+                ratio(
+                    Some(r.latencies().at(0.99) as f64),
+                    Some(n.latencies().at(0.99) as f64),
+                ),
+                ratio(r.peak_rss_mib(), n.peak_rss_mib()),
+            ]
+        })
+        .collect()
+}
+
+const NGINX_RATIO_HEADERS: [&str; 8] = [
+    "system",
+    "CPU/upload",
+    "user",
+    "kernel",
+    "uploads/s",
+    "p50",
+    "p99",
+    "peak RSS",
+];
+
+/// The issue's bound on pyrogate's CPU per upload over nginx's (same fan-out, as many nginx
+/// workers as pyrogate cores) for a mix at a core count; `None` where it sets none.
+pub fn cpu_target(mix: Mix, cores: Cores) -> Option<f64> {
+    match (mix, cores) {
+        (Mix::Go, Cores::Count(1)) => Some(0.50),
+        (Mix::Go, _) => Some(0.60),
+        (Mix::Jfr, Cores::Count(1)) => Some(0.70),
+        (Mix::PushPython, Cores::Count(1)) => Some(2.5),
+        (Mix::PushDotnet, Cores::Count(1)) => Some(0.6),
+        _ => None,
+    }
+}
+
 fn pct(share: Option<f64>) -> String {
     share.map_or_else(|| "?".to_string(), |k| format!("{:.0}%", k * 100.0))
 }
@@ -1049,13 +1210,17 @@ pub fn verdicts(c: &Comparison) -> Vec<String> {
         .results
         .iter()
         .find(|r| r.system == System::Nginx { fanout: f });
+    let target = cpu_target(c.config.mix, c.config.cores);
     match (pyro.and_then(SystemResult::cpu_ms_per_1k), nginx.and_then(SystemResult::cpu_ms_per_1k)) {
         (Some(p), Some(n)) => out.push(format!(
-            "CPU per 1,000 uploads at fan-out {f}: pyrogate {p:.1} ms ({} kernel), nginx {n:.1} ms ({} kernel): pyrogate/nginx = {:.2} (target ≤ 0.50: {})",
+            "CPU per 1,000 uploads at fan-out {f}: pyrogate {p:.1} ms ({} kernel), nginx {n:.1} ms ({} kernel): pyrogate/nginx = {:.2} ({})",
             pct(pyro.and_then(SystemResult::kernel_share)),
             pct(nginx.and_then(SystemResult::kernel_share)),
             p / n,
-            if p <= n / 2.0 { "met" } else { "missed" }
+            target.map_or_else(
+                || format!("no target for the {} mix at cores {}", c.config.mix.name(), c.config.cores),
+                |t| format!("target ≤ {t:.2}: {}", if p / n <= t { "met" } else { "missed" })
+            )
         )),
         _ => out.push(format!("CPU per 1,000 uploads at fan-out {f}: no nginx/pyrogate pair measured")),
     }
@@ -1099,19 +1264,30 @@ pub fn text(c: &Comparison) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "\n{} mix, {} connections (closed loop), {} × {:?} per system, {} core(s) per system",
+        "\n{} mix, {} connections (closed loop), {} × {:?} per system; cores {}; {}",
         c.config.mix.name(),
         c.config.connections,
         c.config.rounds,
         c.config.duration,
-        c.config.cores
+        c.config.cores.describe(c.cpus),
+        c.pinning.describe()
     );
+    s.push_str("CPU, user and kernel in ms per 1,000 uploads (= µs per upload)\n");
     s.push_str(&text_table(&HEADERS, &rows(c)));
     let ratios = ratio_rows(c);
     if !ratios.is_empty() {
         s.push_str("\nrelative to pyrogate fan-out ");
         let _ = writeln!(s, "{}:", reference(c).map_or(0, |r| r.system.fanout()));
         s.push_str(&text_table(&RATIO_HEADERS, &ratios));
+    }
+    let vs_nginx = nginx_ratio_rows(c);
+    if !vs_nginx.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nrelative to nginx mirror fan-out {}:",
+            c.config.nginx_fanout
+        );
+        s.push_str(&text_table(&NGINX_RATIO_HEADERS, &vs_nginx));
     }
     s.push('\n');
     for v in verdicts(c) {
@@ -1131,6 +1307,11 @@ pub fn markdown(c: &Comparison) -> String {
         s.push('\n');
         s.push_str(&markdown_table(&RATIO_HEADERS, &ratios));
     }
+    let vs_nginx = nginx_ratio_rows(c);
+    if !vs_nginx.is_empty() {
+        s.push('\n');
+        s.push_str(&markdown_table(&NGINX_RATIO_HEADERS, &vs_nginx));
+    }
     s
 }
 
@@ -1141,7 +1322,11 @@ pub fn json(c: &Comparison) -> serde_json::Value {
         "wall_seconds": c.wall.as_secs_f64(),
         "config": {
             "rounds": c.config.rounds, "duration_s": c.config.duration.as_secs_f64(),
-            "connections": c.config.connections, "mix": c.config.mix.name(), "cores": c.config.cores,
+            "connections": c.config.connections, "mix": c.config.mix.name(),
+            "cores": c.config.cores.to_string(), "cpus": c.cpus,
+            "gateway_threads": c.config.cores.threads(c.cpus),
+            "nginx_workers": c.config.cores.threads(c.cpus),
+            "pin": c.config.pin, "pinning": c.pinning.describe(),
             "pyrogate_fanouts": c.config.pyrogate_fanouts, "nginx_fanout": c.config.nginx_fanout,
             "relabel": c.config.relabel,
             "label_sets": c.config.label_sets, "seed": c.config.seed,
@@ -1155,6 +1340,8 @@ pub fn json(c: &Comparison) -> serde_json::Value {
             "uploads_per_s": r.per_second(),
             "latency": r.latencies().percentiles().to_json(),
             "cpu_ms_per_1k_uploads": r.cpu_ms_per_1k(),
+            "cpu_user_ms_per_1k_uploads": r.user_ms_per_1k(),
+            "cpu_kernel_ms_per_1k_uploads": r.kernel_ms_per_1k(),
             "cpu_kernel_share": r.kernel_share(),
             "peak_rss_mib": r.peak_rss_mib(),
             "outcomes": r.outcomes().0,
@@ -1171,6 +1358,20 @@ pub fn json(c: &Comparison) -> serde_json::Value {
                 "relabel": run.relabel.map(RelabelCounters::to_json),
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
+        "vs_nginx": nginx_result(c).map(|n| c.results.iter().filter(|r| r.system != n.system).map(|r| {
+            let q = |a: Option<f64>, b: Option<f64>| Some(a? / b?).filter(|x| x.is_finite());
+            serde_json::json!({
+                "system": r.system.name(),
+                "cpu_per_upload": q(r.cpu_ms_per_1k(), n.cpu_ms_per_1k()),
+                "cpu_user_per_upload": q(r.user_ms_per_1k(), n.user_ms_per_1k()),
+                "cpu_kernel_per_upload": q(r.kernel_ms_per_1k(), n.kernel_ms_per_1k()),
+                "uploads_per_s": q(Some(r.per_second()), Some(n.per_second())),
+                "p50": q(Some(r.latencies().at(0.50) as f64), Some(n.latencies().at(0.50) as f64)),
+                "p99": q(Some(r.latencies().at(0.99) as f64), Some(n.latencies().at(0.99) as f64)),
+                "peak_rss": q(r.peak_rss_mib(), n.peak_rss_mib()),
+            })
+        }).collect::<Vec<_>>()),
+        "cpu_target_vs_nginx": cpu_target(c.config.mix, c.config.cores),
         "verdicts": verdicts(c),
         "skipped": c.skipped,
     })
@@ -1196,13 +1397,43 @@ pub fn plot(c: &Comparison) -> String {
     )
 }
 
-/// Writes `compare-<unix>.json` and `.svg` into the output directory; returns their paths.
+/// CPU per upload of every system, user and kernel stacked.
+pub fn cpu_plot(c: &Comparison) -> String {
+    let bars: Vec<svg::Bar> = c
+        .results
+        .iter()
+        .filter_map(|r| {
+            Some(svg::Bar {
+                name: r.system.name(),
+                parts: vec![r.user_ms_per_1k()?, r.kernel_ms_per_1k()?],
+            })
+        })
+        .collect();
+    svg::stacked_bars(
+        &format!(
+            "CPU per upload (µs), {} mix, cores {}",
+            c.config.mix.name(),
+            c.config.cores
+        ),
+        &["user", "kernel"],
+        &bars,
+    )
+}
+
+/// Writes `compare-<unix>.json`, `.svg` (latency) and `-cpu.svg` into the output directory;
+/// returns the paths of the JSON and the latency plot.
 pub fn write_outputs(c: &Comparison) -> anyhow::Result<(PathBuf, PathBuf)> {
     fs::create_dir_all(&c.config.out_dir)?;
     let base = c.config.out_dir.join(format!("compare-{}", c.started_unix));
     let (j, s) = (base.with_extension("json"), base.with_extension("svg"));
     fs::write(&j, serde_json::to_string_pretty(&json(c))? + "\n")?;
     fs::write(&s, plot(c))?;
+    fs::write(
+        c.config
+            .out_dir
+            .join(format!("compare-{}-cpu.svg", c.started_unix)),
+        cpu_plot(c),
+    )?;
     Ok((j, s))
 }
 
@@ -1259,6 +1490,157 @@ mod tests {
     }
 
     #[test]
+    fn nginx_mirrors_the_push_route_like_every_other_path() {
+        let c = nginx_config(Path::new("/tmp/x"), 18080, &[addr(4001), addr(4002)], 2);
+        assert!(c.starts_with("worker_processes 2;\n"));
+        // One prefix location for everything: /ingest and /push.v1.PusherService/Push alike,
+        // headers (Content-Encoding, Content-Type) passed through as received.
+        assert_eq!(c.matches("location / {").count(), 1, "{c}");
+        assert_eq!(c.matches("location = /__mirror").count(), 1, "{c}");
+        assert!(c.contains("    location / {\n      mirror /__mirror1;\n"));
+        assert!(!c.contains("proxy_set_header Content-"));
+    }
+
+    fn run_with(uploads: u64, user_ms: u64, kernel_ms: u64, p99_ms: u64, rss_kib: u64) -> Run {
+        let mut latencies = Latencies::new();
+        for i in 0..uploads {
+            let us = if i + 1 == uploads {
+                p99_ms * 1000
+            } else {
+                1000
+            };
+            latencies.record(Duration::from_micros(us));
+        }
+        Run {
+            round: 0,
+            uploads,
+            elapsed: Duration::from_secs(1),
+            latencies,
+            outcomes: Outcomes::default(),
+            cpu: Some(stats::CpuTimes {
+                user: Duration::from_millis(user_ms),
+                system: Duration::from_millis(kernel_ms),
+            }),
+            peak_rss_kib: Some(rss_kib),
+            integrity: generator::Integrity {
+                sent: uploads,
+                accepted: uploads,
+                sinks: Vec::new(),
+                gateway_dropped: None,
+            },
+            relabel: None,
+        }
+    }
+
+    fn comparison(mix: Mix, cores: Cores) -> Comparison {
+        Comparison {
+            config: CompareConfig {
+                rounds: 1,
+                duration: Duration::from_secs(1),
+                connections: 1,
+                mix,
+                cores,
+                pin: true,
+                pyrogate_fanouts: vec![2],
+                nginx_fanout: 2,
+                relabel: false,
+                label_sets: 1,
+                seed: 1,
+                pyrogate_bin: PathBuf::from("/nonexistent"),
+                nginx_bin: Some(PathBuf::from("/usr/sbin/nginx")),
+                out_dir: PathBuf::from("/tmp"),
+                quiet: true,
+            },
+            results: vec![
+                SystemResult {
+                    system: System::Pyrogate { fanout: 2 },
+                    runs: vec![run_with(1000, 60, 40, 4, 20 * 1024)],
+                },
+                SystemResult {
+                    system: System::Nginx { fanout: 2 },
+                    runs: vec![run_with(500, 20, 20, 2, 10 * 1024)],
+                },
+            ],
+            skipped: Vec::new(),
+            started_unix: 1,
+            wall: Duration::from_secs(2),
+            cpus: 2,
+            pinning: placement::plan(true, &[0, 1], cores.threads(2)),
+        }
+    }
+
+    #[test]
+    fn the_report_splits_cpu_into_user_and_kernel_and_gives_ratios_against_nginx() {
+        let c = comparison(Mix::PushPython, Cores::Count(1));
+        let p = &c.results[0];
+        // 100 ms over 1,000 uploads: 100 µs each, 60 user + 40 kernel.
+        assert_eq!(p.cpu_ms_per_1k(), Some(100.0));
+        assert_eq!(p.user_ms_per_1k(), Some(60.0));
+        assert_eq!(p.kernel_ms_per_1k(), Some(40.0));
+        // nginx: 80 µs per upload (40 user, 40 kernel) at half the throughput.
+        let rows = nginx_ratio_rows(&c);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            rows[0][..5],
+            ["pyrogate fan-out 2", "1.25×", "1.50×", "1.00×", "2.00×"]
+        );
+        assert_eq!(rows[0][7], "2.00×");
+        let text = text(&c);
+        assert!(text.contains("cores --cores=1 (nginx: 1 worker); pinned: gateway on CPU 0, generator and sinks on CPU 1"), "{text}");
+        assert!(
+            text.contains("relative to nginx mirror fan-out 2:"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pyrogate/nginx = 1.25 (target ≤ 2.50: met)"),
+            "{text}"
+        );
+        let md = markdown(&c);
+        assert!(
+            md.contains(
+                "| system | CPU/upload | user | kernel | uploads/s | p50 | p99 | peak RSS |"
+            ),
+            "{md}"
+        );
+        let j = json(&c);
+        assert_eq!(j["config"]["cores"], "1");
+        assert_eq!(j["config"]["gateway_threads"], 1);
+        assert_eq!(j["config"]["mix"], "push-python");
+        assert_eq!(j["systems"][0]["cpu_user_ms_per_1k_uploads"], 60.0);
+        assert_eq!(j["systems"][0]["cpu_kernel_ms_per_1k_uploads"], 40.0);
+        assert_eq!(j["vs_nginx"][0]["cpu_per_upload"], 1.25);
+        assert_eq!(j["vs_nginx"][0]["uploads_per_s"], 2.0);
+        assert_eq!(j["cpu_target_vs_nginx"], 2.5);
+        let svg = cpu_plot(&c);
+        assert!(
+            svg.starts_with("<svg") && svg.contains("nginx mirror fan-out 2"),
+            "{svg}"
+        );
+
+        // The default core count on two CPUs: two of each, no CPU left to pin the load to.
+        let d = comparison(Mix::Go, Cores::Default);
+        let text = super::text(&d);
+        assert!(
+            text.contains("cores default: every core, 2 (nginx: 2 workers); not pinned: 2 CPUs, the gateway uses 2"),
+            "{text}"
+        );
+        assert!(text.contains("(target ≤ 0.60: missed)"), "{text}");
+        assert_eq!(json(&d)["config"]["nginx_workers"], 2);
+        assert_eq!(json(&d)["config"]["cores"], "default");
+    }
+
+    #[test]
+    fn cpu_targets_follow_the_issue() {
+        assert_eq!(cpu_target(Mix::Go, Cores::Count(1)), Some(0.50));
+        assert_eq!(cpu_target(Mix::Go, Cores::Default), Some(0.60));
+        assert_eq!(cpu_target(Mix::Jfr, Cores::Count(1)), Some(0.70));
+        assert_eq!(cpu_target(Mix::PushPython, Cores::Count(1)), Some(2.5));
+        assert_eq!(cpu_target(Mix::PushDotnet, Cores::Count(1)), Some(0.6));
+        assert_eq!(cpu_target(Mix::PushDotnet, Cores::Default), None);
+        assert_eq!(cpu_target(Mix::All, Cores::Count(1)), None);
+    }
+
+    #[test]
     fn logfmt_values_are_found_by_key() {
         let line =
             "ts=1 level=info msg=\"receiver listening\" receiver=loadtest addr=127.0.0.1:4567";
@@ -1273,7 +1655,8 @@ mod tests {
             duration: Duration::from_secs(1),
             connections: 1,
             mix: Mix::Go,
-            cores: 1,
+            cores: Cores::Count(1),
+            pin: false,
             pyrogate_fanouts: vec![1, 2],
             nginx_fanout: 2,
             relabel: false,

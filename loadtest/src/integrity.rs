@@ -325,20 +325,28 @@ mod tests {
     #[test]
     fn generated_bodies_of_every_shape_are_accepted_with_valid_trailers() {
         let sink = Sink::start(SinkConfig::default()).expect("sink");
-        let pool = BodyPool::new(Mix::All, 10, 3, 9);
         let mut client = testkit::Client::connect(sink.addr());
-        for seq in 0..10 {
-            let id = UploadId { run: 7, seq };
-            let r = pool.request(id);
-            let mut bytes = r.head("sink.test");
-            bytes.extend_from_slice(&r.body.concat());
-            client.send(&bytes);
-            let response = client.read_response();
-            assert_eq!(response.status, 200, "{}: {response:?}", r.target);
+        for (run, mix) in [Mix::All, Mix::Jfr, Mix::PushPython, Mix::PushDotnet]
+            .into_iter()
+            .enumerate()
+        {
+            let run = 7 + run as u32;
+            let pool = BodyPool::new(mix, 10, 3, 9);
+            for seq in 0..10 {
+                let id = UploadId { run, seq };
+                let r = pool.request(id);
+                let mut bytes = r.head("sink.test");
+                bytes.extend_from_slice(&r.body.concat());
+                client.send(&bytes);
+                let response = client.read_response();
+                assert_eq!(response.status, 200, "{mix:?} {}: {response:?}", r.target);
+            }
         }
         let stats = sink.stats();
-        for seq in 0..10 {
-            assert_eq!(stats.delivered(UploadId { run: 7, seq }), 1);
+        for run in 7..11 {
+            for seq in 0..10 {
+                assert_eq!(stats.delivered(UploadId { run, seq }), 1, "run {run}");
+            }
         }
         assert_eq!((stats.corrupt, stats.unmarked), (0, 0));
         assert!(stats.label_sets.keys().all(|k| k.contains("svc-")));

@@ -7,9 +7,10 @@
 //! not the data path: std threads with blocking sockets, everything on 127.0.0.1, every run
 //! bounded in time and count; it stops only processes it started, by PID.
 //!
-//! Modules: [`bodies`] (SDK-shaped bodies with checksum trailers), [`integrity`] (the sink: the
+//! Modules: [`bodies`] (SDK-shaped bodies with checksum trailers) with [`sdk_push`] (the
+//! Python and .NET SDKs' Push shapes), [`integrity`] (the sink: the
 //! test kit's Pyroscope stand-in with loadtest's checksum layer), [`generator`] (schedules, client, integrity check), [`replay`], [`compare`] (systems
-//! under test and rounds), [`report`] and [`svg`] (table, JSON, plot), [`soak`] (long run, flaky destination, memory and
+//! under test and rounds) with [`placement`] (cores and CPU pinning), [`report`] and [`svg`] (table, JSON, plot), [`soak`] (long run, flaky destination, memory and
 //! account) with [`timeplot`], [`outage`] (one destination down under load, with a spool), [`slow`] (slow and greedy clients beside a normal one), [`stats`], [`cli`].
 
 pub mod bodies;
@@ -19,8 +20,10 @@ pub mod generator;
 pub mod idle;
 pub mod integrity;
 pub mod outage;
+pub mod placement;
 pub mod replay;
 pub mod report;
+pub mod sdk_push;
 pub mod slow;
 pub mod soak;
 pub mod stats;

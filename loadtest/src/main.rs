@@ -289,7 +289,8 @@ fn cmd_compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         duration: args.duration,
         connections: args.connections,
         mix: args.mix,
-        cores: args.cores.max(1),
+        cores: args.cores,
+        pin: args.pin,
         pyrogate_fanouts: args.fanouts,
         nginx_fanout: args.nginx_fanout.clamp(1, 16),
         relabel: args.relabel,
@@ -317,7 +318,7 @@ fn cmd_compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         compare::build_pyrogate()?;
     }
     eprintln!(
-        "compare: pyrogate {} · nginx {} · {} rounds × {:?} · {} mix · {} connections",
+        "compare: pyrogate {} · nginx {} · {} rounds × {:?} · {} mix · {} connections · cores {}",
         cfg.pyrogate_bin.display(),
         cfg.nginx_bin
             .as_ref()
@@ -325,7 +326,8 @@ fn cmd_compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         cfg.rounds,
         cfg.duration,
         cfg.mix.name(),
-        cfg.connections
+        cfg.connections,
+        cfg.cores
     );
     let c = compare::run(cfg)?;
     print!("{}", compare::text(&c));

@@ -1,6 +1,7 @@
-//! The latency-percentile plot as a hand-written SVG document.
+//! The latency-percentile plot, and the CPU-per-upload bar chart, as hand-written SVG documents.
 //!
-//! Owns: layout, axes and one polyline per system. The x axis is the classic HdrHistogram
+//! Owns: layout, axes and one polyline per system; for the bars one horizontal bar per system
+//! with its parts (user, kernel) stacked, each labelled with its value. The x axis is the classic HdrHistogram
 //! percentile axis, `log10(1 / (1 - p))`, so p50, p90, p99, p99.9 and p99.99 are evenly spaced
 //! and the tail gets the room it deserves; the maximum sits one step further. The y axis is
 //! logarithmic latency, decades labelled. Does not own the data (see `stats::Latencies::curve`).
@@ -155,6 +156,79 @@ pub fn percentile_plot(title: &str, series: &[Series]) -> String {
     out
 }
 
+/// One bar of [`stacked_bars`]: a system and its stacked parts (same unit, e.g. µs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bar {
+    pub name: String,
+    pub parts: Vec<f64>,
+}
+
+/// Horizontal stacked bars on a linear axis from 0; `legend` names the parts in order.
+pub fn stacked_bars(title: &str, legend: &[&str], bars: &[Bar]) -> String {
+    const ROW: f64 = 34.0;
+    const NAME_W: f64 = 230.0;
+    let height = TOP + BOTTOM + ROW * bars.len().max(1) as f64;
+    let plot_w = WIDTH - NAME_W - RIGHT - 60.0;
+    let max = bars
+        .iter()
+        .map(|b| b.parts.iter().sum::<f64>())
+        .fold(0.0, f64::max)
+        .max(1e-9);
+    let px = |v: f64| NAME_W + v / max * plot_w;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        out,
+        r#"<text x="{}" y="24" font-size="16" text-anchor="middle">{}</text>"#,
+        WIDTH / 2.0,
+        escape(title)
+    );
+    for (k, name) in legend.iter().enumerate() {
+        let x = NAME_W + 120.0 * k as f64;
+        let _ = writeln!(
+            out,
+            r#"<rect x="{x:.1}" y="34" width="14" height="10" fill="{}"/><text x="{:.1}" y="43">{}</text>"#,
+            PALETTE[k % PALETTE.len()],
+            x + 18.0,
+            escape(name)
+        );
+    }
+    for (i, b) in bars.iter().enumerate() {
+        let y = TOP + ROW * i as f64 + 6.0;
+        let _ = writeln!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+            NAME_W - 8.0,
+            y + 15.0,
+            escape(&b.name)
+        );
+        let mut at = 0.0;
+        for (k, &v) in b.parts.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                r#"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="22" fill="{}"><title>{} {v:.1}</title></rect>"#,
+                px(at),
+                (px(at + v) - px(at)).max(0.0),
+                PALETTE[k % PALETTE.len()],
+                escape(legend.get(k).copied().unwrap_or("")),
+            );
+            at += v;
+        }
+        let _ = writeln!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}">{at:.1}</text>"#,
+            px(at) + 6.0,
+            y + 15.0
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
 /// `1µs`, `10µs`, `100µs`, `1ms`, ... for a power of ten of microseconds.
 fn decade_label(decade: i32) -> String {
     match decade {
@@ -209,6 +283,47 @@ mod tests {
         assert_eq!(decade_label(2), "100µs");
         assert_eq!(decade_label(4), "10ms");
         assert_eq!(decade_label(6), "1s");
+    }
+
+    #[test]
+    fn bars_stack_their_parts_and_show_the_total() {
+        let bars = vec![
+            Bar {
+                name: "pyrogate".into(),
+                parts: vec![60.0, 40.0],
+            },
+            Bar {
+                name: "nginx <mirror>".into(),
+                parts: vec![20.0, 30.0],
+            },
+        ];
+        let svg = stacked_bars("CPU", &["user", "kernel"], &bars);
+        assert!(svg.ends_with("</svg>\n"));
+        // Two legend swatches and two parts per bar.
+        assert_eq!(svg.matches("<rect x=").count(), 2 + 4);
+        assert!(svg.contains("<title>user 60.0</title>"));
+        assert!(svg.contains("<title>kernel 30.0</title>"));
+        assert!(svg.contains(">100.0</text>") && svg.contains(">50.0</text>"));
+        assert!(svg.contains(">nginx &lt;mirror&gt;</text>"));
+        // The longest bar spans the plot; the other is half as long.
+        let widths: Vec<f64> = svg
+            .lines()
+            .filter(|l| l.contains("<title>"))
+            .map(|l| {
+                l.split("width=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        assert!(
+            ((widths[0] + widths[1]) / (widths[2] + widths[3]) - 2.0).abs() < 0.01,
+            "{widths:?}"
+        );
     }
 
     #[test]

@@ -22,13 +22,15 @@ const CLI_TIMEOUT: Duration = Duration::from_secs(20);
 /// Bound on the control run (a 200 ms direct round; the stand-in pyrogate fails and is skipped).
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(60);
 
-const SUBCOMMANDS: [&str; 7] = [
+const SUBCOMMANDS: [&str; 9] = [
     "sink",
     "gen",
     "replay",
     "compare",
     "soak",
+    "outage",
     "slow",
+    "idle",
     "completions",
 ];
 
@@ -219,6 +221,13 @@ fn compare_help_lists_its_flags_with_their_defaults() {
         "--no-build",
         "--out <DIR>",
         "[default: target/loadtest]",
+        "--cores <N|default>",
+        "`default` for pyrogate's own default (every core)",
+        "--pin",
+        "not pinned",
+        "push-python",
+        "push-dotnet",
+        "jfr",
     ] {
         assert!(
             text.contains(needle),
@@ -267,7 +276,12 @@ fn mistakes_exit_2_naming_the_flag_and_start_nothing() {
         (
             &["soak", "--mix=java"],
             "error: invalid value 'java' for '--mix <MIX>'",
-            "[possible values: go, all]",
+            "[possible values: go, all, jfr, push-python, push-dotnet]",
+        ),
+        (
+            &["compare", "--cores=all"],
+            "error: invalid value 'all' for '--cores <N|default>': expected a number of cores (1 or more) or `default`",
+            "",
         ),
         (&["bench"], "error: unrecognized subcommand 'bench'", ""),
     ] {

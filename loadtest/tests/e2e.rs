@@ -143,6 +143,62 @@ fn every_accepted_upload_reaches_both_sinks_exactly_once_through_pyrogate() {
 }
 
 #[test]
+fn jfr_and_the_python_and_dotnet_sdk_pushes_reach_both_sinks_exactly_once_through_pyrogate() {
+    let sinks: Vec<Sink> = (0..2)
+        .map(|i| {
+            Sink::start(SinkConfig {
+                seed: 20 + i,
+                ..SinkConfig::default()
+            })
+            .expect("sink")
+        })
+        .collect();
+    let addrs: Vec<SocketAddr> = sinks.iter().map(Sink::addr).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let gateway = compare::start_pyrogate(&pyrogate_debug_binary(), 1, &addrs, dir.path())
+        .expect("pyrogate starts");
+    const EACH: u64 = 60;
+    for (k, mix) in [Mix::Jfr, Mix::PushPython, Mix::PushDotnet]
+        .into_iter()
+        .enumerate()
+    {
+        let pool = BodyPool::new(mix, 10, 20, 5);
+        let run = 0x5eed_0100 + k as u32;
+        let result = send_all_accepted(&gateway, &pool, run, EACH, mix.name());
+        let named: Vec<_> = sinks
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("sink{i}"), s.stats()))
+            .collect();
+        let integrity = generator::check_integrity(run, &result.statuses, &named, Some(0));
+        assert!(integrity.passed(), "{mix:?}: {}", integrity.summary());
+        for s in &integrity.sinks {
+            assert_eq!(
+                (s.exactly_once, s.missing, s.duplicated, s.corrupt),
+                (EACH, 0, 0, 0),
+                "{mix:?} {}",
+                s.name
+            );
+        }
+    }
+    let metrics = scrape(&gateway);
+    assert_eq!(generator::sum_metric(&metrics, "pyrogate_dropped_total"), 0);
+    // One profile per upload (one series with one sample per Push), per destination.
+    assert_eq!(
+        generator::sum_metric(&metrics, "pyroscope_write_sent_profiles_total"),
+        2 * 3 * EACH
+    );
+    for s in &sinks {
+        let stats = s.stats();
+        assert_eq!(
+            (stats.requests, stats.unmarked, stats.corrupt),
+            (3 * EACH, 0, 0)
+        );
+    }
+    assert_eq!(gateway.stop(), None, "pyrogate exits 0 on SIGTERM");
+}
+
+#[test]
 fn injected_faults_reach_the_client_in_deterministic_numbers() {
     let sink = Sink::start(SinkConfig {
         seed: 11,

@@ -51,6 +51,7 @@ pub mod budget;
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod debuginfo;
 pub mod fanout;
 pub mod gateway;
 pub mod h1;

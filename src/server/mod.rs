@@ -15,9 +15,11 @@
 
 pub mod client_auth;
 pub mod conn;
+pub mod debuginfo;
 pub mod ingest;
 pub mod listen;
 pub mod push;
+pub mod stream_body;
 pub mod tls;
 
 use std::cell::{Cell, RefCell};
@@ -155,6 +157,9 @@ pub struct ReceiverRt {
     /// Set when a reload removed or rebound this receiver: its accept loop ends and its
     /// connections close once their current request is answered.
     pub retired: Shutdown,
+    /// Which destinations asked for which debug-info uploads (`debug_info_destinations =
+    /// "all"`).
+    pub debuginfo_wanted: debuginfo::Wanted,
 }
 
 impl ReceiverRt {
@@ -179,6 +184,7 @@ impl ReceiverRt {
             active: Cell::new(0),
             conn_closed: Notify::new(),
             retired: Shutdown::default(),
+            debuginfo_wanted: debuginfo::Wanted::default(),
         }
     }
 

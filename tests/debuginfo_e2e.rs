@@ -16,6 +16,8 @@
 //! - no destination: 503 `no downstream endpoints available` / Connect `unavailable`;
 //!   an unreachable one: 502 `downstream upload: Post "…": …` / Connect `unavailable`;
 //!   an upload over the destination's cap: 502 `downstream upload: upload: HTTP 500`;
+//! - an `https://` endpoint with a private CA, a path and a bearer token, through a CONNECT
+//!   proxy: one tunnel per call, the paths joined to the endpoint's, the credentials sent;
 //! - `debug_info_destinations = "all"`: two destinations, one says no; the upload reaches only
 //!   the one that said yes.
 
@@ -423,6 +425,55 @@ fn upstream_failures_are_bad_gateway(driver: Driver) {
     assert!(a.completed().is_empty());
 }
 
+fn https_through_a_connect_proxy_with_the_endpoint_transport(driver: Driver) {
+    let pki = testkit::tls::Pki::new();
+    let a = DebugInfoServer::start_with(
+        Answer::Yes,
+        di::DEFAULT_MAX_UPLOAD,
+        Some(pki.server_config(false, false)),
+    );
+    let proxy = testkit::tls::ConnectProxy::start(a.addr());
+    // upstream.test does not resolve: only the proxy reaches the stand-in.
+    let authority = format!("upstream.test:{}", a.addr().port());
+    let extra = format!(
+        "    tls_config {{\n      ca_file = \"{}\"\n    }}\n    proxy_url = \"http://127.0.0.1:{}\"\n    bearer_token = \"tok\"",
+        pki.path("ca.pem"),
+        proxy.addr.port()
+    );
+    let gw = Gateway::start(
+        &config::single(&format!("https://{authority}/base/"), &extra, "", ""),
+        driver,
+        1,
+    );
+    let body = elf(700_000, 8);
+    assert_yes(&should_initiate(gw.addr(), false, "7150"), false);
+    assert_eq!(upload(gw.addr(), "7150", &body).status, 200);
+    assert_eq!(upload_finished(gw.addr(), false, "7150").status, 200);
+    let done = a.completed();
+    assert_eq!(done.len(), 1);
+    assert_eq!(
+        (done[0].bytes, done[0].hash),
+        (body.len() as u64, Fnv::of(&body))
+    );
+    let connects = proxy.connects();
+    assert_eq!(connects.len(), 3, "one tunnel per call");
+    assert!(connects.iter().all(|c| c.target == authority));
+    let seen = a.seen();
+    let targets: Vec<&str> = seen.iter().map(|s| s.target.as_str()).collect();
+    assert_eq!(
+        targets,
+        [
+            "/base/debuginfo.v1alpha1.DebuginfoService/ShouldInitiateUpload",
+            "/base/debuginfo.v1alpha1.DebuginfoService/Upload/7150",
+            "/base/debuginfo.v1alpha1.DebuginfoService/UploadFinished",
+        ]
+    );
+    for s in &seen {
+        assert_eq!(s.header("host"), Some(authority.as_str()));
+        assert_eq!(s.header("authorization"), Some("Bearer tok"));
+    }
+}
+
 fn all_mode_uploads_to_each_destination_that_asked(driver: Driver) {
     let yes = DebugInfoServer::start(Answer::Yes, di::DEFAULT_MAX_UPLOAD);
     let no = DebugInfoServer::start(Answer::No, di::DEFAULT_MAX_UPLOAD);
@@ -466,5 +517,6 @@ both_drivers!(
     a_stalled_client_is_cut_at_the_timeout_and_nothing_completes,
     without_a_destination_calls_are_unavailable,
     upstream_failures_are_bad_gateway,
+    https_through_a_connect_proxy_with_the_endpoint_transport,
     all_mode_uploads_to_each_destination_that_asked,
 );

@@ -13,7 +13,7 @@
 
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -260,6 +260,15 @@ impl DebugInfoServer {
     /// A stand-in that answers `answer` to every `ShouldInitiateUpload` and caps uploads at
     /// `max_upload` bytes.
     pub fn start(answer: Answer, max_upload: u64) -> DebugInfoServer {
+        Self::start_with(answer, max_upload, None)
+    }
+
+    /// [`DebugInfoServer::start`] serving HTTPS with `tls` when given.
+    pub fn start_with(
+        answer: Answer,
+        max_upload: u64,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> DebugInfoServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -271,7 +280,25 @@ impl DebugInfoServer {
                 match listener.accept() {
                     Ok((s, _)) => {
                         let st = st.clone();
-                        std::thread::spawn(move || serve(s, &st, answer, max_upload));
+                        let tls = tls.clone();
+                        std::thread::spawn(move || {
+                            let _ = s.set_nonblocking(false);
+                            let _ = s.set_read_timeout(Some(READ_TIMEOUT));
+                            match tls {
+                                None => serve(s, &st, answer, max_upload),
+                                Some(config) => {
+                                    let Ok(conn) = rustls::ServerConnection::new(config) else {
+                                        return;
+                                    };
+                                    serve(
+                                        rustls::StreamOwned::new(conn, s),
+                                        &st,
+                                        answer,
+                                        max_upload,
+                                    );
+                                }
+                            }
+                        });
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(5));
@@ -342,14 +369,14 @@ enum Body {
 
 /// Reads a body piece by piece, handing each piece to `sink`; `Err` when it ends early or
 /// `sink` refuses (returns false).
-fn read_body(
-    s: &mut TcpStream,
+fn read_body<S: Read>(
+    s: &mut S,
     buf: &mut Vec<u8>,
     body: Body,
     sink: &mut dyn FnMut(&[u8]) -> bool,
 ) -> io::Result<()> {
     let mut chunk = vec![0u8; 256 * 1024];
-    let mut more = |s: &mut TcpStream, buf: &mut Vec<u8>| -> io::Result<()> {
+    let mut more = |s: &mut S, buf: &mut Vec<u8>| -> io::Result<()> {
         let n = s.read(&mut chunk)?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
@@ -419,8 +446,7 @@ fn read_body(
     }
 }
 
-fn serve(mut s: TcpStream, state: &Mutex<State>, answer: Answer, max_upload: u64) {
-    let _ = s.set_read_timeout(Some(READ_TIMEOUT));
+fn serve<S: Read + Write>(mut s: S, state: &Mutex<State>, answer: Answer, max_upload: u64) {
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     loop {
@@ -434,7 +460,7 @@ fn serve(mut s: TcpStream, state: &Mutex<State>, answer: Answer, max_upload: u64
             }
         };
         let Ok(head) = parse_request_head(&buf[..end]) else {
-            let _ = s.write_all(&response_bytes(400, None, &[], b"", true));
+            let _ = send(&mut s, &response_bytes(400, None, &[], b"", true));
             return;
         };
         buf.drain(..end);
@@ -463,10 +489,14 @@ fn serve(mut s: TcpStream, state: &Mutex<State>, answer: Answer, max_upload: u64
         let set_status = |status: u16| state.lock().unwrap().seen[index].status = Some(status);
         let ct = head.header("content-type").unwrap_or("").to_string();
         let json = ct.starts_with("application/json");
-        let target = head.target.clone();
+        // Served under any path prefix (a Pyroscope behind a reverse proxy's path).
+        let target = match head.target.find("/debuginfo.v1alpha1.DebuginfoService/") {
+            Some(at) => head.target[at..].to_string(),
+            None => head.target.clone(),
+        };
         if head.method != "POST" {
             set_status(405);
-            let _ = s.write_all(&response_bytes(405, None, &[], b"", true));
+            let _ = send(&mut s, &response_bytes(405, None, &[], b"", true));
             return;
         }
         if let Some(id) = target.strip_prefix(UPLOAD_PREFIX) {
@@ -480,13 +510,16 @@ fn serve(mut s: TcpStream, state: &Mutex<State>, answer: Answer, max_upload: u64
                     let _ = read_body(&mut s, &mut buf, Body::Length(n), &mut |_| true);
                 }
                 set_status(412);
-                let _ = s.write_all(&response_bytes(
-                    412,
-                    Some("text/plain; charset=utf-8"),
-                    &[],
-                    b"no pending upload for this build ID\n",
-                    true,
-                ));
+                let _ = send(
+                    &mut s,
+                    &response_bytes(
+                        412,
+                        Some("text/plain; charset=utf-8"),
+                        &[],
+                        b"no pending upload for this build ID\n",
+                        true,
+                    ),
+                );
                 return;
             }
             let (mut bytes, mut hash, mut over) = (0u64, Fnv::default(), false);
@@ -501,13 +534,16 @@ fn serve(mut s: TcpStream, state: &Mutex<State>, answer: Answer, max_upload: u64
             });
             if over {
                 set_status(500);
-                let _ = s.write_all(&response_bytes(
-                    500,
-                    Some("text/plain; charset=utf-8"),
-                    &[],
-                    b"upload failed\n",
-                    true,
-                ));
+                let _ = send(
+                    &mut s,
+                    &response_bytes(
+                        500,
+                        Some("text/plain; charset=utf-8"),
+                        &[],
+                        b"upload failed\n",
+                        true,
+                    ),
+                );
                 return;
             }
             if read.is_err() {
@@ -525,9 +561,7 @@ fn serve(mut s: TcpStream, state: &Mutex<State>, answer: Answer, max_upload: u64
                 });
             }
             set_status(200);
-            if s.write_all(&response_bytes(200, None, &[], b"", false))
-                .is_err()
-            {
+            if send(&mut s, &response_bytes(200, None, &[], b"", false)).is_err() {
                 return;
             }
             continue;
@@ -610,12 +644,21 @@ fn serve(mut s: TcpStream, state: &Mutex<State>, answer: Answer, max_upload: u64
             ),
         };
         set_status(status);
-        if s.write_all(&response_bytes(status, Some(ctype), &[], &out, false))
-            .is_err()
+        if send(
+            &mut s,
+            &response_bytes(status, Some(ctype), &[], &out, false),
+        )
+        .is_err()
         {
             return;
         }
     }
+}
+
+/// Writes an answer and flushes it (a TLS stream holds records until flushed).
+fn send<S: Write>(s: &mut S, bytes: &[u8]) -> io::Result<()> {
+    s.write_all(bytes)?;
+    s.flush()
 }
 
 fn content_type(json: bool) -> &'static str {

@@ -193,12 +193,54 @@ fn the_three_calls_reach_the_first_endpoint_in_proto_and_json(driver: Driver) {
     );
     assert_eq!(a.completed().len(), 2);
 
+    // Keep-alive and pipelining around an upload: question, upload and finish written at once
+    // on one connection are answered in order.
+    let id = "b1d0000000000004";
+    let mut c = Client::connect(gw.addr()).with_timeout(WAIT);
+    let mut wire = upload_request(
+        SHOULD_INITIATE_UPLOAD,
+        &[("Content-Type", "application/proto")],
+        &di::should_initiate_request_proto(id, "app"),
+    );
+    wire.extend(upload_request(&format!("{UPLOAD_PREFIX}{id}"), &[], &body));
+    wire.extend(upload_request(
+        UPLOAD_FINISHED,
+        &[("Content-Type", "application/proto")],
+        &di::upload_finished_request_proto(id),
+    ));
+    c.send(&wire);
+    let answers = c.read_responses(3);
+    assert_yes(&answers[0], false);
+    assert_eq!(
+        answers.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [200, 200, 200]
+    );
+    assert_eq!(a.completed().len(), 3);
+
+    // A destination that refuses a large upload before reading it: a 502, the client's
+    // connection closed (its body was not read to the end), nothing completed.
+    let mut c = Client::connect(gw.addr()).with_timeout(WAIT);
+    c.send(&upload_request(
+        &format!("{UPLOAD_PREFIX}b1d0000000000005"),
+        &[],
+        &elf(8 * 1024 * 1024, 9),
+    ));
+    let r = c.read_response();
+    assert_eq!(r.status, 502, "{}", r.body_str());
+    assert!(
+        r.body_str().starts_with("downstream upload: "),
+        "{}",
+        r.body_str()
+    );
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(a.completed().len(), 3);
+
     let m = gw.metrics();
     for (method, result, n) in [
-        ("ShouldInitiateUpload", "success", 2.0),
-        ("Upload", "success", 2.0),
-        ("Upload", "failure", 1.0),
-        ("UploadFinished", "success", 2.0),
+        ("ShouldInitiateUpload", "success", 3.0),
+        ("Upload", "success", 3.0),
+        ("Upload", "failure", 2.0),
+        ("UploadFinished", "success", 3.0),
     ] {
         assert_eq!(
             metric_sum(&m, CALLS, &[("method", method), ("result", result)]),

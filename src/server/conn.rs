@@ -36,6 +36,12 @@ const IDLE_BUFFER_RELEASE: Duration = Duration::from_millis(250);
 const ECANCELED: i32 = 125;
 /// Budget granted to a chunked body at a time while it is being read.
 const CHUNKED_RESERVE_STEP: u64 = 256 * 1024;
+/// After answering a debug-info upload whose body was not read to its end, how long (and how
+/// many bytes) the connection keeps reading and discarding before it closes, so the client can
+/// finish writing and read the answer instead of meeting a reset (Go's server waits the same
+/// 500 ms, `rstAvoidanceDelay`, before closing such a connection).
+const LINGER: Duration = Duration::from_millis(500);
+const LINGER_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A response decided by the connection loop or the ingest handler.
 #[derive(Debug)]
@@ -637,7 +643,25 @@ impl Conn<'_> {
         let done = debuginfo::upload(rx, core, &head, &head_bytes, build_id, body).await;
         self.body_read = done.body_read;
         let close = !done.body_done || !keep_alive || self.rx.closing(self.core);
-        self.respond(&done.reply, close, route).await
+        let next = self.respond(&done.reply, close, route).await;
+        if !done.body_done {
+            self.linger().await;
+        }
+        next
+    }
+
+    /// Reads and discards what the client still sends, for at most [`LINGER`] and
+    /// [`LINGER_MAX_BYTES`], before the connection closes.
+    async fn linger(&mut self) {
+        let until = Instant::now() + LINGER;
+        let mut drained = 0u64;
+        while drained < LINGER_MAX_BYTES {
+            self.buf.clear();
+            match self.read_outcome(until).await {
+                ReadOutcome::Data(n) => drained += n as u64,
+                ReadOutcome::Closed | ReadOutcome::TimedOut => return,
+            }
+        }
     }
 
     async fn write_continue(&mut self) -> bool {

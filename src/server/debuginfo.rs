@@ -57,41 +57,45 @@ pub const NO_DESTINATION: &str = "no downstream endpoints available";
 #[derive(Debug, Default)]
 pub struct Wanted {
     by_build_id: RefCell<HashMap<String, Willing>>,
+    /// Order of the answers, so the oldest is the one evicted.
+    next: std::cell::Cell<u64>,
 }
 
-/// When a build ID was asked about, and the destinations that said yes.
-type Willing = (Instant, Vec<Rc<Destination>>);
+/// When a build ID was asked about (and in which order), and the destinations that said yes.
+type Willing = (Instant, u64, Vec<Rc<Destination>>);
 
 impl Wanted {
     fn remember(&self, build_id: &str, yes: Vec<Rc<Destination>>) {
         // The borrow ends within this function: never held across an await.
         let mut map = self.by_build_id.borrow_mut();
         if map.len() >= MAX_WANTED {
-            map.retain(|_, (at, _)| at.elapsed() < WANTED_TTL);
+            map.retain(|_, (at, _, _)| at.elapsed() < WANTED_TTL);
         }
         if map.len() >= MAX_WANTED
             && let Some(oldest) = map
                 .iter()
-                .min_by_key(|(_, (at, _))| *at)
+                .min_by_key(|(_, (_, seq, _))| *seq)
                 .map(|(k, _)| k.clone())
         {
             map.remove(&oldest);
         }
-        map.insert(build_id.to_string(), (Instant::now(), yes));
+        let seq = self.next.get();
+        self.next.set(seq + 1);
+        map.insert(build_id.to_string(), (Instant::now(), seq, yes));
     }
 
     fn get(&self, build_id: &str) -> Option<Vec<Rc<Destination>>> {
         let map = self.by_build_id.borrow();
         map.get(build_id)
-            .filter(|(at, _)| at.elapsed() < WANTED_TTL)
-            .map(|(_, d)| d.clone())
+            .filter(|(at, _, _)| at.elapsed() < WANTED_TTL)
+            .map(|(_, _, d)| d.clone())
     }
 
     fn forget(&self, build_id: &str) -> Option<Vec<Rc<Destination>>> {
         let mut map = self.by_build_id.borrow_mut();
         map.remove(build_id)
-            .filter(|(at, _)| at.elapsed() < WANTED_TTL)
-            .map(|(_, d)| d)
+            .filter(|(at, _, _)| at.elapsed() < WANTED_TTL)
+            .map(|(_, _, d)| d)
     }
 }
 
@@ -622,5 +626,36 @@ async fn send_whole(
         Some(Ok(reply)) => reply,
         Some(Err(e)) => downstream_error(format_args!("Post \"{url}\": {e}")),
         None => downstream_error(format_args!("Post \"{url}\": context deadline exceeded")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dest(n: u16) -> Rc<Destination> {
+        let e = crate::upstream::testing::endpoint(&format!("http://127.0.0.1:{n}"), 1);
+        Rc::new(Destination::new(&e, 0, vec![]).expect("destination"))
+    }
+
+    #[test]
+    fn wanted_remembers_the_willing_until_finished_and_stays_bounded() {
+        let w = Wanted::default();
+        let (a, b) = (dest(1), dest(2));
+        w.remember("id", vec![b.clone()]);
+        let got = w.get("id").expect("remembered");
+        assert!(got.len() == 1 && Rc::ptr_eq(&got[0], &b));
+        // An upload reads it; `UploadFinished` takes it.
+        assert!(w.get("id").is_some());
+        assert!(w.forget("id").is_some());
+        assert!(w.get("id").is_none() && w.forget("id").is_none());
+
+        for i in 0..MAX_WANTED + 10 {
+            w.remember(&format!("b{i}"), vec![a.clone()]);
+        }
+        assert_eq!(w.by_build_id.borrow().len(), MAX_WANTED);
+        // The oldest went first; the newest is there.
+        assert!(w.get("b0").is_none());
+        assert!(w.get(&format!("b{}", MAX_WANTED + 9)).is_some());
     }
 }

@@ -18,6 +18,7 @@
 //!   an upload over the destination's cap: 502 `downstream upload: upload: HTTP 500`;
 //! - an `https://` endpoint with a private CA, a path and a bearer token, through a CONNECT
 //!   proxy: one tunnel per call, the paths joined to the endpoint's, the credentials sent;
+//! - a reload switching `debug_info_destinations` applies to the next call;
 //! - `debug_info_destinations = "all"`: two destinations, one says no; the upload reaches only
 //!   the one that said yes.
 
@@ -553,7 +554,48 @@ fn all_mode_uploads_to_each_destination_that_asked(driver: Driver) {
     );
 }
 
+fn a_reload_applies_new_debug_info_settings(driver: Driver) {
+    let yes = DebugInfoServer::start(Answer::Yes, di::DEFAULT_MAX_UPLOAD);
+    let no = DebugInfoServer::start(Answer::No, di::DEFAULT_MAX_UPLOAD);
+    let config_for = |mode: &str| {
+        format!(
+            "{}{}",
+            config::receiver(
+                "default",
+                &["w"],
+                "",
+                &format!("  debug_info_destinations = \"{mode}\"")
+            ),
+            config::write(
+                "w",
+                &[
+                    config::endpoint(&no.url(), ""),
+                    config::endpoint(&yes.url(), "")
+                ],
+                ""
+            )
+        )
+    };
+    let gw = Gateway::start(&config_for("first"), driver, 1);
+    // The first endpoint alone is asked: it says no.
+    let r = should_initiate(gw.addr(), false, "7e10ad");
+    assert_eq!(r.status, 200);
+    let answer = di::decode_should_initiate_response("application/proto", &r.body).unwrap();
+    assert!(!answer.should_initiate_upload);
+    assert!(yes.seen().is_empty());
+
+    std::fs::write(gw.config_path(), config_for("all")).expect("write the config");
+    let mut c = Client::connect(gw.admin());
+    c.send(b"POST /-/reload HTTP/1.1\r\nHost: pyrogate\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(c.read_response().status, 200);
+    assert_yes(&should_initiate(gw.addr(), false, "7e10ad"), false);
+    let body = elf(100_000, 10);
+    assert_eq!(upload(gw.addr(), "7e10ad", &body).status, 200);
+    assert_eq!(yes.completed().len(), 1);
+}
+
 both_drivers!(
+    a_reload_applies_new_debug_info_settings,
     the_three_calls_reach_the_first_endpoint_in_proto_and_json,
     a_64_mib_upload_streams_in_bounded_memory,
     a_stalled_client_is_cut_at_the_timeout_and_nothing_completes,

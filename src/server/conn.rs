@@ -587,7 +587,8 @@ impl Conn<'_> {
         self.body_read = body.len() as u64;
         let reply = match (call, api) {
             (Some(call), _) => {
-                drop(reservation);
+                // The message stays charged until the call is answered.
+                let _held = reservation;
                 debuginfo::unary(self.rx, call, &head, &head_bytes, body).await
             }
             (None, Api::Ingest) => {
@@ -611,7 +612,7 @@ impl Conn<'_> {
         build_id: &str,
     ) -> Next {
         let route = DEBUGINFO_UPLOAD_ROUTE;
-        let limit = self.rx.config.debug_info_max_upload_bytes;
+        let limit = self.rx.live().debug_info_max_upload_bytes;
         let keep_alive = head.keep_alive;
         if let BodyFraming::Length(n) = head.body
             && n > limit

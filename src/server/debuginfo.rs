@@ -248,7 +248,7 @@ async fn unary_reply(
             (dest, outcome)
         }
     };
-    match rx.config.debug_info_destinations {
+    match live.debug_info_destinations {
         DebugInfoDestinations::First => match one(dests[0].clone()).await.1 {
             UnaryOutcome::Ok(answer) => relay(codec, answer),
             UnaryOutcome::Failed(reply) => reply,
@@ -390,11 +390,10 @@ pub async fn upload(
     } else {
         let live = rx.live();
         let extra = forwarded(&live.forward_headers, head, head_bytes);
-        match rx.config.debug_info_destinations {
+        match live.debug_info_destinations {
             DebugInfoDestinations::First => {
                 let dest = &dests[0];
-                let timeout = rx
-                    .config
+                let timeout = live
                     .debug_info_upload_timeout
                     .min(dest.endpoint.debug_info_upload_timeout);
                 stream_to_one(
@@ -533,7 +532,7 @@ async fn upload_to_each(
     body: &mut StreamBody<'_>,
     started: Instant,
 ) -> Reply {
-    let read_deadline = started + rx.config.debug_info_upload_timeout;
+    let read_deadline = started + rx.live().debug_info_upload_timeout;
     let wait_until = started + core.queue_wait_timeout;
     let Some(reservation) = core
         .budget
@@ -565,7 +564,7 @@ async fn upload_to_each(
     let mut failure: Option<Reply> = None;
     for dest in &targets {
         let deadline = started
-            + rx.config
+            + rx.live()
                 .debug_info_upload_timeout
                 .min(dest.endpoint.debug_info_upload_timeout);
         let reply = send_whole(dest, build_id, extra, &pieces, total, deadline).await;

@@ -32,7 +32,7 @@ use monoio::net::TcpListener;
 use std::time::Duration;
 
 use crate::budget::Budget;
-use crate::config::{AckMode, Receiver};
+use crate::config::{AckMode, DebugInfoDestinations, Receiver};
 use crate::h1;
 use crate::metrics::ReceiverMetrics;
 use crate::pipeline::Pipeline;
@@ -118,6 +118,12 @@ pub struct Live {
     /// TLS settings when the receiver serves HTTPS, taken by each new connection: a reload
     /// reads the certificate files again, so connections after it get rotated certificates.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// `debug_info_upload_timeout`.
+    pub debug_info_upload_timeout: Duration,
+    /// `debug_info_max_upload_bytes`.
+    pub debug_info_max_upload_bytes: u64,
+    /// `debug_info_destinations`.
+    pub debug_info_destinations: DebugInfoDestinations,
 }
 
 impl Live {
@@ -133,6 +139,9 @@ impl Live {
             forward_headers: config.forward_headers.clone(),
             client_auth,
             tls,
+            debug_info_upload_timeout: config.debug_info_upload_timeout,
+            debug_info_max_upload_bytes: config.debug_info_max_upload_bytes,
+            debug_info_destinations: config.debug_info_destinations,
         }
     }
 }

@@ -325,7 +325,7 @@ async fn call_unary(
     headers.push((b"Connect-Timeout-Ms", timeout_ms.as_bytes()));
     let result = monoio::time::timeout(budget, upstream::unary(dest, &path, &headers, body)).await;
     let failed = |code: Code, message: String| {
-        tracing::warn!(endpoint = %dest.endpoint.url_text, method = call.as_str(), error = %message, "debug-info call failed");
+        dest.warn(format_args!("debug-info {call} failed: {message}"));
         UnaryOutcome::Failed(connect_error(code, &message))
     };
     match result {
@@ -334,7 +334,7 @@ async fn call_unary(
             // A Connect error is relayed as the destination wrote it; any other answer becomes
             // the error connect-go's client makes of its HTTP status.
             if let Some((code, message)) = connect::parse_error_body(&answer.body) {
-                tracing::warn!(endpoint = %dest.endpoint.url_text, method = call.as_str(), error = %format!("{code}: {message}"), "debug-info call failed");
+                dest.warn(format_args!("debug-info {call} failed: {code}: {message}"));
                 return UnaryOutcome::Failed(Reply {
                     status: answer.status,
                     body: answer.body,
@@ -396,7 +396,7 @@ pub async fn upload(
                 let timeout = live
                     .debug_info_upload_timeout
                     .min(dest.endpoint.debug_info_upload_timeout);
-                stream_to_one(
+                let reply = stream_to_one(
                     rx,
                     core,
                     dest,
@@ -405,7 +405,15 @@ pub async fn upload(
                     &mut body,
                     started + timeout,
                 )
-                .await
+                .await;
+                if reply.status != 200 {
+                    warn_upload(
+                        dest,
+                        build_id,
+                        String::from_utf8_lossy(&reply.body).trim_end(),
+                    );
+                }
+                reply
             }
             DebugInfoDestinations::All => {
                 let (targets, known) = match rx.debuginfo_wanted.get(build_id) {
@@ -490,7 +498,6 @@ async fn stream_to_one(
         if let Err(e) = r {
             // The upstream request is left incomplete and its connection dropped: the
             // destination never sees a finished upload.
-            warn_upload(dest, build_id, &e.to_string());
             return client_error(&e);
         }
         match until(deadline, up.send(piece.freeze())).await {
@@ -515,7 +522,10 @@ async fn stream_to_one(
 }
 
 fn warn_upload(dest: &Destination, build_id: &str, why: &str) {
-    tracing::warn!(endpoint = %dest.endpoint.url_text, gnu_build_id = %build_id, error = %why, "debug-info upload abandoned; nothing completed upstream");
+    // Rate-limited per destination, and shown as its last error on the status page.
+    dest.warn(format_args!(
+        "debug-info upload of {build_id} not completed: {why}"
+    ));
 }
 
 /// "all" mode: the body is read whole (each window charged to the budget), then the same

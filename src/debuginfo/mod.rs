@@ -536,6 +536,18 @@ mod tests {
     }
 
     #[test]
+    fn a_build_id_survives_the_upstream_path_and_the_router() {
+        for id in ["deadbeef", "a b", "ü%2F", "x+y=z@:$&", "~._-", "%", "?#[]"] {
+            let path = upload_path("", id);
+            assert_eq!(
+                route(path.as_bytes()),
+                Some(Route::Upload(id.into())),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
     fn codecs_follow_the_unary_content_types() {
         assert_eq!(Codec::of(b"application/proto"), Some(Codec::Proto));
         assert_eq!(

@@ -18,6 +18,8 @@
 //!   an upload over the destination's cap: 502 `downstream upload: upload: HTTP 500`;
 //! - an `https://` endpoint with a private CA, a path and a bearer token, through a CONNECT
 //!   proxy: one tunnel per call, the paths joined to the endpoint's, the credentials sent;
+//! - an upload over `debug_info_max_upload_bytes`: 413 before anything is sent when announced,
+//!   413 with the upstream request left unfinished when found on the way (chunked);
 //! - a reload switching `debug_info_destinations` applies to the next call;
 //! - `debug_info_destinations = "all"`: two destinations, one says no; the upload reaches only
 //!   the one that said yes.
@@ -554,6 +556,46 @@ fn all_mode_uploads_to_each_destination_that_asked(driver: Driver) {
     );
 }
 
+fn uploads_over_the_limit_are_refused(driver: Driver) {
+    let a = DebugInfoServer::start(Answer::Yes, di::DEFAULT_MAX_UPLOAD);
+    let gw = Gateway::start(
+        &config::single(&a.url(), "", "", "  debug_info_max_upload_bytes = 100000"),
+        driver,
+        1,
+    );
+    assert_yes(&should_initiate(gw.addr(), false, "b19"), false);
+    // Announced over the limit: refused before anything is read or sent.
+    let r = upload(gw.addr(), "b19", &elf(100_001, 11));
+    assert_eq!(
+        (r.status, r.body_str()),
+        (
+            413,
+            "request body is larger than 100000 bytes\n".to_string()
+        )
+    );
+    assert!(a.seen().iter().all(|s| !s.target.contains("/Upload/")));
+    // Chunked, found over the limit on the way: refused, the upstream request left unfinished.
+    let mut c = Client::connect(gw.addr()).with_timeout(WAIT);
+    c.send(&chunked_upload_request(
+        &format!("{UPLOAD_PREFIX}b19"),
+        &[],
+        &elf(300_000, 12),
+        50_000,
+    ));
+    let r = c.read_response();
+    assert_eq!(r.status, 413, "{}", r.body_str());
+    assert_eq!(
+        r.body_str(),
+        "debug-info upload: request body is larger than 100000 bytes\n"
+    );
+    assert!(a.wait_until(WAIT, |a| a.incomplete() == 1));
+    assert!(a.completed().is_empty());
+    // Within the limit: delivered.
+    let body = elf(100_000, 13);
+    assert_eq!(upload(gw.addr(), "b19", &body).status, 200);
+    assert_eq!(a.completed()[0].hash, Fnv::of(&body));
+}
+
 fn a_reload_applies_new_debug_info_settings(driver: Driver) {
     let yes = DebugInfoServer::start(Answer::Yes, di::DEFAULT_MAX_UPLOAD);
     let no = DebugInfoServer::start(Answer::No, di::DEFAULT_MAX_UPLOAD);
@@ -595,6 +637,7 @@ fn a_reload_applies_new_debug_info_settings(driver: Driver) {
 }
 
 both_drivers!(
+    uploads_over_the_limit_are_refused,
     a_reload_applies_new_debug_info_settings,
     the_three_calls_reach_the_first_endpoint_in_proto_and_json,
     a_64_mib_upload_streams_in_bounded_memory,

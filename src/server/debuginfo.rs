@@ -244,7 +244,7 @@ async fn unary_reply(
         let body = body.clone();
         let extra = extra.clone();
         async move {
-            let outcome = call_unary(&dest, call, codec, &extra, body, client_deadline).await;
+            let outcome = call_unary(&dest, call, &extra, body, client_deadline).await;
             (dest, outcome)
         }
     };
@@ -307,12 +307,10 @@ fn relay(codec: Codec, answer: Answer) -> Reply {
 async fn call_unary(
     dest: &Destination,
     call: Call,
-    codec: Codec,
     extra: &[(&[u8], &[u8])],
     body: Bytes,
     client_deadline: Option<Instant>,
 ) -> UnaryOutcome {
-    let _ = codec;
     let path = codec::unary_path(&upstream::escaped_base(dest), call);
     // connect-go's client deadline: the write endpoint's `remote_timeout`, capped by the
     // client's own `Connect-Timeout-Ms`.

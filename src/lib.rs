@@ -11,6 +11,8 @@
 //! - [`labels`]: Pyroscope's label-set grammar, Go-compatible query parsing and encoding, and
 //!   the label rules Alloy applies on `/ingest` and Push. Pure.
 //! - [`relabel`]: Prometheus' relabelling rules (`pyroscope.relabel`) and their cache. Pure.
+//! - [`debuginfo`]: the eBPF debug-info service's routes, upstream paths and message fields.
+//!   Pure. `server::debuginfo` proxies the service (`upstream::debuginfo` sends each call).
 //! - [`gateway`] (main thread) starts [`worker`] core threads; each core runs [`server`]
 //!   (accept, HTTP/1.1 connections, the `/ingest` and Push ends), [`pipeline`] (the component
 //!   graph of each receiver and the one delivery path), [`fanout`] (admission to the
@@ -51,6 +53,7 @@ pub mod budget;
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod debuginfo;
 pub mod fanout;
 pub mod gateway;
 pub mod h1;

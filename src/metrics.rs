@@ -599,6 +599,9 @@ pub struct ReceiverMetrics {
     connections: Cell<u64>,
     /// dskit's server instrumentation, one entry per `(method, route)` seen.
     http: RefCell<Vec<Rc<HttpRoute>>>,
+    /// Debug-info calls forwarded, per [`crate::debuginfo::Call`] and result (success,
+    /// failure).
+    debuginfo_calls: [[Cell<u64>; 2]; 3],
 }
 
 impl ReceiverMetrics {
@@ -653,11 +656,23 @@ impl ReceiverMetrics {
         add(&self.refused[reason as usize], 1);
     }
 
+    /// One debug-info call answered: Alloy's `recordDownstream`.
+    pub fn record_debuginfo(&self, call: crate::debuginfo::Call, success: bool) {
+        add(
+            &self.debuginfo_calls[call as usize][usize::from(!success)],
+            1,
+        );
+    }
+
     fn snapshot(&self) -> ReceiverSnapshot {
         ReceiverSnapshot {
             requests: self.requests.borrow().clone(),
             refused: self.refused.each_ref().map(Cell::get),
             connections: self.connections.get(),
+            debuginfo_calls: self
+                .debuginfo_calls
+                .each_ref()
+                .map(|r| r.each_ref().map(Cell::get)),
             http: self
                 .http
                 .borrow()
@@ -932,6 +947,8 @@ pub struct ReceiverSnapshot {
     pub requests: BTreeMap<(&'static str, u16), u64>,
     pub refused: [u64; RefuseReason::ALL.len()],
     pub connections: u64,
+    /// Debug-info calls per `Call` and result (success, failure).
+    pub debuginfo_calls: [[u64; 2]; 3],
     /// dskit's server metrics per `(method, route)`.
     pub http: Vec<HttpSnapshot>,
 }
@@ -1007,6 +1024,11 @@ impl CoreSnapshot {
                 *x += y;
             }
             a.connections += b.connections;
+            for (x, y) in a.debuginfo_calls.iter_mut().zip(b.debuginfo_calls) {
+                for (x, y) in x.iter_mut().zip(y) {
+                    *x += y;
+                }
+            }
             merge_http(&mut a.http, &b.http);
         }
         for (a, b) in self.writers.iter_mut().zip(&other.writers) {
@@ -1424,6 +1446,7 @@ pub fn render_with(config: &Config, snap: &CoreSnapshot, process: &Process) -> S
             rc.http.conn_limit,
         );
     }
+    render_debuginfo(&mut f, config, snap);
     render_http(&mut f, config, snap);
     f.header("pyrogate_connections", "gauge", "Open client connections.");
     for (r, rc) in snap.receivers.iter().zip(&config.receivers) {
@@ -1455,6 +1478,40 @@ pub fn render_with(config: &Config, snap: &CoreSnapshot, process: &Process) -> S
     }
     process.render(&mut f);
     out
+}
+
+/// receive_http's debug-info proxy counter, as Alloy's (`receive_http/metrics.go`): a
+/// `(method, result)` series appears once such a call was answered.
+fn render_debuginfo(f: &mut Family<'_>, config: &Config, snap: &CoreSnapshot) {
+    let name = "pyroscope_receive_http_debuginfo_downstream_calls_total";
+    f.header(
+        name,
+        "counter",
+        "Total number of downstream debuginfo calls made by the receive_http proxy, labeled by method and result.",
+    );
+    for (r, rc) in snap.receivers.iter().zip(&config.receivers) {
+        for call in crate::debuginfo::Call::ALL {
+            for (i, result) in ["success", "failure"].into_iter().enumerate() {
+                let n = r.debuginfo_calls[call as usize][i];
+                if n == 0 {
+                    continue;
+                }
+                f.sample(
+                    name,
+                    &[
+                        label(
+                            "component_id",
+                            &format!("pyroscope.receive_http.{}", rc.label),
+                        ),
+                        label("component_path", "/"),
+                        label("method", call.as_str()),
+                        label("result", result),
+                    ],
+                    n,
+                );
+            }
+        }
+    }
 }
 
 /// receive_http's request instrumentation, as dskit's server middleware exposes it with the

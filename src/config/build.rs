@@ -241,11 +241,22 @@ impl Cx<'_, '_, '_> {
         let graceful_shutdown_timeout = self
             .duration(&mut r, "graceful_shutdown_timeout")
             .unwrap_or(DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT);
-        self.ignored_duration(
-            &mut r,
-            "debug_info_upload_timeout",
-            "it applies to eBPF debug-info uploads, which pyrogate does not receive",
-        );
+        let debug_info_upload_timeout = self
+            .positive_duration(&mut r, "debug_info_upload_timeout")
+            .unwrap_or(DEFAULT_DEBUG_INFO_UPLOAD_TIMEOUT);
+        let debug_info_max_upload_bytes = self
+            .size(&mut r, "debug_info_max_upload_bytes")
+            .unwrap_or(DEFAULT_DEBUG_INFO_MAX_UPLOAD_BYTES);
+        let debug_info_destinations = self
+            .choice(
+                &mut r,
+                "debug_info_destinations",
+                &[
+                    ("first", DebugInfoDestinations::First),
+                    ("all", DebugInfoDestinations::All),
+                ],
+            )
+            .unwrap_or(DebugInfoDestinations::First);
         let acknowledge = self
             .choice(
                 &mut r,
@@ -306,6 +317,9 @@ impl Cx<'_, '_, '_> {
                 acknowledge,
                 forward_headers,
                 client_auth,
+                debug_info_upload_timeout,
+                debug_info_max_upload_bytes,
+                debug_info_destinations,
             },
             listen_pos,
         ))

@@ -105,11 +105,9 @@ impl Cx<'_, '_, '_> {
                 u32::try_from(n).unwrap_or(u32::MAX)
             });
         let retry_on_http_429 = self.bool(&mut r, "retry_on_http_429").unwrap_or(true);
-        self.ignored_duration(
-            &mut r,
-            "debug_info_upload_timeout",
-            "it applies to eBPF debug-info uploads, which pyrogate does not send",
-        );
+        let debug_info_upload_timeout = self
+            .positive_duration(&mut r, "debug_info_upload_timeout")
+            .unwrap_or(DEFAULT_DEBUG_INFO_UPLOAD_TIMEOUT);
         let auth = self.auth(&mut r, &mut ok);
         let tls = r
             .block("tls_config", self.sink)
@@ -163,6 +161,7 @@ impl Cx<'_, '_, '_> {
             connect_timeout,
             compression,
             spool,
+            debug_info_upload_timeout,
         })
     }
 

@@ -61,6 +61,12 @@ pub const DEFAULT_SENDERS_PER_CORE: usize = 16;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default interval between DNS re-resolutions of an upstream host.
 pub const DEFAULT_DNS_REFRESH: Duration = Duration::from_secs(30);
+/// Alloy's default `debug_info_upload_timeout` (receive_http and write endpoints), also
+/// Pyroscope's `-debug-info.upload-timeout`.
+pub const DEFAULT_DEBUG_INFO_UPLOAD_TIMEOUT: Duration = Duration::from_secs(120);
+/// Largest debug-info upload (`POST /debuginfo.v1alpha1.DebuginfoService/Upload/…`) a
+/// receiver forwards: Pyroscope's `-debug-info.max-upload-size` default (1 GiB).
+pub const DEFAULT_DEBUG_INFO_MAX_UPLOAD_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// A whole validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,6 +98,26 @@ pub struct Receiver {
     pub forward_headers: Vec<String>,
     /// Credentials clients must present (*pyrogate extension* `client_auth`).
     pub client_auth: Option<ClientAuth>,
+    /// `debug_info_upload_timeout`: bounds a debug-info upload (the client's read and the
+    /// upstream's write), as Alloy's.
+    pub debug_info_upload_timeout: Duration,
+    /// *pyrogate extension* `debug_info_max_upload_bytes`: the largest debug-info upload
+    /// forwarded.
+    pub debug_info_max_upload_bytes: u64,
+    /// *pyrogate extension* `debug_info_destinations`: which destinations debug-info calls go
+    /// to.
+    pub debug_info_destinations: DebugInfoDestinations,
+}
+
+/// Where a receiver's debug-info calls go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DebugInfoDestinations {
+    /// Alloy's behaviour: the first endpoint of the first writer reachable
+    /// (`debug_info_destinations = "first"`, the default).
+    First,
+    /// Every destination reachable; an upload goes to each one that asked for it
+    /// (`debug_info_destinations = "all"`).
+    All,
 }
 
 /// The `client_auth` block of a receiver (*pyrogate extension*): the one credential every
@@ -221,6 +247,8 @@ pub struct Endpoint {
     /// *pyrogate extension* `spool`: whether this endpoint spools when a `spool` block is
     /// configured (default true; `spool = false` opts out).
     pub spool: bool,
+    /// `debug_info_upload_timeout`: bounds a debug-info upload to this endpoint, as Alloy's.
+    pub debug_info_upload_timeout: Duration,
 }
 
 /// Content coding of upstream Push requests.
@@ -258,6 +286,7 @@ impl Endpoint {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             compression: Compression::None,
             spool: true,
+            debug_info_upload_timeout: DEFAULT_DEBUG_INFO_UPLOAD_TIMEOUT,
         }
     }
 }

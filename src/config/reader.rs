@@ -414,17 +414,4 @@ impl Cx<'_, '_, '_> {
             );
         }
     }
-
-    /// Accepts an attribute pyrogate does not act on (after checking its type), with a warning.
-    pub fn ignored_duration(&mut self, r: &mut Reader<'_>, name: &str, why: &str) {
-        let at = r.attr(name).map(|a| a.name_span.start);
-        if let Some(at) = at
-            && self.duration(r, name).is_some()
-        {
-            self.sink.warn(
-                at,
-                format!("{name} in {} is ignored by pyrogate: {why}", r.path),
-            );
-        }
-    }
 }

@@ -194,6 +194,31 @@ impl Pipeline {
         self.paths
     }
 
+    /// Every destination reachable from the receiver: the endpoints of every writer in
+    /// `forward_to` order, depth first through relabel stages (whose rules do not apply: no
+    /// labels travel with debug-info calls), each once. Alloy's receive_http asks its
+    /// `forward_to` elements for their debug-info clients the same way
+    /// (`receive_http/debuginfo.go`, `getDebugInfoClients`) and uses the first.
+    pub fn reachable_destinations(&self) -> Vec<Rc<Destination>> {
+        fn collect(stages: &[Stage], out: &mut Vec<Rc<Destination>>) {
+            for stage in stages {
+                match stage {
+                    Stage::Write(w) => {
+                        for d in &w.destinations {
+                            if !out.iter().any(|o| Rc::ptr_eq(o, d)) {
+                                out.push(d.clone());
+                            }
+                        }
+                    }
+                    Stage::Relabel(r) => collect(&r.forward_to, out),
+                }
+            }
+        }
+        let mut out = Vec::new();
+        collect(&self.forward_to, &mut out);
+        out
+    }
+
     /// Walks the graph for `labels` (sorted by name) and appends one [`Hop`] per writer
     /// reached, in `forward_to` order, depth first.
     pub fn route<'p>(&'p self, labels: &[(&str, &str)], hops: &mut Vec<Hop<'p>>) {

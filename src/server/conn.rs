@@ -18,8 +18,9 @@ use bytes::{Buf, Bytes, BytesMut};
 use monoio::net::TcpStream;
 
 use super::ReceiverRt;
-use super::{ingest, push};
+use super::{debuginfo, ingest, push};
 use crate::budget::Reservation;
+use crate::debuginfo::{self as debuginfo_codec, Call};
 use crate::h1::{self, BodyFraming, Method, RequestHead};
 use crate::metrics::{HttpRequest, RefuseReason};
 use crate::tls::stream::Stream;
@@ -35,6 +36,12 @@ const IDLE_BUFFER_RELEASE: Duration = Duration::from_millis(250);
 const ECANCELED: i32 = 125;
 /// Budget granted to a chunked body at a time while it is being read.
 const CHUNKED_RESERVE_STEP: u64 = 256 * 1024;
+/// After answering a debug-info upload whose body was not read to its end, how long (and how
+/// many bytes) the connection keeps reading and discarding before it closes, so the client can
+/// finish writing and read the answer instead of meeting a reset (Go's server waits the same
+/// 500 ms, `rstAvoidanceDelay`, before closing such a connection).
+const LINGER: Duration = Duration::from_millis(500);
+const LINGER_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A response decided by the connection loop or the ingest handler.
 #[derive(Debug)]
@@ -113,9 +120,18 @@ fn push_error(code: crate::push::connect::Code, message: &str) -> Reply {
 
 enum Route {
     Upload(Api),
+    /// `ShouldInitiateUpload` or `UploadFinished`: a Connect unary body read whole.
+    DebugInfoUnary(Call),
+    /// `Upload/{gnu_build_id}`: a body streamed, never read whole here.
+    DebugInfoUpload(String),
     MethodNotAllowed,
     NotFound,
 }
+
+/// dskit's route labels of the debug-info routes: the Connect service prefix Alloy mounts,
+/// and the upload's path template.
+const DEBUGINFO_ROUTE: &str = "debuginfo_v1alpha1_debuginfoservice";
+const DEBUGINFO_UPLOAD_ROUTE: &str = "debuginfo_v1alpha1_debuginfoservice_upload_gnu_build_id";
 
 fn route(method: Method, path: &[u8]) -> (Route, &'static str) {
     match path {
@@ -133,6 +149,18 @@ fn route(method: Method, path: &[u8]) -> (Route, &'static str) {
                 (Route::MethodNotAllowed, "push_v1_pusherservice")
             }
         }
+        p if p.starts_with(debuginfo_codec::SERVICE_PREFIX.as_bytes()) => {
+            match debuginfo_codec::route(p) {
+                Some(_) if method != Method::Post => (Route::MethodNotAllowed, DEBUGINFO_ROUTE),
+                Some(debuginfo_codec::Route::Unary(call)) => {
+                    (Route::DebugInfoUnary(call), DEBUGINFO_ROUTE)
+                }
+                Some(debuginfo_codec::Route::Upload(id)) => {
+                    (Route::DebugInfoUpload(id), DEBUGINFO_UPLOAD_ROUTE)
+                }
+                None => (Route::NotFound, "notfound"),
+            }
+        }
         _ => (Route::NotFound, "notfound"),
     }
 }
@@ -146,6 +174,8 @@ fn dskit_route(route: &Route) -> &'static str {
     match route {
         Route::Upload(Api::Ingest) => "ingest",
         Route::Upload(Api::Push) => "push_v1_pusherservice",
+        Route::DebugInfoUnary(_) => DEBUGINFO_ROUTE,
+        Route::DebugInfoUpload(_) => DEBUGINFO_UPLOAD_ROUTE,
         Route::MethodNotAllowed | Route::NotFound => "other",
     }
 }
@@ -479,22 +509,37 @@ impl Conn<'_> {
                 self.respond(&Reply::empty(405), has_body || !head.keep_alive, route_name)
                     .await
             }
-            Route::Upload(api) => self.upload(api, head, head_bytes, deadline).await,
+            Route::Upload(api) => self.upload(api, None, head, head_bytes, deadline).await,
+            // Connect unary: the body is read (and its errors answered) as a Push's.
+            Route::DebugInfoUnary(call) => {
+                self.upload(Api::Push, Some(call), head, head_bytes, deadline)
+                    .await
+            }
+            Route::DebugInfoUpload(build_id) => {
+                self.debuginfo_upload(head, head_bytes, &build_id).await
+            }
         };
         // A request abandoned without an answer leaves the in-flight gauge here.
         self.request = None;
         next
     }
 
+    /// Reads the body of an upload (or of a debug-info unary `call`, whose errors are a
+    /// Push's) and hands it to its handler.
     async fn upload(
         &mut self,
         api: Api,
+        call: Option<Call>,
         head: RequestHead,
         head_bytes: Bytes,
         deadline: Instant,
     ) -> Next {
         let http = &self.rx.config.http;
-        let route = route_name(api);
+        let route = if call.is_some() {
+            DEBUGINFO_ROUTE
+        } else {
+            route_name(api)
+        };
         let wait_until = Instant::now() + self.core.queue_wait_timeout;
         let keep_alive = head.keep_alive;
         let (body, reservation) = match head.body {
@@ -540,16 +585,84 @@ impl Conn<'_> {
             }
         };
         self.body_read = body.len() as u64;
-        let reply = match api {
-            Api::Ingest => {
+        let reply = match (call, api) {
+            (Some(call), _) => {
+                // The message stays charged until the call is answered.
+                let _held = reservation;
+                debuginfo::unary(self.rx, call, &head, &head_bytes, body).await
+            }
+            (None, Api::Ingest) => {
                 ingest::handle(self.rx, &head, &head_bytes, body, reservation, wait_until).await
             }
-            Api::Push => {
+            (None, Api::Push) => {
                 push::handle(self.rx, &head, &head_bytes, body, reservation, wait_until).await
             }
         };
         let close = !keep_alive || self.rx.closing(self.core);
         self.respond(&reply, close, route).await
+    }
+
+    /// `Upload/{gnu_build_id}`: the body is streamed to the destination as it arrives, under
+    /// `debug_info_upload_timeout` instead of `server_read_timeout` (Alloy extends the
+    /// connection's deadlines the same way). A body not read to its end closes the connection.
+    async fn debuginfo_upload(
+        &mut self,
+        head: RequestHead,
+        head_bytes: Bytes,
+        build_id: &str,
+    ) -> Next {
+        let route = DEBUGINFO_UPLOAD_ROUTE;
+        let limit = self.rx.live().debug_info_max_upload_bytes;
+        let keep_alive = head.keep_alive;
+        if let BodyFraming::Length(n) = head.body
+            && n > limit
+        {
+            self.rx.metrics.record_debuginfo(Call::Upload, false);
+            let reply = Reply::text(413, &format!("request body is larger than {limit} bytes"));
+            return self.respond(&reply, true, route).await;
+        }
+        if head.expect_continue
+            && self.buf.is_empty()
+            && !matches!(head.body, BodyFraming::Empty)
+            && !self.write_continue().await
+        {
+            return Next::Close;
+        }
+        let (rx, core) = (self.rx, self.core);
+        let body = match super::stream_body::StreamBody::new(
+            &mut self.stream,
+            &mut self.buf,
+            head.body,
+            limit,
+        ) {
+            Ok(b) => b,
+            Err(e) => {
+                let reply = Reply::text(e.status(), &e.to_string());
+                return self.respond(&reply, true, route).await;
+            }
+        };
+        let done = debuginfo::upload(rx, core, &head, &head_bytes, build_id, body).await;
+        self.body_read = done.body_read;
+        let close = !done.body_done || !keep_alive || self.rx.closing(self.core);
+        let next = self.respond(&done.reply, close, route).await;
+        if !done.body_done {
+            self.linger().await;
+        }
+        next
+    }
+
+    /// Reads and discards what the client still sends, for at most [`LINGER`] and
+    /// [`LINGER_MAX_BYTES`], before the connection closes.
+    async fn linger(&mut self) {
+        let until = Instant::now() + LINGER;
+        let mut drained = 0u64;
+        while drained < LINGER_MAX_BYTES {
+            self.buf.clear();
+            match self.read_outcome(until).await {
+                ReadOutcome::Data(n) => drained += n as u64,
+                ReadOutcome::Closed | ReadOutcome::TimedOut => return,
+            }
+        }
     }
 
     async fn write_continue(&mut self) -> bool {

@@ -15,9 +15,11 @@
 
 pub mod client_auth;
 pub mod conn;
+pub mod debuginfo;
 pub mod ingest;
 pub mod listen;
 pub mod push;
+pub mod stream_body;
 pub mod tls;
 
 use std::cell::{Cell, RefCell};
@@ -30,7 +32,7 @@ use monoio::net::TcpListener;
 use std::time::Duration;
 
 use crate::budget::Budget;
-use crate::config::{AckMode, Receiver};
+use crate::config::{AckMode, DebugInfoDestinations, Receiver};
 use crate::h1;
 use crate::metrics::ReceiverMetrics;
 use crate::pipeline::Pipeline;
@@ -116,6 +118,12 @@ pub struct Live {
     /// TLS settings when the receiver serves HTTPS, taken by each new connection: a reload
     /// reads the certificate files again, so connections after it get rotated certificates.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// `debug_info_upload_timeout`.
+    pub debug_info_upload_timeout: Duration,
+    /// `debug_info_max_upload_bytes`.
+    pub debug_info_max_upload_bytes: u64,
+    /// `debug_info_destinations`.
+    pub debug_info_destinations: DebugInfoDestinations,
 }
 
 impl Live {
@@ -131,6 +139,9 @@ impl Live {
             forward_headers: config.forward_headers.clone(),
             client_auth,
             tls,
+            debug_info_upload_timeout: config.debug_info_upload_timeout,
+            debug_info_max_upload_bytes: config.debug_info_max_upload_bytes,
+            debug_info_destinations: config.debug_info_destinations,
         }
     }
 }
@@ -155,6 +166,9 @@ pub struct ReceiverRt {
     /// Set when a reload removed or rebound this receiver: its accept loop ends and its
     /// connections close once their current request is answered.
     pub retired: Shutdown,
+    /// Which destinations asked for which debug-info uploads (`debug_info_destinations =
+    /// "all"`).
+    pub debuginfo_wanted: debuginfo::Wanted,
 }
 
 impl ReceiverRt {
@@ -179,6 +193,7 @@ impl ReceiverRt {
             active: Cell::new(0),
             conn_closed: Notify::new(),
             retired: Shutdown::default(),
+            debuginfo_wanted: debuginfo::Wanted::default(),
         }
     }
 

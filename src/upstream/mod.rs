@@ -8,6 +8,7 @@
 
 pub mod backoff;
 pub mod client;
+pub mod debuginfo;
 pub mod oauth2;
 pub mod proxy;
 pub mod recovery;

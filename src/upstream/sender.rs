@@ -474,7 +474,10 @@ async fn redirected(
     }
 }
 
-async fn connect(dest: &Destination, http: &HttpTarget) -> Result<Connection, ExchangeError> {
+pub(crate) async fn connect(
+    dest: &Destination,
+    http: &HttpTarget,
+) -> Result<Connection, ExchangeError> {
     let addrs = http.addrs.borrow().clone();
     if addrs.is_empty() {
         let (host, port) = (http.host.clone(), http.port);

@@ -30,6 +30,8 @@
 //! - [`gateway`]: [`Gateway`], the `pyrogate run` child process (port-0 configs, waits for
 //!   `pyrogate ready`, `/metrics`, SIGTERM by PID, stderr), logfmt and Prometheus text parsing.
 //! - [`config`]: Alloy-syntax config snippets for the gateway.
+//! - [`debuginfo`]: [`debuginfo::DebugInfoServer`], a stand-in for Pyroscope's debug-info
+//!   service (pending uploads, 412, the upload cap), and the service's messages.
 //! - [`tls`]: a test PKI, rustls settings, a CONNECT proxy stand-in, a TLS client.
 //!
 //! # Example
@@ -46,6 +48,7 @@
 pub mod bodies;
 pub mod client;
 pub mod config;
+pub mod debuginfo;
 pub mod faults;
 pub mod gateway;
 pub mod gzip;

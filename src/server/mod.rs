@@ -17,6 +17,7 @@ pub mod client_auth;
 pub mod conn;
 pub mod ingest;
 pub mod listen;
+pub mod otlp;
 pub mod push;
 pub mod tls;
 

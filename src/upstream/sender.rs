@@ -52,7 +52,7 @@ pub async fn run(dest: Rc<Destination>) {
                         .health
                         .failed(&dest.endpoint.url_text, &undelivered.message);
                 }
-                if matches!(item.api, Api::Push) {
+                if matches!(item.api, Api::Push | Api::Otlp(_)) {
                     item.upload.ticket.note_error(&undelivered.message);
                 }
                 spill_in_flight(&dest, item, undelivered.error).await;
@@ -68,7 +68,7 @@ pub async fn run(dest: Rc<Destination>) {
                     item.profiles,
                     undelivered.error.drop_reason(),
                 );
-                if matches!(item.api, Api::Push) {
+                if matches!(item.api, Api::Push | Api::Otlp(_)) {
                     item.upload.ticket.note_error(&undelivered.message);
                 }
                 item.finish(Err(undelivered.error));
@@ -141,6 +141,12 @@ fn headers_of<'a>(
             h.push((b"Connect-Protocol-Version", b"1"));
             if let Some(ms) = timeout_ms {
                 h.push((b"Connect-Timeout-Ms", ms.as_bytes()));
+            }
+        }
+        Api::Otlp(format) => {
+            h.push((b"Content-Type", format.content_type().as_bytes()));
+            if gzip {
+                h.push((b"Content-Encoding", b"gzip"));
             }
         }
     }
@@ -225,10 +231,24 @@ struct AttemptFailure {
 }
 
 /// Classifies a non-200 response: Alloy's `/ingest` rules on the status, or Connect's rules
-/// on the error code (from the Connect error body, else from the HTTP status as connect-go does).
+/// on the error code (from the Connect error body, else from the HTTP status as connect-go does),
+/// or OTLP/HTTP's retryable statuses (429 — unless `retry_on_http_429 = false` — 502, 503, 504;
+/// OTLP specification, "Retryable Response Codes").
 fn classify(api: Api, resp: &Response, retry_on_429: bool) -> AttemptFailure {
     let body = String::from_utf8_lossy(&resp.body_excerpt).into_owned();
     match api {
+        Api::Otlp(_) => AttemptFailure {
+            error: DeliveryError::Status {
+                status: resp.status,
+                retryable: matches!(resp.status, 502..=504) || (resp.status == 429 && retry_on_429),
+            },
+            retry_after: resp.retry_after,
+            cause: format!(
+                "remote error: otlp export error: status={} msg={}",
+                resp.status,
+                body.trim_end()
+            ),
+        },
         Api::Ingest => AttemptFailure {
             error: DeliveryError::Status {
                 status: resp.status,
@@ -262,7 +282,7 @@ fn classify(api: Api, resp: &Response, retry_on_429: bool) -> AttemptFailure {
 
 fn transport_failure(api: Api, cause: String) -> AttemptFailure {
     let cause = match api {
-        Api::Ingest => cause,
+        Api::Ingest | Api::Otlp(_) => cause,
         Api::Push => format!("unavailable: {cause}"),
     };
     AttemptFailure {
@@ -282,12 +302,13 @@ async fn deliver_http(
     let verb = match item.api {
         Api::Ingest => "ingest",
         Api::Push => "push",
+        Api::Otlp(_) => "export",
     };
-    // A Push to an endpoint that asks for gzip is compressed once, before the first attempt;
+    // A Push or OTLP export to an endpoint that asks for gzip is compressed once, before the first attempt;
     // retries resend the same compressed bytes.
     let compressed;
     let payload = match (item.api, ep.compression) {
-        (Api::Push, Compression::Gzip) => {
+        (Api::Push | Api::Otlp(_), Compression::Gzip) => {
             compressed = gzip_payload(payload);
             &compressed
         }

@@ -89,7 +89,8 @@ fn otlp_codec(c: &mut Criterion) {
             &body,
             |b, body| {
                 b.iter(|| {
-                    let export = otlp::decode(Format::XProtobuf, black_box(body)).unwrap_or_default();
+                    let export =
+                        otlp::decode(Format::XProtobuf, black_box(body)).unwrap_or_default();
                     let mut n = 0;
                     for rp in &export.resources {
                         n += otlp::labels(rp).len();

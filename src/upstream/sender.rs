@@ -637,6 +637,65 @@ mod tests {
         }
     }
 
+    /// An OTLP export rewritten for `external_labels`: the profile bytes that reach the socket
+    /// are the received allocation (only the resource is new), with the OTLP content type.
+    #[monoio::test_all(timer_enabled = true)]
+    async fn an_otlp_rewrite_writes_the_received_profile_bytes() {
+        use crate::otlp::{self, Format};
+        WRITTEN_PAYLOAD_PTRS.with(|p| p.borrow_mut().clear());
+        let (addr, t) = upstream(200);
+        let d = Rc::new(Destination::new(&endpoint_for(addr), 0, vec![addr]).unwrap());
+        // ExportProfilesServiceRequest { resource_profiles { resource {}, scope_profiles {
+        // profiles: <60 KiB> } }, dictionary {} }, assembled by hand.
+        let profile = vec![0x5Au8; 60 * 1024];
+        let mut scope = vec![0x12, 0x80, 0xe0, 0x03];
+        scope.extend_from_slice(&profile);
+        let mut rp = vec![0x0a, 0x00, 0x12, 0x84, 0xe0, 0x03];
+        rp.extend_from_slice(&scope);
+        let mut raw = vec![0x0a, 0x8a, 0xe0, 0x03];
+        raw.extend_from_slice(&rp);
+        raw.extend_from_slice(&[0x12, 0x00]);
+        let body = Bytes::from(raw);
+        let export = otlp::decode(Format::XProtobuf, &body).unwrap();
+        let set = vec![("env".to_string(), "prod".to_string())];
+        let parts = otlp::rewrite(Format::XProtobuf, &body, &export, &[0], &set);
+        let sent: Vec<u8> = parts.concat();
+        let up = Rc::new(Upload {
+            headers: vec![],
+            ticket: Ticket::new(1),
+            received_at: Instant::now(),
+            reservation: None,
+        });
+        let item = Outbound::new(
+            up.clone(),
+            Api::Otlp(Format::XProtobuf),
+            None,
+            "/v1development/profiles".into(),
+            crate::upload::Requests::One(Payload::Parts(parts.into())),
+            1,
+            sent.len() as u64,
+        );
+        d.queue.try_push(item).unwrap();
+        d.queue.close();
+        run(d.clone()).await;
+        assert_eq!(up.ticket.verdict(), Verdict::Delivered);
+        let range = body.as_ptr_range();
+        let ptrs = WRITTEN_PAYLOAD_PTRS.with(|p| p.borrow().clone());
+        let scope_at = body.as_ptr() as usize + 6;
+        assert!(
+            ptrs.contains(&scope_at),
+            "the scope profiles are a slice of the body"
+        );
+        assert!(
+            !range.contains(&(ptrs[0] as *const u8)),
+            "the resource is new"
+        );
+        let got = t.join().unwrap();
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.contains("Content-Type: application/x-protobuf\r\n"));
+        assert!(got.ends_with(&sent));
+    }
+
     #[monoio::test_all(timer_enabled = true)]
     async fn a_400_is_final_and_reported_with_its_status() {
         let (addr, t) = upstream(400);

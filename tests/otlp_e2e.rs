@@ -19,7 +19,9 @@
 //!   second; an upstream 400 is not retried and the client gets 400;
 //! - 415 (other content types), 400 (malformed protobuf, malformed JSON, missing dictionary),
 //!   413 (over `max_request_body_bytes`, before and after gzip) answer with Pyroscope's text or
-//!   a `google.rpc.Status` in the request's encoding, and nothing reaches the stand-in.
+//!   a `google.rpc.Status` in the request's encoding, and nothing reaches the stand-in;
+//! - a body the in-flight budget cannot hold (as received, or once inflated) gets 503 with
+//!   `Retry-After: 1`.
 
 mod support;
 
@@ -496,6 +498,55 @@ fn refusals_forward_nothing(driver: Driver) {
     assert_eq!(mock.request_count(), 1, "nothing refused was forwarded");
 }
 
+/// A body the in-flight budget cannot hold, received or inflated, gets 503 with
+/// `Retry-After: 1` and a `google.rpc.Status` `unavailable` (14) in the request's encoding.
+fn an_exhausted_budget_answers_503_with_retry_after(driver: Driver) {
+    let mock = MockPyroscope::start();
+    let cfg = format!(
+        "{}\npyrogate {{\n  max_inflight_bytes = 4096\n  queue_wait_timeout = \"100ms\"\n}}\n",
+        config::single(&mock.url(), "", "", "")
+    );
+    let gw = Gateway::start(&cfg, driver, 1);
+    // One export held in flight by a stand-in that does not answer yet; a body larger than
+    // the whole budget is admitted only while nothing else is in flight.
+    mock.script([support::Action::HangFor(Duration::from_secs(2))]);
+    let held = otlp::encode(&export_json(&[&[("service.name", "held")]], 1, 1000));
+    assert!(held.len() < 4096);
+    let mut holder = Client::connect(gw.addr());
+    holder.send(&upload_request(
+        PATH,
+        &[("Content-Type", "application/x-protobuf")],
+        &held,
+    ));
+    mock.wait_for_requests(1, WAIT);
+    let big = otlp::encode(&export_json(&[&[("service.name", "api")]], 1, 8000));
+    let resp = send(&gw, &[("Content-Type", "application/x-protobuf")], &big);
+    assert_eq!(resp.status, 503, "{}", resp.body_str());
+    assert_eq!(resp.header("retry-after"), Some("1"));
+    assert_eq!(resp.body[..2], [0x08, 0x0e]);
+
+    let json = export_json(&[&[("service.name", "api")]], 1, 8000);
+    let gz = testkit::gzip::gzip(json.as_bytes());
+    assert!(gz.len() < 4096);
+    let resp = send(
+        &gw,
+        &[
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+        ],
+        &gz,
+    );
+    assert_eq!(resp.status, 503, "{}", resp.body_str());
+    assert_eq!(resp.header("retry-after"), Some("1"));
+    assert_eq!(
+        resp.body_str(),
+        r#"{"code":14,"message":"in-flight budget exhausted"}"#
+    );
+    // The held export is delivered on a retry; nothing refused ever reached the stand-in.
+    assert_eq!(holder.read_response().status, 200);
+    assert!(mock.requests().iter().all(|r| r.body == held));
+}
+
 both_drivers!(
     protobuf_without_labels_is_forwarded_byte_for_byte,
     external_labels_become_resource_attributes,
@@ -503,4 +554,5 @@ both_drivers!(
     relabel_drop_removes_one_resource_profiles,
     retries_503_honouring_retry_after_but_not_400,
     refusals_forward_nothing,
+    an_exhausted_budget_answers_503_with_retry_after,
 );

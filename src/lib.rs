@@ -61,6 +61,7 @@ pub mod io;
 pub mod labels;
 pub mod logging;
 pub mod metrics;
+pub mod otlp;
 pub mod pipeline;
 pub mod push;
 pub mod relabel;

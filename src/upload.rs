@@ -77,6 +77,9 @@ pub enum Api {
     /// Connect unary `Push`: `application/proto`, `Connect-Protocol-Version: 1`,
     /// `Connect-Timeout-Ms` from the remaining deadline, Connect's retry rules.
     Push,
+    /// OTLP/HTTP profiles (`POST /v1development/profiles`) in the client's encoding (also the
+    /// upstream `Content-Type`); OTLP's retry rules (429, 502, 503, 504).
+    Otlp(crate::otlp::Format),
 }
 
 impl Api {
@@ -88,7 +91,8 @@ impl Api {
                 WriteLatency::IngestEndpoint,
                 WriteLatency::IngestDownstream,
             ),
-            Api::Push => (
+            // Alloy has no OTLP: its exports are timed as pushes (one request per export).
+            Api::Push | Api::Otlp(_) => (
                 WriteLatency::PushTotal,
                 WriteLatency::PushEndpoint,
                 WriteLatency::PushDownstream,

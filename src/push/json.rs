@@ -381,7 +381,7 @@ const fn alphabet(c62: u8, c63: u8) -> [u8; 256] {
 /// slicing `text` at those positions never splits a character.
 pub(crate) struct Lexer<'a> {
     text: &'a str,
-    pos: usize,
+    pub(crate) pos: usize,
 }
 
 impl<'a> Lexer<'a> {
@@ -394,7 +394,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// The next non-whitespace byte (RFC 8259 §2: space, tab, LF, CR), without consuming it.
-    fn peek(&mut self) -> Option<u8> {
+    pub(crate) fn peek(&mut self) -> Option<u8> {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.byte(self.pos) {
             self.pos += 1;
         }
@@ -402,7 +402,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// What the next value is, for error messages.
-    fn found(&mut self) -> &'static str {
+    pub(crate) fn found(&mut self) -> &'static str {
         match self.peek() {
             Some(b'{') => "an object",
             Some(b'[') => "an array",
@@ -426,7 +426,11 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn wrong_type(&mut self, field: &'static str, expected: &'static str) -> JsonProblem {
+    pub(crate) fn wrong_type(
+        &mut self,
+        field: &'static str,
+        expected: &'static str,
+    ) -> JsonProblem {
         let found = self.found();
         JsonProblem::WrongType {
             field,
@@ -435,7 +439,7 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn begin_object(&mut self, field: &'static str) -> Result<(), JsonProblem> {
+    pub(crate) fn begin_object(&mut self, field: &'static str) -> Result<(), JsonProblem> {
         if self.peek() != Some(b'{') {
             return Err(self.wrong_type(field, "an object"));
         }
@@ -443,7 +447,7 @@ impl<'a> Lexer<'a> {
         Ok(())
     }
 
-    fn begin_array(&mut self, field: &'static str) -> Result<(), JsonProblem> {
+    pub(crate) fn begin_array(&mut self, field: &'static str) -> Result<(), JsonProblem> {
         if self.peek() != Some(b'[') {
             return Err(self.wrong_type(field, "an array"));
         }
@@ -453,7 +457,10 @@ impl<'a> Lexer<'a> {
 
     /// After `{` or a member's value: the next member's name (its `:` consumed), or `None`
     /// at `}`.
-    fn next_key(&mut self, first: &mut bool) -> Result<Option<Cow<'a, str>>, JsonProblem> {
+    pub(crate) fn next_key(
+        &mut self,
+        first: &mut bool,
+    ) -> Result<Option<Cow<'a, str>>, JsonProblem> {
         match self.peek() {
             Some(b'}') => {
                 self.pos += 1;
@@ -476,7 +483,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// After `[` or an element: whether another element follows (`]` consumed if not).
-    fn next_elem(&mut self, first: &mut bool) -> Result<bool, JsonProblem> {
+    pub(crate) fn next_elem(&mut self, first: &mut bool) -> Result<bool, JsonProblem> {
         match self.peek() {
             Some(b']') => {
                 self.pos += 1;
@@ -491,7 +498,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// Consumes `null` if that is the next value.
-    fn null(&mut self) -> Result<bool, JsonProblem> {
+    pub(crate) fn null(&mut self) -> Result<bool, JsonProblem> {
         if self.peek() != Some(b'n') {
             return Ok(false);
         }
@@ -510,7 +517,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// A `string` field's value: a JSON string, or `null` for the default.
-    fn string_field(&mut self, field: &'static str) -> Result<String, JsonProblem> {
+    pub(crate) fn string_field(&mut self, field: &'static str) -> Result<String, JsonProblem> {
         if self.null()? {
             return Ok(String::new());
         }
@@ -522,7 +529,7 @@ impl<'a> Lexer<'a> {
 
     /// A string token starting at the current position (after whitespace): borrowed when it has
     /// no escapes.
-    fn string(&mut self) -> Result<Cow<'a, str>, JsonProblem> {
+    pub(crate) fn string(&mut self) -> Result<Cow<'a, str>, JsonProblem> {
         if self.peek() != Some(b'"') {
             return Err(self.syntax("a string"));
         }

@@ -24,17 +24,17 @@ use bytes::Bytes;
 use super::{DecodeError, Item, Location, PushRequest, Sample, Series};
 
 /// Wire type of varint fields (encoding spec, "Message Structure").
-const WIRE_VARINT: u8 = 0;
+pub(crate) const WIRE_VARINT: u8 = 0;
 /// Wire type of fixed 8-byte fields.
-const WIRE_I64: u8 = 1;
+pub(crate) const WIRE_I64: u8 = 1;
 /// Wire type of length-delimited fields (strings, bytes, messages).
-const WIRE_LEN: u8 = 2;
+pub(crate) const WIRE_LEN: u8 = 2;
 /// Wire type that starts a group (deprecated).
 const WIRE_SGROUP: u8 = 3;
 /// Wire type that ends a group (deprecated).
 const WIRE_EGROUP: u8 = 4;
 /// Wire type of fixed 4-byte fields.
-const WIRE_I32: u8 = 5;
+pub(crate) const WIRE_I32: u8 = 5;
 
 /// The largest field number the protobuf language allows (2^29 - 1).
 const MAX_FIELD_NUMBER: u64 = (1 << 29) - 1;
@@ -212,7 +212,7 @@ fn utf8(body: &[u8], range: Range<usize>, field: &'static str) -> Result<String,
 
 /// A read position inside one message: `pos..end` of the whole body, so nested messages and
 /// `raw_profile` keep absolute offsets that `Bytes::slice` can use.
-struct Cursor<'a> {
+pub(crate) struct Cursor<'a> {
     data: &'a [u8],
     pos: usize,
     /// INVARIANT: `pos <= end <= data.len()`.
@@ -220,7 +220,7 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    fn new(data: &'a [u8], range: Range<usize>) -> Cursor<'a> {
+    pub(crate) fn new(data: &'a [u8], range: Range<usize>) -> Cursor<'a> {
         let end = range.end.min(data.len());
         Cursor {
             data,
@@ -229,7 +229,12 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn at_end(&self) -> bool {
+    /// The absolute position of the next byte.
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn at_end(&self) -> bool {
         self.pos >= self.end
     }
 
@@ -237,7 +242,7 @@ impl<'a> Cursor<'a> {
         self.end - self.pos
     }
 
-    fn varint(&mut self, field: Field) -> Result<u64, ProtoProblem> {
+    pub(crate) fn varint(&mut self, field: Field) -> Result<u64, ProtoProblem> {
         let mut value = 0u64;
         for i in 0..MAX_VARINT_BYTES {
             let Some(&byte) = self
@@ -261,7 +266,7 @@ impl<'a> Cursor<'a> {
 
     /// Reads a tag; groups and the reserved wire types 6 and 7 are errors here, so callers only
     /// ever see wire types 0, 1, 2 and 5.
-    fn tag(&mut self) -> Result<(u32, u8), ProtoProblem> {
+    pub(crate) fn tag(&mut self) -> Result<(u32, u8), ProtoProblem> {
         let key = self.varint(Field::Tag)?;
         let number = key >> 3;
         if number == 0 || number > MAX_FIELD_NUMBER {
@@ -278,7 +283,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads a length prefix and returns the absolute range of the payload it announces.
-    fn len_delimited(&mut self, field: Field) -> Result<Range<usize>, ProtoProblem> {
+    pub(crate) fn len_delimited(&mut self, field: Field) -> Result<Range<usize>, ProtoProblem> {
         let declared = self.varint(field)?;
         let remaining = self.remaining();
         match usize::try_from(declared) {
@@ -309,7 +314,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Skips the value of a field the caller does not want.
-    fn skip(&mut self, number: u32, wire_type: u8) -> Result<(), ProtoProblem> {
+    pub(crate) fn skip(&mut self, number: u32, wire_type: u8) -> Result<(), ProtoProblem> {
         let field = Field::Unknown(number);
         match wire_type {
             WIRE_VARINT => self.varint(field).map(drop),
@@ -385,7 +390,7 @@ pub fn encoded_len(parts: &[Bytes]) -> u64 {
 }
 
 /// Bytes a varint takes (1 to 10).
-fn varint_len(v: u64) -> u64 {
+pub(crate) fn varint_len(v: u64) -> u64 {
     // 7 payload bits per byte; `| 1` makes 0 take one byte.
     u64::from((64 - (v | 1).leading_zeros()).div_ceil(7))
 }
@@ -410,7 +415,7 @@ fn nested_len(len: u64) -> u64 {
     1 + varint_len(len) + len
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;

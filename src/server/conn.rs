@@ -18,7 +18,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use monoio::net::TcpStream;
 
 use super::ReceiverRt;
-use super::{debuginfo, ingest, push};
+use super::{debuginfo, ingest, otlp, push};
 use crate::budget::Reservation;
 use crate::debuginfo::{self as debuginfo_codec, Call};
 use crate::h1::{self, BodyFraming, Method, RequestHead};
@@ -84,8 +84,12 @@ fn route_name(api: Api) -> &'static str {
     match api {
         Api::Ingest => "ingest",
         Api::Push => "push_v1_pusherservice",
+        Api::Otlp(_) => OTLP_ROUTE,
     }
 }
+
+/// The route label of `POST /v1development/profiles` (dskit's rule: the path made a label).
+const OTLP_ROUTE: &str = "v1development_profiles";
 
 /// The answer when the body is over `max_request_body_bytes`, before it is read.
 fn too_large(api: Api, limit: u64) -> Reply {
@@ -93,6 +97,12 @@ fn too_large(api: Api, limit: u64) -> Reply {
         Api::Ingest => Reply::text(413, h1::reason_phrase(413)),
         Api::Push => push_error(
             crate::push::connect::Code::ResourceExhausted,
+            &format!("request body is larger than {limit} bytes"),
+        ),
+        Api::Otlp(format) => otlp::error(
+            format,
+            413,
+            crate::otlp::StatusCode::ResourceExhausted,
             &format!("request body is larger than {limit} bytes"),
         ),
     }
@@ -104,6 +114,12 @@ fn overloaded(api: Api) -> Reply {
         Api::Ingest => Reply::overloaded(),
         Api::Push => push_error(
             crate::push::connect::Code::Unavailable,
+            "in-flight budget exhausted; retry later",
+        ),
+        Api::Otlp(format) => otlp::error(
+            format,
+            503,
+            crate::otlp::StatusCode::Unavailable,
             "in-flight budget exhausted; retry later",
         ),
     }
@@ -161,6 +177,15 @@ fn route(method: Method, path: &[u8]) -> (Route, &'static str) {
                 None => (Route::NotFound, "notfound"),
             }
         }
+        p if p == crate::otlp::OTLP_PATH.as_bytes() => {
+            if method == Method::Post {
+                // The encoding is read from the head before the body (see `Conn::upload`).
+                let api = Api::Otlp(crate::otlp::Format::XProtobuf);
+                (Route::Upload(api), OTLP_ROUTE)
+            } else {
+                (Route::MethodNotAllowed, OTLP_ROUTE)
+            }
+        }
         _ => (Route::NotFound, "notfound"),
     }
 }
@@ -176,6 +201,7 @@ fn dskit_route(route: &Route) -> &'static str {
         Route::Upload(Api::Push) => "push_v1_pusherservice",
         Route::DebugInfoUnary(_) => DEBUGINFO_ROUTE,
         Route::DebugInfoUpload(_) => DEBUGINFO_UPLOAD_ROUTE,
+        Route::Upload(Api::Otlp(_)) => OTLP_ROUTE,
         Route::MethodNotAllowed | Route::NotFound => "other",
     }
 }
@@ -540,6 +566,22 @@ impl Conn<'_> {
         } else {
             route_name(api)
         };
+        // OTLP: an unsupported `Content-Type` is refused before the body is read (415, as
+        // Pyroscope's handler), and the encoding shapes every later answer.
+        let api = match api {
+            Api::Otlp(_) => {
+                let ct = head.header(&head_bytes, "content-type").unwrap_or(b"");
+                match crate::otlp::Format::classify(ct) {
+                    Some(format) => Api::Otlp(format),
+                    None => {
+                        let reply = otlp::unsupported_content_type(ct);
+                        let close = !matches!(head.body, BodyFraming::Empty) || !head.keep_alive;
+                        return self.respond(&reply, close, route).await;
+                    }
+                }
+            }
+            api => api,
+        };
         let wait_until = Instant::now() + self.core.queue_wait_timeout;
         let keep_alive = head.keep_alive;
         let (body, reservation) = match head.body {
@@ -596,6 +638,18 @@ impl Conn<'_> {
             }
             (None, Api::Push) => {
                 push::handle(self.rx, &head, &head_bytes, body, reservation, wait_until).await
+            }
+            (None, Api::Otlp(format)) => {
+                otlp::handle(
+                    self.rx,
+                    format,
+                    &head,
+                    &head_bytes,
+                    body,
+                    reservation,
+                    wait_until,
+                )
+                .await
             }
         };
         let close = !keep_alive || self.rx.closing(self.core);
@@ -740,12 +794,13 @@ impl Conn<'_> {
                 grown.extend_from_slice(&body);
                 body = grown;
             }
-            // Over the limit a Push gets the Connect error a Content-Length push gets; other
+            // Over the limit a Push (OTLP export) gets the Connect (OTLP) error a Content-Length
+            // one gets; other
             // framing errors are HTTP-level.
             let progress = decoder
                 .decode(&self.buf, Some(&mut body))
                 .map_err(|e| match e {
-                    h1::ChunkedError::BodyTooLarge { limit } if api == Api::Push => {
+                    h1::ChunkedError::BodyTooLarge { limit } if api != Api::Ingest => {
                         Some(too_large(api, limit))
                     }
                     e => Some(Reply::text(e.status(), &e.to_string())),

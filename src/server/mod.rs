@@ -18,6 +18,7 @@ pub mod conn;
 pub mod debuginfo;
 pub mod ingest;
 pub mod listen;
+pub mod otlp;
 pub mod push;
 pub mod stream_body;
 pub mod tls;

@@ -306,7 +306,11 @@ struct PathRequests<'p> {
     rejected: u64,
 }
 
-fn forwarded_headers(live: &Live, head: &RequestHead, head_bytes: &Bytes) -> Vec<(Bytes, Bytes)> {
+pub(super) fn forwarded_headers(
+    live: &Live,
+    head: &RequestHead,
+    head_bytes: &Bytes,
+) -> Vec<(Bytes, Bytes)> {
     head.headers
         .iter()
         .filter(|h| {

@@ -18,7 +18,8 @@
 //! All integers little-endian. The headers are the client's forwarded headers (the
 //! destination's own headers and credentials are added again at replay, from the current
 //! configuration); the requests are the upstream bodies exactly as they would have been sent
-//! (one for `/ingest`, one per series for Push).
+//! (one for `/ingest` and OTLP, one per series for Push). `api`: 0 `/ingest`, 1 Push, 2-4 OTLP
+//! in `application/x-protobuf`, `application/protobuf`, `application/json`.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -110,6 +111,9 @@ pub fn encode(meta: &Meta, requests: &[Vec<Bytes>]) -> Option<Encoded> {
     head.put_u8(match meta.api {
         Api::Ingest => 0,
         Api::Push => 1,
+        Api::Otlp(crate::otlp::Format::XProtobuf) => 2,
+        Api::Otlp(crate::otlp::Format::Protobuf) => 3,
+        Api::Otlp(crate::otlp::Format::Json) => 4,
     });
     head.put_u16_le(0);
     head.put_u64_le(meta.accepted_at_unix_ms);
@@ -237,6 +241,9 @@ fn parse(payload: Bytes) -> Option<Record> {
     let api = match c.u8()? {
         0 => Api::Ingest,
         1 => Api::Push,
+        2 => Api::Otlp(crate::otlp::Format::XProtobuf),
+        3 => Api::Otlp(crate::otlp::Format::Protobuf),
+        4 => Api::Otlp(crate::otlp::Format::Json),
         _ => return None,
     };
     c.u16()?;

@@ -81,7 +81,7 @@ pub struct Destination {
     pub fallback_content_type: Option<Bytes>,
     /// Upstream paths of the `/ingest`, `/pyroscope/ingest` and Push routes, joined with the
     /// endpoint path and escaped once at start rather than per upload.
-    routed_paths: [String; 3],
+    routed_paths: [String; 4],
     /// TLS, proxy and credential source, shared with the other cores.
     pub transport: Arc<transport::Transport>,
     /// This core's view of the current `Authorization` value.
@@ -104,7 +104,12 @@ pub struct Destination {
 pub const SPILL_AFTER_FAILING: Duration = Duration::from_secs(3);
 
 /// The request paths the receivers route to uploads.
-const ROUTED_PATHS: [&str; 3] = ["/ingest", "/pyroscope/ingest", crate::push::PUSH_PATH];
+const ROUTED_PATHS: [&str; 4] = [
+    "/ingest",
+    "/pyroscope/ingest",
+    crate::push::PUSH_PATH,
+    crate::otlp::OTLP_PATH,
+];
 
 fn base_of(url: &EndpointUrl) -> &str {
     match url {

@@ -67,7 +67,7 @@ fn outbound_of(t: &Taken, reservation: Reservation) -> Outbound {
         .map(Payload::Whole)
         .collect();
     let requests = match (m.api, bodies.pop()) {
-        (Api::Ingest, Some(one)) if bodies.is_empty() => Requests::One(one),
+        (Api::Ingest | Api::Otlp(_), Some(one)) if bodies.is_empty() => Requests::One(one),
         (_, last) => {
             bodies.extend(last);
             Requests::Sequence(bodies)

@@ -52,7 +52,7 @@ pub async fn run(dest: Rc<Destination>) {
                         .health
                         .failed(&dest.endpoint.url_text, &undelivered.message);
                 }
-                if matches!(item.api, Api::Push) {
+                if matches!(item.api, Api::Push | Api::Otlp(_)) {
                     item.upload.ticket.note_error(&undelivered.message);
                 }
                 spill_in_flight(&dest, item, undelivered.error).await;
@@ -68,7 +68,7 @@ pub async fn run(dest: Rc<Destination>) {
                     item.profiles,
                     undelivered.error.drop_reason(),
                 );
-                if matches!(item.api, Api::Push) {
+                if matches!(item.api, Api::Push | Api::Otlp(_)) {
                     item.upload.ticket.note_error(&undelivered.message);
                 }
                 item.finish(Err(undelivered.error));
@@ -141,6 +141,12 @@ fn headers_of<'a>(
             h.push((b"Connect-Protocol-Version", b"1"));
             if let Some(ms) = timeout_ms {
                 h.push((b"Connect-Timeout-Ms", ms.as_bytes()));
+            }
+        }
+        Api::Otlp(format) => {
+            h.push((b"Content-Type", format.content_type().as_bytes()));
+            if gzip {
+                h.push((b"Content-Encoding", b"gzip"));
             }
         }
     }
@@ -225,10 +231,24 @@ struct AttemptFailure {
 }
 
 /// Classifies a non-200 response: Alloy's `/ingest` rules on the status, or Connect's rules
-/// on the error code (from the Connect error body, else from the HTTP status as connect-go does).
+/// on the error code (from the Connect error body, else from the HTTP status as connect-go does),
+/// or OTLP/HTTP's retryable statuses (429 — unless `retry_on_http_429 = false` — 502, 503, 504;
+/// OTLP specification, "Retryable Response Codes").
 fn classify(api: Api, resp: &Response, retry_on_429: bool) -> AttemptFailure {
     let body = String::from_utf8_lossy(&resp.body_excerpt).into_owned();
     match api {
+        Api::Otlp(_) => AttemptFailure {
+            error: DeliveryError::Status {
+                status: resp.status,
+                retryable: matches!(resp.status, 502..=504) || (resp.status == 429 && retry_on_429),
+            },
+            retry_after: resp.retry_after,
+            cause: format!(
+                "remote error: otlp export error: status={} msg={}",
+                resp.status,
+                body.trim_end()
+            ),
+        },
         Api::Ingest => AttemptFailure {
             error: DeliveryError::Status {
                 status: resp.status,
@@ -262,7 +282,7 @@ fn classify(api: Api, resp: &Response, retry_on_429: bool) -> AttemptFailure {
 
 fn transport_failure(api: Api, cause: String) -> AttemptFailure {
     let cause = match api {
-        Api::Ingest => cause,
+        Api::Ingest | Api::Otlp(_) => cause,
         Api::Push => format!("unavailable: {cause}"),
     };
     AttemptFailure {
@@ -282,12 +302,13 @@ async fn deliver_http(
     let verb = match item.api {
         Api::Ingest => "ingest",
         Api::Push => "push",
+        Api::Otlp(_) => "export",
     };
-    // A Push to an endpoint that asks for gzip is compressed once, before the first attempt;
+    // A Push or OTLP export to an endpoint that asks for gzip is compressed once, before the first attempt;
     // retries resend the same compressed bytes.
     let compressed;
     let payload = match (item.api, ep.compression) {
-        (Api::Push, Compression::Gzip) => {
+        (Api::Push | Api::Otlp(_), Compression::Gzip) => {
             compressed = gzip_payload(payload);
             &compressed
         }
@@ -617,6 +638,65 @@ mod tests {
                 "upstream received the body byte for byte"
             );
         }
+    }
+
+    /// An OTLP export rewritten for `external_labels`: the profile bytes that reach the socket
+    /// are the received allocation (only the resource is new), with the OTLP content type.
+    #[monoio::test_all(timer_enabled = true)]
+    async fn an_otlp_rewrite_writes_the_received_profile_bytes() {
+        use crate::otlp::{self, Format};
+        WRITTEN_PAYLOAD_PTRS.with(|p| p.borrow_mut().clear());
+        let (addr, t) = upstream(200);
+        let d = Rc::new(Destination::new(&endpoint_for(addr), 0, vec![addr]).unwrap());
+        // ExportProfilesServiceRequest { resource_profiles { resource {}, scope_profiles {
+        // profiles: <60 KiB> } }, dictionary {} }, assembled by hand.
+        let profile = vec![0x5Au8; 60 * 1024];
+        let mut scope = vec![0x12, 0x80, 0xe0, 0x03];
+        scope.extend_from_slice(&profile);
+        let mut rp = vec![0x0a, 0x00, 0x12, 0x84, 0xe0, 0x03];
+        rp.extend_from_slice(&scope);
+        let mut raw = vec![0x0a, 0x8a, 0xe0, 0x03];
+        raw.extend_from_slice(&rp);
+        raw.extend_from_slice(&[0x12, 0x00]);
+        let body = Bytes::from(raw);
+        let export = otlp::decode(Format::XProtobuf, &body).unwrap();
+        let set = vec![("env".to_string(), "prod".to_string())];
+        let parts = otlp::rewrite(Format::XProtobuf, &body, &export, &[0], &set);
+        let sent: Vec<u8> = parts.concat();
+        let up = Rc::new(Upload {
+            headers: vec![],
+            ticket: Ticket::new(1),
+            received_at: Instant::now(),
+            reservation: None,
+        });
+        let item = Outbound::new(
+            up.clone(),
+            Api::Otlp(Format::XProtobuf),
+            None,
+            "/v1development/profiles".into(),
+            crate::upload::Requests::One(Payload::Parts(parts.into())),
+            1,
+            sent.len() as u64,
+        );
+        d.queue.try_push(item).unwrap();
+        d.queue.close();
+        run(d.clone()).await;
+        assert_eq!(up.ticket.verdict(), Verdict::Delivered);
+        let range = body.as_ptr_range();
+        let ptrs = WRITTEN_PAYLOAD_PTRS.with(|p| p.borrow().clone());
+        let scope_at = body.as_ptr() as usize + 6;
+        assert!(
+            ptrs.contains(&scope_at),
+            "the scope profiles are a slice of the body"
+        );
+        assert!(
+            !range.contains(&(ptrs[0] as *const u8)),
+            "the resource is new"
+        );
+        let got = t.join().unwrap();
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.contains("Content-Type: application/x-protobuf\r\n"));
+        assert!(got.ends_with(&sent));
     }
 
     #[monoio::test_all(timer_enabled = true)]

@@ -54,6 +54,7 @@ pub mod gateway;
 pub mod gzip;
 pub mod http;
 pub mod labelset;
+pub mod otlp;
 pub mod push;
 pub mod rules;
 pub mod server;

@@ -72,6 +72,8 @@ pub enum Route {
     Ingest,
     /// `/push.v1.PusherService/Push`.
     Push,
+    /// `/v1development/profiles` (OTLP/HTTP profiles).
+    Otlp,
     /// Anything else: 404.
     Unknown,
 }
@@ -81,6 +83,7 @@ pub fn route(prefix: &str, path: &str) -> Route {
     match path.strip_prefix(prefix) {
         Some("/ingest" | "/pyroscope/ingest") => Route::Ingest,
         Some(p) if p == PUSH_PATH => Route::Push,
+        Some(crate::otlp::OTLP_PATH) => Route::Otlp,
         _ => Route::Unknown,
     }
 }

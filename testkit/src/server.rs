@@ -880,6 +880,7 @@ fn serve_one(conn: &mut Conn, addr: SocketAddr, shared: &Shared) -> bool {
         match route {
             Route::Unknown => Err(Rejection::not_found()),
             Route::Ingest => rules::judge_ingest(&record),
+            Route::Otlp => crate::otlp::judge(limit, &record),
             Route::Push => {
                 let (decoded, verdict) = rules::judge_push(limit, &record);
                 record.push = decoded;

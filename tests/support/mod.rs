@@ -7,7 +7,7 @@
 //! this module with `mod support;`, and most use only part of it.
 #![allow(dead_code, unused_macros, unused_imports)]
 
-pub use testkit::{bodies, client, config, push, upstream};
+pub use testkit::{bodies, client, config, otlp, push, upstream};
 
 pub mod tls;
 

@@ -247,45 +247,11 @@ fn ready_and_healthy_answer_200(driver: Driver) {
     );
 }
 
-/// The Prometheus client library's own text parser, installed by this test into a venv under
-/// `target/py-cache` the first time (it needs `python3`).
-fn prometheus_parser() -> std::path::PathBuf {
-    use std::process::Command;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let venv = target.join("py-cache").join("prometheus-client");
-    let python = venv.join("bin/python");
-    let marker = venv.join(".installed-prometheus-client-0.21.1");
-    // Both driver variants of a test run at once (and other test binaries may too): one
-    // installer at a time, under an exclusive lock on a file beside the venv.
-    static IN_PROCESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
-    std::fs::create_dir_all(target.join("py-cache")).expect("py-cache dir");
-    let lock = std::fs::File::create(target.join("py-cache").join("prometheus-client.lock"))
-        .expect("lock file");
-    lock.lock().expect("lock the venv");
-    if !marker.exists() {
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .is_ok_and(|s| s.success())
-            && Command::new(&python)
-                .args(["-m", "pip", "install", "-q", "prometheus-client==0.21.1"])
-                .status()
-                .is_ok_and(|s| s.success());
-        assert!(ok, "installing prometheus-client into {}", venv.display());
-        std::fs::write(&marker, b"").expect("marker");
-    }
-    python
-}
-
-/// Parses a scrape with `prometheus_client.parser` and returns `name type labels=value` lines,
-/// one per sample, as the library understood them.
+/// Parses a scrape with `prometheus_client.parser` (the Prometheus client library's own text
+/// parser, installed by the test kit into a venv under `target/py-cache` the first time; it
+/// needs `python3`) and returns `name type labels=value` lines, one per sample, as the library
+/// understood them.
 fn parse_with_prometheus_client(text: &str) -> Vec<String> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     const SCRIPT: &str = r#"
 import sys
 from prometheus_client.parser import text_string_to_metric_families
@@ -294,26 +260,10 @@ for fam in text_string_to_metric_families(sys.stdin.read()):
         labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
         print(f"{fam.name} {fam.type} {s.name}{{{labels}}}={s.value}")
 "#;
-    let mut child = Command::new(prometheus_parser())
-        .args(["-c", SCRIPT])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start python");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write scrape");
-    let out = child.wait_with_output().expect("python output");
-    assert!(
-        out.status.success(),
-        "prometheus_client rejected the scrape: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+    let python = testkit::python::venv("prometheus-client", "prometheus-client==0.21.1");
+    let out = testkit::python::run(&python, SCRIPT, &[], text.as_bytes())
+        .unwrap_or_else(|e| panic!("prometheus_client rejected the scrape: {e}\n{text}"));
+    String::from_utf8_lossy(&out)
         .lines()
         .map(str::to_string)
         .collect()

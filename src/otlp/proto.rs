@@ -310,26 +310,7 @@ fn resource_content(body: &[u8], rp: &ResourceProfiles, set: &[(String, String)]
 mod tests {
     use super::*;
 
-    /// Hand-assembly helpers, independent of the encoder under test.
-    fn varint(mut v: u64) -> Vec<u8> {
-        let mut out = Vec::new();
-        loop {
-            let b = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                out.push(b);
-                return out;
-            }
-            out.push(b | 0x80);
-        }
-    }
-
-    fn field(number: u64, payload: &[u8]) -> Vec<u8> {
-        let mut out = varint((number << 3) | 2);
-        out.extend(varint(payload.len() as u64));
-        out.extend_from_slice(payload);
-        out
-    }
+    use crate::push::proto::hand::len_field as field;
 
     fn kv(k: &str, v: &str) -> Vec<u8> {
         let mut m = field(1, k.as_bytes());

@@ -431,15 +431,11 @@ fn put_field(out: &mut Vec<u8>, tag: u8, payload: &[u8]) {
     }
 }
 
+/// Hand assembly of protobuf for the codecs' tests, independent of the encoders under test.
 #[cfg(test)]
-mod tests {
-    use std::io::Write;
-
-    use super::*;
-    use crate::push::gunzip_bounded;
-
-    /// Hand-assembly helpers, independent of the encoder under test.
-    fn varint(mut v: u64) -> Vec<u8> {
+pub(crate) mod hand {
+    /// A base-128 varint.
+    pub(crate) fn varint(mut v: u64) -> Vec<u8> {
         let mut out = Vec::new();
         loop {
             let b = (v & 0x7f) as u8;
@@ -452,12 +448,23 @@ mod tests {
         }
     }
 
-    fn len_field(number: u64, payload: &[u8]) -> Vec<u8> {
-        let mut out = varint(number << 3 | 2);
+    /// A LEN field (wire type 2) numbered `number` holding `payload`.
+    pub(crate) fn len_field(number: u64, payload: &[u8]) -> Vec<u8> {
+        let mut out = varint((number << 3) | 2);
         out.extend(varint(payload.len() as u64));
         out.extend_from_slice(payload);
         out
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::push::gunzip_bounded;
+
+    use super::hand::{len_field, varint};
 
     fn label(name: &str, value: &str) -> Vec<u8> {
         label_bytes(name.as_bytes(), value.as_bytes())

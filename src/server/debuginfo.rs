@@ -30,6 +30,7 @@ use bytes::{Bytes, BytesMut};
 use super::ReceiverRt;
 use super::conn::Reply;
 use super::stream_body::{BodyError, StreamBody};
+use crate::budget::Reservation;
 use crate::config::{DebugInfoDestinations, EndpointUrl};
 use crate::debuginfo::{self as codec, Call, Codec};
 use crate::h1::{self, RequestHead};
@@ -456,6 +457,26 @@ async fn until<T>(deadline: Instant, fut: impl std::future::Future<Output = T>) 
     monoio::time::timeout(left, fut).await.ok()
 }
 
+/// One upload window of the in-flight budget, waited for until `wait_until`; else the 503 a
+/// full budget gets (counted).
+async fn reserve_window(
+    rx: &ReceiverRt,
+    core: &super::Shared,
+    wait_until: Instant,
+) -> Result<Reservation, Reply> {
+    match core
+        .budget
+        .reserve_until(UPLOAD_WINDOW_BYTES as u64, wait_until)
+        .await
+    {
+        Some(r) => Ok(r),
+        None => {
+            rx.metrics.record_refused(RefuseReason::Budget);
+            Err(Reply::overloaded())
+        }
+    }
+}
+
 /// The upload streamed to one destination: each window's bytes are written upstream before the
 /// next are read from the client, so either side's pace holds the other back.
 async fn stream_to_one(
@@ -469,13 +490,9 @@ async fn stream_to_one(
 ) -> Reply {
     let started = Instant::now();
     let wait_until = started + core.queue_wait_timeout;
-    let Some(_window) = core
-        .budget
-        .reserve_until(UPLOAD_WINDOW_BYTES as u64, wait_until)
-        .await
-    else {
-        rx.metrics.record_refused(RefuseReason::Budget);
-        return Reply::overloaded();
+    let _window = match reserve_window(rx, core, wait_until).await {
+        Ok(r) => r,
+        Err(reply) => return reply,
     };
     let path = codec::upload_path(&upstream::escaped_base(dest), build_id);
     let url = url_of(dest, &path);
@@ -542,13 +559,9 @@ async fn upload_to_each(
 ) -> Reply {
     let read_deadline = started + rx.live().debug_info_upload_timeout;
     let wait_until = started + core.queue_wait_timeout;
-    let Some(reservation) = core
-        .budget
-        .reserve_until(UPLOAD_WINDOW_BYTES as u64, wait_until)
-        .await
-    else {
-        rx.metrics.record_refused(RefuseReason::Budget);
-        return Reply::overloaded();
+    let reservation = match reserve_window(rx, core, wait_until).await {
+        Ok(r) => r,
+        Err(reply) => return reply,
     };
     let mut pieces: Vec<Bytes> = Vec::new();
     let mut held = 0u64;

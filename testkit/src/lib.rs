@@ -56,6 +56,7 @@ pub mod http;
 pub mod labelset;
 pub mod otlp;
 pub mod push;
+pub mod python;
 pub mod rules;
 pub mod server;
 pub mod tls;

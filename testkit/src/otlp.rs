@@ -8,9 +8,7 @@
 //! bytes → the message as JSON with proto field names, for comparison), [`encode`] (OTLP JSON
 //! text → protobuf bytes). Does not own: pyrogate's codec (never used here). Test code.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use crate::http::header_value;
 use crate::rules::{Accepted, Rejection};
@@ -66,36 +64,7 @@ fn text(status: u16, message: &str) -> Rejection {
 
 /// The venv's interpreter, installing the package on first use.
 pub fn python() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("target")
-        });
-    let cache = target.join("py-cache");
-    let venv = cache.join("opentelemetry-proto");
-    let python = venv.join("bin/python");
-    let marker = venv.join(".installed-opentelemetry-proto-1.45.2");
-    static IN_PROCESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
-    std::fs::create_dir_all(&cache).expect("py-cache dir");
-    let lock = std::fs::File::create(cache.join("opentelemetry-proto.lock")).expect("lock file");
-    lock.lock().expect("lock the venv");
-    if !marker.exists() {
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .is_ok_and(|s| s.success())
-            && Command::new(&python)
-                .args(["-m", "pip", "install", "-q", PACKAGE])
-                .status()
-                .is_ok_and(|s| s.success());
-        assert!(ok, "installing {PACKAGE} into {}", venv.display());
-        std::fs::write(&marker, b"").expect("marker");
-    }
-    python
+    crate::python::venv("opentelemetry-proto", PACKAGE)
 }
 
 const SCRIPT: &str = r#"
@@ -118,25 +87,7 @@ else:
 "#;
 
 fn run(mode: &str, input: &[u8]) -> Result<Vec<u8>, String> {
-    let mut child = Command::new(python())
-        .args(["-c", SCRIPT, mode])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start python");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input)
-        .expect("write to python");
-    let out = child.wait_with_output().expect("python output");
-    if out.status.success() {
-        Ok(out.stdout)
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    crate::python::run(&python(), SCRIPT, &[mode], input)
 }
 
 /// Decodes an `ExportProfilesServiceRequest` (protobuf, or OTLP JSON when `json`) with the

@@ -45,6 +45,21 @@ fn pyrogate_debug_binary() -> PathBuf {
 /// Sends `uploads` uploads from `pool` (generator run `run`) over 8 keep-alive connections in a
 /// closed loop; every one must be answered 200. Returns the run (its statuses feed the
 /// integrity check).
+/// Two sinks seeded `first` and `first + 1`, and their addresses.
+fn two_sinks(first: u64) -> (Vec<Sink>, Vec<SocketAddr>) {
+    let sinks: Vec<Sink> = (first..first + 2)
+        .map(|seed| {
+            Sink::start(SinkConfig {
+                seed,
+                ..SinkConfig::default()
+            })
+            .expect("sink")
+        })
+        .collect();
+    let addrs = sinks.iter().map(Sink::addr).collect();
+    (sinks, addrs)
+}
+
 fn send_all_accepted(
     gateway: &compare::Started,
     pool: &BodyPool,
@@ -80,16 +95,7 @@ fn scrape(gateway: &compare::Started) -> String {
 
 #[test]
 fn every_accepted_upload_reaches_both_sinks_exactly_once_through_pyrogate() {
-    let sinks: Vec<Sink> = (0..2)
-        .map(|i| {
-            Sink::start(SinkConfig {
-                seed: i,
-                ..SinkConfig::default()
-            })
-            .expect("sink")
-        })
-        .collect();
-    let addrs: Vec<SocketAddr> = sinks.iter().map(Sink::addr).collect();
+    let (sinks, addrs) = two_sinks(0);
     let dir = tempfile::tempdir().expect("temp dir");
     let gateway = compare::start_pyrogate(&pyrogate_debug_binary(), 1, &addrs, dir.path())
         .expect("pyrogate starts");
@@ -144,16 +150,7 @@ fn every_accepted_upload_reaches_both_sinks_exactly_once_through_pyrogate() {
 
 #[test]
 fn jfr_and_the_python_and_dotnet_sdk_pushes_reach_both_sinks_exactly_once_through_pyrogate() {
-    let sinks: Vec<Sink> = (0..2)
-        .map(|i| {
-            Sink::start(SinkConfig {
-                seed: 20 + i,
-                ..SinkConfig::default()
-            })
-            .expect("sink")
-        })
-        .collect();
-    let addrs: Vec<SocketAddr> = sinks.iter().map(Sink::addr).collect();
+    let (sinks, addrs) = two_sinks(20);
     let dir = tempfile::tempdir().expect("temp dir");
     let gateway = compare::start_pyrogate(&pyrogate_debug_binary(), 1, &addrs, dir.path())
         .expect("pyrogate starts");
@@ -300,16 +297,7 @@ fn a_capture_replayed_reaches_the_sink_with_every_checksum_intact() {
 
 #[test]
 fn the_relabel_system_delivers_every_upload_with_relabelled_labels() {
-    let sinks: Vec<Sink> = (0..2)
-        .map(|i| {
-            Sink::start(SinkConfig {
-                seed: 20 + i,
-                ..SinkConfig::default()
-            })
-            .expect("sink")
-        })
-        .collect();
-    let addrs: Vec<SocketAddr> = sinks.iter().map(Sink::addr).collect();
+    let (sinks, addrs) = two_sinks(20);
     let dir = tempfile::tempdir().expect("temp dir");
     let gateway = compare::start_pyrogate_with(
         &pyrogate_debug_binary(),

@@ -20,7 +20,7 @@ use std::ops::Range;
 use bytes::Bytes;
 
 use super::{Attribute, DecodeError, Export, Location, ResourceProfiles};
-use crate::push::proto::{Cursor, Field, WIRE_LEN, put_varint, varint_len};
+use crate::push::proto::{Cursor, Field, WIRE_LEN, put_varint, utf8, varint_len};
 
 pub use crate::push::ProtoProblem;
 
@@ -187,17 +187,6 @@ fn any_value(body: &[u8], range: Range<usize>) -> Result<Option<Option<String>>,
         }
     }
     Ok(value)
-}
-
-fn utf8(body: &[u8], range: Range<usize>, field: &'static str) -> Result<String, ProtoProblem> {
-    let bytes = body.get(range).unwrap_or_default();
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Ok(s.to_owned()),
-        Err(e) => Err(ProtoProblem::InvalidUtf8 {
-            field: Field::Known(field),
-            valid_up_to: e.valid_up_to(),
-        }),
-    }
 }
 
 /// See [`super::rewrite`].

@@ -199,7 +199,11 @@ fn decode_sample(body: &Bytes, range: Range<usize>) -> Result<Sample, ProtoProbl
 }
 
 /// Copies a validated `string` field out of the body.
-fn utf8(body: &[u8], range: Range<usize>, field: &'static str) -> Result<String, ProtoProblem> {
+pub(crate) fn utf8(
+    body: &[u8],
+    range: Range<usize>,
+    field: &'static str,
+) -> Result<String, ProtoProblem> {
     let bytes = body.get(range).unwrap_or_default();
     match std::str::from_utf8(bytes) {
         Ok(s) => Ok(s.to_owned()),

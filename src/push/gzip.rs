@@ -74,14 +74,24 @@ const TRUNCATED: &str = "unexpected EOF";
 /// `max_out + 1` bytes of output buffer plus the inflater's fixed state (~40 KB window and
 /// tables); an input that inflates further is never fully decompressed.
 ///
-/// The output buffer is sized once from the last member's ISIZE trailer when that is
-/// plausible (a single member's exact length, RFC 1952 §2.3.1; never trusted beyond the limit),
-/// is never zero-filled (the inflater writes into its spare capacity), and becomes the
-/// returned `Bytes` without a copy.
+/// A single member whose trailer announces a size within the limit is inflated whole by
+/// libdeflate ([`whole_single_member`]). Otherwise the output buffer is sized once from the
+/// last member's ISIZE trailer when that is plausible (a single member's exact length, RFC
+/// 1952 §2.3.1; never trusted beyond the limit), is never zero-filled (the inflater writes into
+/// its spare capacity), and becomes the returned `Bytes` without a copy.
 pub fn gunzip_bounded(input: &[u8], max_out: u64) -> Result<Bytes, GzipError> {
     if input.is_empty() {
         return Ok(Bytes::new());
     }
+    if let Some(out) = whole_single_member(input, max_out) {
+        return Ok(out);
+    }
+    gunzip_streaming(input, max_out)
+}
+
+/// [`gunzip_bounded`] with flate2's streaming inflater, member by member, growing the output as
+/// needed within the limit: every body the fast path does not take.
+fn gunzip_streaming(input: &[u8], max_out: u64) -> Result<Bytes, GzipError> {
     // One byte past the limit proves the body too large.
     let cap = usize::try_from(max_out).unwrap_or(usize::MAX - 1) + 1;
     let mut out: Vec<u8> = Vec::with_capacity(first_capacity(input, cap));
@@ -103,6 +113,31 @@ pub fn gunzip_bounded(input: &[u8], max_out: u64) -> Result<Bytes, GzipError> {
         return Ok(Bytes::copy_from_slice(&out));
     }
     Ok(Bytes::from(out))
+}
+
+/// The fast path for the usual body, one member whose trailer announces its size within the
+/// limit: libdeflate inflates it whole into an allocation of exactly that size. `Some` only
+/// when everything Go's reader checks holds — the header ([`skip_header`]), the DEFLATE data,
+/// the CRC-32 and length in the trailer right after it, and nothing after the trailer — so the
+/// result is the one [`gunzip_bounded`]'s streaming path gives; any doubt (several members, a
+/// lying trailer, corrupt data) returns `None` and the streaming path decides, with its exact
+/// errors. The output is zero-filled first (libdeflate writes into an initialized slice).
+fn whole_single_member(input: &[u8], max_out: u64) -> Option<Bytes> {
+    let size = usize::try_from(inflated_size_hint(input, max_out)?).ok()?;
+    if size as u64 > max_out {
+        return None;
+    }
+    let data = skip_header(input).ok()?;
+    let mut out = vec![0u8; size];
+    let consumed = super::deflate_ffi::inflate_exact(data, &mut out)?;
+    let trailer = data.get(consumed..)?;
+    if trailer.len() != TRAILER_BYTES {
+        return None;
+    }
+    let stored_crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+    let mut crc = Crc::new();
+    crc.update(&out);
+    (crc.sum() == stored_crc).then(|| Bytes::from(out))
 }
 
 /// The first output capacity: the trailer's ISIZE + 1 (so the end of the stream is seen
@@ -426,5 +461,54 @@ mod tests {
     #[test]
     fn empty_input_is_an_empty_message() {
         assert_eq!(gunzip_bounded(b"", 10), Ok(Bytes::new()));
+    }
+
+    #[test]
+    fn the_whole_buffer_path_agrees_with_the_streaming_path() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut taken = 0;
+        for case in 0..120 {
+            let len = (next() % 100_000) as usize;
+            // Compressible bytes with some noise, like a pprof.
+            let data: Vec<u8> = (0..len)
+                .map(|i| {
+                    if next() % 8 == 0 {
+                        next() as u8
+                    } else {
+                        (i % 97) as u8
+                    }
+                })
+                .collect();
+            let mut input = gzip(&data);
+            match case % 6 {
+                0 => {}
+                1 => input.extend(gzip(&data)),
+                2 => input.extend_from_slice(b"junk"),
+                3 if input.len() > 20 => {
+                    let at = (next() as usize) % input.len();
+                    input[at] ^= 1 << (next() % 8);
+                }
+                4 => input.truncate(input.len().saturating_sub(1 + (next() % 5) as usize)),
+                _ => {}
+            }
+            let limit = if case % 7 == 0 {
+                (len / 2) as u64
+            } else {
+                1 << 20
+            };
+            let streaming = gunzip_streaming(&input, limit);
+            if let Some(fast) = whole_single_member(&input, limit) {
+                taken += 1;
+                assert_eq!(Ok(fast), streaming, "case {case}");
+            }
+            assert_eq!(gunzip_bounded(&input, limit), streaming, "case {case}");
+        }
+        assert!(taken > 25, "the fast path took {taken} of 120");
     }
 }

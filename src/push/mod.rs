@@ -26,6 +26,7 @@ use std::fmt;
 use bytes::Bytes;
 
 pub mod connect;
+mod deflate_ffi;
 pub mod grpcweb;
 pub mod gzip;
 pub mod json;

@@ -26,10 +26,9 @@
 
 mod support;
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use support::gateway::{binary, logfmt_get};
 use support::{Driver, Gateway, MockPyroscope, both_drivers, client, config};
@@ -37,66 +36,17 @@ use support::{Driver, Gateway, MockPyroscope, both_drivers, client, config};
 /// Bound on one `validate`/`fmt`/`--help` run (they read one small file).
 const CLI_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// What a finished CLI run printed.
-#[derive(Debug)]
-struct Output {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Output {
-    fn code(&self) -> Option<i32> {
-        self.status.code()
-    }
-}
+use testkit::process::Finished as Output;
 
 /// Runs `pyrogate <args>` with `env_unset` removed from its environment; kills it and panics
 /// if it runs longer than [`CLI_TIMEOUT`].
 fn pyrogate(args: &[&str], env_unset: &[&str]) -> Output {
     let mut command = Command::new(binary());
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    command.args(args);
     for var in env_unset {
         command.env_remove(var);
     }
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn pyrogate {args:?}: {e}"));
-    let mut out_pipe = child.stdout.take().expect("stdout pipe");
-    let mut err_pipe = child.stderr.take().expect("stderr pipe");
-    let out_reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out_pipe.read_to_end(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err_pipe.read_to_end(&mut s);
-        s
-    });
-    let deadline = Instant::now() + CLI_TIMEOUT;
-    let status = loop {
-        match child.try_wait().expect("wait for pyrogate") {
-            Some(status) => break status,
-            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("pyrogate {args:?} still running after {CLI_TIMEOUT:?}");
-            }
-        }
-    };
-    let stdout = String::from_utf8(out_reader.join().expect("stdout reader")).expect("UTF-8");
-    let stderr = String::from_utf8(err_reader.join().expect("stderr reader")).expect("UTF-8");
-    Output {
-        status,
-        stdout,
-        stderr,
-    }
+    testkit::process::run_bounded(&mut command, CLI_TIMEOUT, &format!("pyrogate {args:?}"))
 }
 
 /// Asserts one of main.rs's own usage errors (a missing file): nothing on stdout, exactly

@@ -12,10 +12,9 @@
 //!
 //! Everything is bounded in time; the control run binds its sinks on 127.0.0.1 only.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// Bound on one run that should return at once.
 const CLI_TIMEOUT: Duration = Duration::from_secs(20);
@@ -34,12 +33,7 @@ const SUBCOMMANDS: [&str; 9] = [
     "completions",
 ];
 
-#[derive(Debug)]
-struct Output {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
+use testkit::process::Finished as Output;
 
 /// A sandbox: an empty working directory, a `bin/` of stand-ins first on `PATH`, and a
 /// `markers/` directory they write into when started.
@@ -91,45 +85,15 @@ impl Sandbox {
             self.bin.display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let mut child = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-            .args(args)
-            .current_dir(&self.work)
-            .env("PATH", path)
-            .env("PYROGATE_BIN", self.bin.join("pyrogate"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn loadtest {args:?}: {e}"));
-        let mut out_pipe = child.stdout.take().expect("stdout");
-        let mut err_pipe = child.stderr.take().expect("stderr");
-        let out = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = out_pipe.read_to_string(&mut s);
-            s
-        });
-        let err = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err_pipe.read_to_string(&mut s);
-            s
-        });
-        let deadline = Instant::now() + bound;
-        let status = loop {
-            match child.try_wait().expect("wait") {
-                Some(s) => break s,
-                None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-                None => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("loadtest {args:?} still running after {bound:?}");
-                }
-            }
-        };
-        Output {
-            status,
-            stdout: out.join().expect("stdout reader"),
-            stderr: err.join().expect("stderr reader"),
-        }
+        testkit::process::run_bounded(
+            Command::new(env!("CARGO_BIN_EXE_loadtest"))
+                .args(args)
+                .current_dir(&self.work)
+                .env("PATH", path)
+                .env("PYROGATE_BIN", self.bin.join("pyrogate")),
+            bound,
+            &format!("loadtest {args:?}"),
+        )
     }
 }
 

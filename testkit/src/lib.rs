@@ -55,6 +55,7 @@ pub mod gzip;
 pub mod http;
 pub mod labelset;
 pub mod otlp;
+pub mod process;
 pub mod push;
 pub mod python;
 pub mod rules;

@@ -28,7 +28,8 @@ const PALETTE: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
 
-fn escape(s: &str) -> String {
+/// `s` with XML's special characters escaped.
+pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -58,18 +59,7 @@ pub fn percentile_plot(title: &str, series: &[Series]) -> String {
     let px = |x: f64| LEFT + x / X_MAX * plot_w;
     let py = |us: f64| TOP + plot_h - (us.max(1.0).log10() - dec_lo) / (dec_hi - dec_lo) * plot_h;
 
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        out,
-        r#"<text x="{}" y="24" font-size="16" text-anchor="middle">{}</text>"#,
-        WIDTH / 2.0,
-        escape(title)
-    );
+    let mut out = head(WIDTH, HEIGHT, title, 24.0, 16);
     // Horizontal grid: decades of latency.
     let mut d = dec_lo;
     while d <= dec_hi + 1e-9 {
@@ -175,18 +165,7 @@ pub fn stacked_bars(title: &str, legend: &[&str], bars: &[Bar]) -> String {
         .fold(0.0, f64::max)
         .max(1e-9);
     let px = |v: f64| NAME_W + v / max * plot_w;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        out,
-        r#"<text x="{}" y="24" font-size="16" text-anchor="middle">{}</text>"#,
-        WIDTH / 2.0,
-        escape(title)
-    );
+    let mut out = head(WIDTH, height, title, 24.0, 16);
     for (k, name) in legend.iter().enumerate() {
         let x = NAME_W + 120.0 * k as f64;
         let _ = writeln!(
@@ -236,6 +215,24 @@ fn decade_label(decade: i32) -> String {
         3..=5 => format!("{}ms", 10u64.pow((decade - 3) as u32)),
         _ => format!("{}s", 10u64.pow((decade - 6).clamp(0, 9) as u32)),
     }
+}
+
+/// The start of an SVG document `width` × `height` pixels on white, with `title` centred at
+/// `title_y` in `title_size` px (the plots of this crate share it).
+pub fn head(width: f64, height: f64, title: &str, title_y: f64, title_size: u32) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        out,
+        r#"<text x="{}" y="{title_y}" font-size="{title_size}" text-anchor="middle">{}</text>"#,
+        width / 2.0,
+        escape(title)
+    );
+    out
 }
 
 #[cfg(test)]

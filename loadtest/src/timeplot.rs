@@ -6,6 +6,8 @@
 
 use std::fmt::Write as _;
 
+use crate::svg::{self, escape};
+
 /// One line: `(seconds, value)` points.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Line {
@@ -39,13 +41,6 @@ const BOTTOM: f64 = 50.0;
 const PALETTE: [&str; 6] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
 ];
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 /// A "nice" axis maximum at or above `v`: 1, 2 or 5 times a power of ten (1 for nothing).
 pub fn nice_ceiling(v: f64) -> f64 {
@@ -84,18 +79,7 @@ pub fn time_plot(
     let height = TOP + n * PANEL_H + (n - 1.0) * GAP + BOTTOM;
     let t_max = if t_max > 0.0 { t_max } else { 1.0 };
     let px = |t: f64| LEFT + (t / t_max).clamp(0.0, 1.0) * plot_w;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        out,
-        r#"<text x="{}" y="22" font-size="15" text-anchor="middle">{}</text>"#,
-        WIDTH / 2.0,
-        escape(title)
-    );
+    let mut out = svg::head(WIDTH, height, title, 22.0, 15);
     // Band legend on the title's second line.
     let mut lx = LEFT;
     let mut seen: Vec<&str> = Vec::new();

@@ -115,21 +115,9 @@ fn hex(b: u8) -> Option<u8> {
 
 /// Go's `url.PathEscape`: every byte but the unreserved ones and `$&+:=@` becomes `%XX`.
 pub fn path_escape_segment(s: &str, out: &mut String) {
-    const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in s.as_bytes() {
-        let keep = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.' | b'_' | b'~' | b'$' | b'&' | b'+' | b':' | b'=' | b'@'
-            );
-        if keep {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(UPPER_HEX[usize::from(b >> 4)]));
-            out.push(char::from(UPPER_HEX[usize::from(b & 0x0f)]));
-        }
-    }
+    crate::labels::query::percent_escape(s.as_bytes(), out, |b| {
+        matches!(b, b'$' | b'&' | b'+' | b':' | b'=' | b'@')
+    });
 }
 
 /// The upstream path of a unary call on an endpoint whose URL path is `escaped_base` (already

@@ -174,13 +174,20 @@ pub fn query_escape(src: &[u8], out: &mut String) {
 /// unreserved bytes and `$&+,/:;=@` are kept, every other byte becomes `%XX` (upper-case).
 /// Plain paths such as `/prefix/ingest` come out unchanged.
 pub fn path_escape(src: &str, out: &mut String) {
-    for &b in src.as_bytes() {
-        let keep = is_unreserved(b)
-            || matches!(
-                b,
-                b'$' | b'&' | b'+' | b',' | b'/' | b':' | b';' | b'=' | b'@'
-            );
-        if keep {
+    percent_escape(src.as_bytes(), out, |b| {
+        matches!(
+            b,
+            b'$' | b'&' | b'+' | b',' | b'/' | b':' | b';' | b'=' | b'@'
+        )
+    });
+}
+
+/// Appends `src` with every byte kept that is unreserved (RFC 3986 §2.3) or that `also_keep`
+/// accepts, every other byte as `%XX` in upper-case hex (Go's `url` escapers other than the
+/// query's, which also turns a space into `+`: [`query_escape`]).
+pub fn percent_escape(src: &[u8], out: &mut String, also_keep: impl Fn(u8) -> bool) {
+    for &b in src {
+        if is_unreserved(b) || also_keep(b) {
             out.push(char::from(b));
         } else {
             out.push('%');

@@ -367,6 +367,29 @@ enum Body {
     Chunked,
 }
 
+/// Hands the next `left` body bytes to `sink`, reading more with `more` as needed; `Err` when
+/// `sink` refuses (returns false) or the input ends.
+fn pass<S>(
+    s: &mut S,
+    buf: &mut Vec<u8>,
+    mut left: u64,
+    more: &mut dyn FnMut(&mut S, &mut Vec<u8>) -> io::Result<()>,
+    sink: &mut dyn FnMut(&[u8]) -> bool,
+) -> io::Result<()> {
+    while left > 0 {
+        if buf.is_empty() {
+            more(s, buf)?;
+        }
+        let take = (buf.len() as u64).min(left) as usize;
+        if !sink(&buf[..take]) {
+            return Err(io::Error::other("refused"));
+        }
+        buf.drain(..take);
+        left -= take as u64;
+    }
+    Ok(())
+}
+
 /// Reads a body piece by piece, handing each piece to `sink`; `Err` when it ends early or
 /// `sink` refuses (returns false).
 fn read_body<S: Read>(
@@ -384,20 +407,9 @@ fn read_body<S: Read>(
         buf.extend_from_slice(&chunk[..n]);
         Ok(())
     };
-    let refused = || io::Error::other("refused");
     match body {
-        Body::Length(mut left) => {
-            while left > 0 {
-                if buf.is_empty() {
-                    more(s, buf)?;
-                }
-                let take = (buf.len() as u64).min(left) as usize;
-                if !sink(&buf[..take]) {
-                    return Err(refused());
-                }
-                buf.drain(..take);
-                left -= take as u64;
-            }
+        Body::Length(left) => {
+            pass(s, buf, left, &mut more, sink)?;
             Ok(())
         }
         Body::Chunked => loop {
@@ -423,18 +435,8 @@ fn read_body<S: Read>(
                     }
                 }
             }
-            let mut left = size;
-            while left > 0 {
-                if buf.is_empty() {
-                    more(s, buf)?;
-                }
-                let take = (buf.len() as u64).min(left) as usize;
-                if !sink(&buf[..take]) {
-                    return Err(refused());
-                }
-                buf.drain(..take);
-                left -= take as u64;
-            }
+            let left = size;
+            pass(s, buf, left, &mut more, sink)?;
             while buf.len() < 2 {
                 more(s, buf)?;
             }

@@ -60,6 +60,7 @@ pub mod h1;
 pub mod io;
 pub mod labels;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod otlp;
 pub mod pipeline;

@@ -366,6 +366,7 @@ async fn core_main(
         start_receiver(&core, rx.clone(), listener);
     }
     monoio::spawn(control_task(core.clone(), control, wake));
+    monoio::spawn(release_memory_when_quiet(core.shared.clone()));
     tracing::info!(core = index, driver = driver.name(), "core started");
     let _ = ready.send(Ok(()));
 
@@ -379,6 +380,29 @@ async fn core_main(
         d.queue.close();
     }
     core.snapshot()
+}
+
+/// How long a core's connections must have done nothing (no connection opened, no request
+/// started, none closed) before the core gives the memory freed meanwhile back.
+const QUIET_BEFORE_RELEASE: Duration = Duration::from_secs(1);
+
+/// Gives freed memory back to the operating system once the core goes quiet after activity
+/// (see [`crate::memory`]): once per burst, not while busy (the allocator reuses what it keeps)
+/// and not again while idle.
+async fn release_memory_when_quiet(shared: Rc<server::Shared>) {
+    let mut seen = shared.activity();
+    // Collections still to make in this quiet spell: two, a tick apart, since pages freed by
+    // the first collection become free for purging only at the next.
+    let mut pending = 0;
+    while !shared.shutdown.wait_timeout(QUIET_BEFORE_RELEASE).await {
+        let now = shared.activity();
+        if now != seen {
+            (seen, pending) = (now, 2);
+        } else if pending > 0 {
+            crate::memory::release_free_memory();
+            pending -= 1;
+        }
+    }
 }
 
 /// Starts a destination's senders and its DNS refresher. Sender tasks are not awaited: once

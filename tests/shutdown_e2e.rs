@@ -16,7 +16,10 @@
 //! - after SIGTERM the receiver no longer takes new connections: once an idle keep-alive
 //!   connection has been closed by the shutdown (proof that the core saw it), a new connection
 //!   is refused or closed without a response and its upload is not forwarded, while the
-//!   delivery in flight completes.
+//!   delivery in flight completes;
+//! - keep-alive connections idle long enough to have given their read buffer back (parked on
+//!   readiness, their idle timeout kept by the receiver's per-core registry) still serve their
+//!   next upload, and SIGTERM closes them at once, not at the idle timeout.
 
 mod support;
 
@@ -219,7 +222,36 @@ fn after_sigterm_new_connections_are_not_served(driver: Driver) {
     assert_eq!(recorded[1].body, slow_upload.body);
 }
 
+/// Longer than the 250 ms a waiting connection keeps its read buffer posted before it parks.
+const PARKED: Duration = Duration::from_millis(600);
+
+fn parked_connections_serve_their_next_upload_and_close_at_sigterm(driver: Driver) {
+    let mock = MockPyroscope::start();
+    let gw = Gateway::start(&config::single(&mock.url(), "", "", ""), driver, 1);
+    let mut a = Client::connect(gw.addr());
+    let mut b = Client::connect(gw.addr());
+    a.send(&bodies::folded(700).request(&[]));
+    assert_eq!(a.read_response().status, 200);
+    b.send(&bodies::folded(701).request(&[]));
+    assert_eq!(b.read_response().status, 200);
+    std::thread::sleep(PARKED);
+    let next = bodies::node_pprof(702);
+    a.send(&next.request(&[]));
+    assert_eq!(a.read_response().status, 200);
+    std::thread::sleep(PARKED);
+    gw.terminate();
+    // The server idle timeout is Alloy's default (120 s): only the shutdown closes them.
+    a.expect_closed();
+    b.expect_closed();
+    let stopped = exited(gw, EXIT_BOUND);
+    stopped.assert_clean_exit(3, 0);
+    let recorded = mock.requests();
+    assert_eq!(recorded.len(), 3);
+    assert_eq!(recorded[2].body, next.body);
+}
+
 both_drivers!(
+    parked_connections_serve_their_next_upload_and_close_at_sigterm,
     sigterm_during_a_slow_delivery_still_delivers_and_answers,
     sigterm_with_a_hanging_upstream_exits_after_the_grace_period_counting_drops,
     sigterm_drains_queued_uploads_before_exiting,

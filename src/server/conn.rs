@@ -11,7 +11,7 @@
 //!
 //! Does not own: what an upload becomes ([`super::ingest`]). Hot path: yes.
 
-use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -261,45 +261,98 @@ struct Conn<'a> {
     request: Option<HttpRequest>,
     /// Body bytes read for the request being served.
     body_read: u64,
+    /// This connection's place in the receiver's idle timeouts, from its first park.
+    idle_slot: Option<super::idle::Slot>,
 }
 
-/// Serves one connection until it closes, times out, errs, or the core shuts down.
-pub async fn serve(core: &super::Shared, rx: &ReceiverRt, stream: TcpStream, _peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
-    // Boxed, as the request below: the TLS handshake's state must not size the task of every
-    // idle connection.
-    let Some(stream) = Box::pin(super::tls::wrap(rx, stream)).await else {
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        self.core.touch();
+        if let Some(slot) = self.idle_slot {
+            self.rx.idle.release(slot);
+        }
+    }
+}
+
+/// Serves one connection until it closes, times out, errs, or the core shuts down; then gives
+/// its `conn_limit` slot back.
+///
+/// This future is the connection's task, so what it holds across the idle wait is what every
+/// idle keep-alive connection costs: the connection ([`Conn`]) and the readiness wait. Reading
+/// a request head, the request itself and the TLS handshake run in their own allocations.
+pub async fn serve(core: Rc<super::Shared>, rx: Rc<ReceiverRt>, stream: TcpStream) {
+    let _open = Open(&rx);
+    // Built in its own allocation, so the task holds the connection once (not also the
+    // handshake's state or a moved-from stream).
+    let Some(mut c) = Box::pin(Conn::open(&core, &rx, stream)).await else {
         return;
-    };
-    let mut c = Conn {
-        core,
-        rx,
-        http10_keep_alive: false,
-        request: None,
-        body_read: 0,
-        stream,
-        buf: BytesMut::with_capacity(READ_BUFFER_BYTES),
     };
     // Go's server starts the first request's `ReadTimeout` when it starts reading, right after
     // accept: a connection that never sends a byte is cut off then, not at the idle timeout
     // (which only applies between requests; net/http `conn.serve` / `readRequest`).
     let mut first = Some(Instant::now() + rx.config.http.server_read_timeout);
     loop {
-        let first = first.take();
-        if !c.await_request(first).await {
-            return;
+        core.touch();
+        match Box::pin(c.await_request(first)).await {
+            Wait::Request => {}
+            Wait::Close => return,
+            Wait::Idle(deadline) => {
+                if !c.park(deadline).await || !Box::pin(c.read_after_park()).await {
+                    return;
+                }
+            }
         }
         // The request's state machine (head parsing, delivery, the answer) lives in its own
         // allocation while a request is served, so an idle connection's task holds only the
         // small waiting state above.
-        match Box::pin(c.one_request(first)).await {
-            Next::KeepAlive if !rx.closing(core) => {}
+        match Box::pin(c.one_request(first.take())).await {
+            Next::KeepAlive if !rx.closing(&core) => {}
             _ => return,
         }
     }
 }
 
-impl Conn<'_> {
+/// An open connection of a receiver: closing it frees its `conn_limit` slot and wakes an
+/// accept loop waiting for one.
+struct Open<'a>(&'a ReceiverRt);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        let rx = self.0;
+        rx.slots.release();
+        rx.active.set(rx.active.get() - 1);
+        rx.metrics.set_connections(rx.active.get());
+        rx.conn_closed.notify_all();
+    }
+}
+
+/// How the wait for the next request ended.
+enum Wait {
+    /// Bytes of a request are in the buffer.
+    Request,
+    /// Closed, timed out or shutting down.
+    Close,
+    /// Nothing arrived while a read was posted: wait on readiness alone until this deadline.
+    Idle(Instant),
+}
+
+impl<'a> Conn<'a> {
+    /// The TLS handshake where the receiver serves HTTPS, then the connection's state.
+    async fn open(core: &'a super::Shared, rx: &'a ReceiverRt, stream: TcpStream) -> Option<Self> {
+        let _ = stream.set_nodelay(true);
+        let stream = super::tls::wrap(rx, stream).await?;
+        Some(Conn {
+            core,
+            rx,
+            http10_keep_alive: false,
+            request: None,
+            body_read: 0,
+            idle_slot: None,
+            stream,
+            buf: BytesMut::with_capacity(READ_BUFFER_BYTES),
+        })
+    }
+
     async fn read(&mut self, deadline: Instant) -> Option<usize> {
         match self.read_outcome(deadline).await {
             ReadOutcome::Data(n) => Some(n),
@@ -316,44 +369,54 @@ impl Conn<'_> {
     /// so thousands of idle keep-alive connections hold no buffer memory; a fresh buffer is taken
     /// when bytes arrive. TLS connections keep theirs (rustls may hold decrypted bytes that no
     /// readiness event announces).
-    async fn await_request(&mut self, first: Option<Instant>) -> bool {
+    async fn await_request(&mut self, first: Option<Instant>) -> Wait {
         if !self.buf.is_empty() {
-            return true;
+            return Wait::Request;
         }
         let idle =
             first.unwrap_or_else(|| Instant::now() + self.rx.config.http.server_idle_timeout);
         let park_at = (Instant::now() + IDLE_BUFFER_RELEASE).min(idle);
         let can_park = self.stream.is_plain() && park_at < idle;
         let first_wait = if can_park { park_at } else { idle };
-        // The reads are boxed: a parked connection's task holds only the readiness wait below.
-        match Box::pin(self.read_or_stop(first_wait, can_park)).await {
-            ReadOutcome::Data(_) => return true,
-            ReadOutcome::Closed => return false,
-            ReadOutcome::TimedOut if !can_park => return false,
-            ReadOutcome::TimedOut => {}
+        match self.read_or_stop(first_wait, can_park).await {
+            ReadOutcome::Data(_) => Wait::Request,
+            ReadOutcome::TimedOut if can_park && Instant::now() < idle => {
+                // Idle: hold no buffer while waiting.
+                self.buf = BytesMut::new();
+                Wait::Idle(idle)
+            }
+            ReadOutcome::Closed | ReadOutcome::TimedOut => Wait::Close,
         }
-        // Idle: hold no buffer while waiting.
-        self.buf = BytesMut::new();
-        let now = Instant::now();
-        if now >= idle {
-            return false;
-        }
-        let shutdown = self.core.shutdown.clone();
-        let rx = self.rx;
-        let ready = monoio::select! {
-            r = monoio::time::timeout(idle - now, self.stream.readable()) => matches!(r, Ok(Ok(()))),
-            _ = shutdown.wait() => false,
-            _ = rx.retired.wait() => false,
-        };
-        if !ready {
-            return false;
-        }
+    }
+
+    /// After [`Conn::park`] saw the socket readable: reads into a fresh buffer (whether a
+    /// request starts, or the stream ended).
+    async fn read_after_park(&mut self) -> bool {
         self.buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
         let deadline = Instant::now() + self.rx.config.http.server_read_timeout;
         matches!(
-            Box::pin(self.read_or_stop(deadline, false)).await,
+            self.read_or_stop(deadline, false).await,
             ReadOutcome::Data(_)
         )
+    }
+
+    /// Waits on readiness alone until `deadline` (the receiver's [`super::idle::IdleTimers`]
+    /// keep the deadline, and end the wait at shutdown or retirement): whether bytes (or the end
+    /// of the stream) arrived.
+    async fn park(&mut self, deadline: Instant) -> bool {
+        let timers = &self.rx.idle;
+        let slot = *self.idle_slot.get_or_insert_with(|| timers.slot());
+        timers.park(slot, deadline);
+        let mut readable = std::pin::pin!(self.stream.readable());
+        let ready = std::future::poll_fn(|cx| {
+            if timers.poll_expired(slot, cx) {
+                return std::task::Poll::Ready(false);
+            }
+            readable.as_mut().poll(cx).map(|r| r.is_ok())
+        })
+        .await;
+        timers.unpark(slot);
+        ready
     }
 
     /// A read until `deadline` ([`Conn::read_until_park`] when `park`, else

@@ -16,6 +16,7 @@
 pub mod client_auth;
 pub mod conn;
 pub mod debuginfo;
+pub mod idle;
 pub mod ingest;
 pub mod listen;
 pub mod otlp;
@@ -93,6 +94,9 @@ pub struct Shared {
     pub(crate) shutdown: Rc<Shutdown>,
     /// How long a request waits for room in a full budget or queue (`queue_wait_timeout`).
     pub(crate) queue_wait_timeout: Duration,
+    /// Bumped when a connection opens, starts a request or closes: the worker releases freed
+    /// memory once this stops moving.
+    activity: Cell<u64>,
 }
 
 impl Shared {
@@ -101,7 +105,18 @@ impl Shared {
             budget,
             shutdown,
             queue_wait_timeout,
+            activity: Cell::new(0),
         }
+    }
+
+    /// Notes that connections did something on this core.
+    pub fn touch(&self) {
+        self.activity.set(self.activity.get().wrapping_add(1));
+    }
+
+    /// Changes whenever [`Shared::touch`] is called.
+    pub fn activity(&self) -> u64 {
+        self.activity.get()
     }
 }
 
@@ -170,6 +185,8 @@ pub struct ReceiverRt {
     /// Which destinations asked for which debug-info uploads (`debug_info_destinations =
     /// "all"`).
     pub debuginfo_wanted: debuginfo::Wanted,
+    /// The idle timeouts of this receiver's parked connections on this core.
+    pub idle: idle::IdleTimers,
 }
 
 impl ReceiverRt {
@@ -195,6 +212,7 @@ impl ReceiverRt {
             conn_closed: Notify::new(),
             retired: Shutdown::default(),
             debuginfo_wanted: debuginfo::Wanted::default(),
+            idle: idle::IdleTimers::default(),
         }
     }
 
@@ -217,6 +235,10 @@ impl ReceiverRt {
 
 /// Accepts connections until shutdown.
 pub async fn accept_loop(core: Rc<Shared>, rx: Rc<ReceiverRt>, listener: TcpListener) {
+    monoio::spawn({
+        let (core, rx) = (core.clone(), rx.clone());
+        async move { rx.idle.run(&core.shutdown, &rx.retired).await }
+    });
     loop {
         let accepted = monoio::select! {
             r = listener.accept() => r,
@@ -224,7 +246,7 @@ pub async fn accept_loop(core: Rc<Shared>, rx: Rc<ReceiverRt>, listener: TcpList
             _ = rx.retired.wait() => return,
         };
         match accepted {
-            Ok((stream, peer)) => {
+            Ok((stream, _peer)) => {
                 // Over the limit the connection waits, unserved, for a slot; meanwhile this
                 // core accepts nothing more (later connections wait in the backlog).
                 while !rx.slots.try_take() {
@@ -237,15 +259,7 @@ pub async fn accept_loop(core: Rc<Shared>, rx: Rc<ReceiverRt>, listener: TcpList
                 }
                 rx.active.set(rx.active.get() + 1);
                 rx.metrics.set_connections(rx.active.get());
-                let (core, rx) = (core.clone(), rx.clone());
-                let task = async move {
-                    conn::serve(&core, &rx, stream, peer).await;
-                    rx.slots.release();
-                    rx.active.set(rx.active.get() - 1);
-                    rx.metrics.set_connections(rx.active.get());
-                    rx.conn_closed.notify_all();
-                };
-                monoio::spawn(task);
+                monoio::spawn(conn::serve(core.clone(), rx.clone(), stream));
             }
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning.

@@ -251,22 +251,9 @@ impl IdleTimers {
 #[cfg(test)]
 mod tests {
     use super::IdleTimers;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::{Context, Wake, Waker};
+    use crate::sync::test_waker::counting;
+    use std::task::Context;
     use std::time::{Duration, Instant};
-
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn counting() -> (Arc<Count>, Waker) {
-        let c = Arc::new(Count(AtomicUsize::new(0)));
-        (c.clone(), Waker::from(c))
-    }
 
     #[test]
     fn a_parked_slot_expires_at_its_deadline_and_not_before() {
@@ -279,9 +266,9 @@ mod tests {
         assert!(!t.poll_expired(s, &mut cx));
         t.expire(start + Duration::from_secs(9));
         assert!(!t.poll_expired(s, &mut cx));
-        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        assert_eq!(count.get(), 0);
         t.expire(start + Duration::from_secs(10));
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.get(), 1);
         assert!(t.poll_expired(s, &mut cx));
     }
 
@@ -302,9 +289,9 @@ mod tests {
         assert!(!t.poll_expired(s, &mut cx));
         // The first entry comes up at 10 s and is moved to the slot's deadline.
         t.expire(start + Duration::from_secs(100));
-        assert_eq!((t.queued(), count.0.load(Ordering::SeqCst)), (1, 0));
+        assert_eq!((t.queued(), count.get()), (1, 0));
         t.expire(start + Duration::from_secs(200));
-        assert_eq!((t.queued(), count.0.load(Ordering::SeqCst)), (0, 1));
+        assert_eq!((t.queued(), count.get()), (0, 1));
         assert!(t.poll_expired(s, &mut cx));
     }
 
@@ -319,12 +306,12 @@ mod tests {
         assert!(!t.poll_expired(s, &mut cx));
         t.unpark(s);
         t.expire(start + Duration::from_secs(2));
-        assert_eq!((t.queued(), count.0.load(Ordering::SeqCst)), (0, 0));
+        assert_eq!((t.queued(), count.get()), (0, 0));
         t.park(s, start + Duration::from_secs(3));
         assert_eq!(t.queued(), 1);
         assert!(!t.poll_expired(s, &mut cx));
         t.expire(start + Duration::from_secs(3));
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.get(), 1);
     }
 
     #[test]
@@ -341,7 +328,7 @@ mod tests {
         t.park(new, start + Duration::from_secs(5));
         assert!(!t.poll_expired(new, &mut cx));
         t.expire(start + Duration::from_secs(1));
-        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        assert_eq!(count.get(), 0);
         assert!(!t.poll_expired(new, &mut cx));
         // A stale slot handle reads as expired, so a wait on it ends.
         assert!(t.poll_expired(old, &mut cx));
@@ -359,7 +346,7 @@ mod tests {
             assert!(!t.poll_expired(s, &mut cx));
         }
         t.close();
-        assert_eq!(count.0.load(Ordering::SeqCst), 3);
+        assert_eq!(count.get(), 3);
         let late = t.slot();
         t.park(late, far);
         assert!(t.poll_expired(late, &mut cx));

@@ -181,27 +181,43 @@ impl Drop for Notified<'_> {
     }
 }
 
+/// A waker that counts its wake-ups, for unit tests of per-core wake-up logic.
 #[cfg(test)]
-mod tests {
-    use super::Notify;
-    use std::future::Future;
-    use std::pin::pin;
+pub(crate) mod test_waker {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::{Context, Poll, Wake, Waker};
+    use std::task::{Wake, Waker};
 
-    /// A waker that counts its wake-ups.
-    struct Count(AtomicUsize);
+    pub struct Count(AtomicUsize);
+
+    impl Count {
+        /// Wake-ups so far.
+        pub fn get(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
     impl Wake for Count {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
     }
 
-    fn counting() -> (Arc<Count>, Waker) {
+    /// A waker and the count of its wake-ups.
+    pub fn counting() -> (Arc<Count>, Waker) {
         let c = Arc::new(Count(AtomicUsize::new(0)));
         (c.clone(), Waker::from(c))
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Notify;
+    use super::test_waker::counting;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
 
     #[test]
     fn a_dropped_waiter_leaves_no_waker_behind() {
@@ -217,7 +233,7 @@ mod tests {
         // The waker's task is no longer referenced by the list.
         assert_eq!(Arc::strong_count(&count), 2);
         n.notify_all();
-        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        assert_eq!(count.get(), 0);
     }
 
     #[test]
@@ -231,10 +247,7 @@ mod tests {
         assert!(f.as_mut().poll(&mut Context::from_waker(&wb)).is_pending());
         assert_eq!(n.waiting(), 1);
         n.notify_all();
-        assert_eq!(
-            (a.0.load(Ordering::SeqCst), b.0.load(Ordering::SeqCst)),
-            (0, 1)
-        );
+        assert_eq!((a.get(), b.get()), (0, 1));
         assert!(f.as_mut().poll(&mut Context::from_waker(&wb)).is_ready());
         assert_eq!(n.waiting(), 0);
     }
@@ -258,14 +271,14 @@ mod tests {
                 .is_pending()
         );
         assert_eq!(n.waiting(), 4);
-        let woken = |i: usize| wakers[i].0.0.load(Ordering::SeqCst);
+        let woken = |i: usize| wakers[i].0.get();
         n.notify_one();
         assert_eq!((woken(0), woken(2), woken(3)), (1, 0, 0));
         n.notify_one();
         assert_eq!((woken(2), woken(3)), (1, 0));
         n.notify_one();
         n.notify_one();
-        assert_eq!((woken(3), late.0.load(Ordering::SeqCst)), (1, 1));
+        assert_eq!((woken(3), late.get()), (1, 1));
         assert_eq!(woken(1), 0);
         assert_eq!(n.waiting(), 0);
     }

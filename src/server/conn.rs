@@ -280,11 +280,14 @@ impl Drop for Conn<'_> {
 /// This future is the connection's task, so what it holds across the idle wait is what every
 /// idle keep-alive connection costs: the connection ([`Conn`]) and the readiness wait. Reading
 /// a request head, the request itself and the TLS handshake run in their own allocations.
-pub async fn serve(core: Rc<super::Shared>, rx: Rc<ReceiverRt>, stream: TcpStream) {
+///
+/// The stream comes boxed: an async fn keeps its arguments for its whole life, and the task of
+/// every idle connection would carry a second, moved-from copy of it.
+pub async fn serve(core: Rc<super::Shared>, rx: Rc<ReceiverRt>, stream: Box<TcpStream>) {
     let _open = Open(&rx);
     // Built in its own allocation, so the task holds the connection once (not also the
     // handshake's state or a moved-from stream).
-    let Some(mut c) = Box::pin(Conn::open(&core, &rx, stream)).await else {
+    let Some(mut c) = Box::pin(Conn::open(&core, &rx, *stream)).await else {
         return;
     };
     // Go's server starts the first request's `ReadTimeout` when it starts reading, right after
@@ -297,7 +300,11 @@ pub async fn serve(core: Rc<super::Shared>, rx: Rc<ReceiverRt>, stream: TcpStrea
             Wait::Request => {}
             Wait::Close => return,
             Wait::Idle(deadline) => {
-                if !c.park(deadline).await || !Box::pin(c.read_after_park()).await {
+                // Parked: the receiver's idle timeouts keep the deadline and end the wait at
+                // shutdown or retirement.
+                let slot = c.idle_slot();
+                let ready = rx.idle.wait(slot, deadline, c.stream.readable()).await;
+                if !matches!(ready, Some(Ok(()))) || !Box::pin(c.read_after_park()).await {
                     return;
                 }
             }
@@ -400,23 +407,9 @@ impl<'a> Conn<'a> {
         )
     }
 
-    /// Waits on readiness alone until `deadline` (the receiver's [`super::idle::IdleTimers`]
-    /// keep the deadline, and end the wait at shutdown or retirement): whether bytes (or the end
-    /// of the stream) arrived.
-    async fn park(&mut self, deadline: Instant) -> bool {
-        let timers = &self.rx.idle;
-        let slot = *self.idle_slot.get_or_insert_with(|| timers.slot());
-        timers.park(slot, deadline);
-        let mut readable = std::pin::pin!(self.stream.readable());
-        let ready = std::future::poll_fn(|cx| {
-            if timers.poll_expired(slot, cx) {
-                return std::task::Poll::Ready(false);
-            }
-            readable.as_mut().poll(cx).map(|r| r.is_ok())
-        })
-        .await;
-        timers.unpark(slot);
-        ready
+    /// This connection's place in the receiver's idle timeouts (taken at its first park).
+    fn idle_slot(&mut self) -> super::idle::Slot {
+        *self.idle_slot.get_or_insert_with(|| self.rx.idle.slot())
     }
 
     /// A read until `deadline` ([`Conn::read_until_park`] when `park`, else

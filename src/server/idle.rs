@@ -18,7 +18,10 @@
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::task::{Context, Waker};
+use std::future::Future;
+use std::num::NonZeroU64;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use crate::sync::{Notify, Shutdown};
@@ -27,7 +30,8 @@ use crate::sync::{Notify, Shutdown};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot {
     index: usize,
-    ticket: u64,
+    /// Never 0 (a free slot's), which also makes `Option<Slot>` no larger than a `Slot`.
+    ticket: NonZeroU64,
 }
 
 #[derive(Debug)]
@@ -55,9 +59,11 @@ struct Inner {
 
 impl Inner {
     fn state(&mut self, slot: Slot) -> Option<&mut SlotState> {
-        self.slots
-            .get_mut(slot.index)
-            .filter(|s| s.ticket == slot.ticket)
+        self.state_at(slot.index, slot.ticket.get())
+    }
+
+    fn state_at(&mut self, index: usize, ticket: u64) -> Option<&mut SlotState> {
+        self.slots.get_mut(index).filter(|s| s.ticket == ticket)
     }
 }
 
@@ -76,9 +82,9 @@ impl IdleTimers {
     pub fn slot(&self) -> Slot {
         let mut inner = self.inner.borrow_mut();
         inner.next_ticket += 1;
-        let ticket = inner.next_ticket;
+        let ticket = NonZeroU64::new(inner.next_ticket).expect("tickets start at 1");
         let state = SlotState {
-            ticket,
+            ticket: ticket.get(),
             deadline: Instant::now(),
             parked: false,
             queued: false,
@@ -108,6 +114,13 @@ impl IdleTimers {
             s.waker = None;
             inner.free.push(slot.index);
         }
+        if inner.free.len() == inner.slots.len() {
+            // The last connection closed: every heap entry is stale, and what a burst of
+            // connections grew is given back.
+            inner.slots = Vec::new();
+            inner.free = Vec::new();
+            inner.heap = BinaryHeap::new();
+        }
     }
 
     /// The connection waits from now until `deadline` at the latest.
@@ -125,7 +138,7 @@ impl IdleTimers {
         s.queued = true;
         inner
             .heap
-            .push(Reverse((deadline, slot.index, slot.ticket)));
+            .push(Reverse((deadline, slot.index, slot.ticket.get())));
         if inner.ticker_at.is_none_or(|at| deadline < at) {
             drop(inner);
             self.rearm.notify_all();
@@ -152,6 +165,18 @@ impl IdleTimers {
         false
     }
 
+    /// Parks the connection in `slot` until `deadline` and waits for `ready` (its socket's
+    /// readiness): `None` if the deadline passed (or the core is shutting down) first. The slot
+    /// is unparked when the wait ends.
+    pub fn wait<F: Future>(&self, slot: Slot, deadline: Instant, ready: F) -> Parked<'_, F> {
+        self.park(slot, deadline);
+        Parked {
+            timers: self,
+            slot,
+            ready,
+        }
+    }
+
     /// The connection stopped waiting (bytes arrived, or it timed out).
     pub fn unpark(&self, slot: Slot) {
         if let Some(s) = self.inner.borrow_mut().state(slot) {
@@ -170,7 +195,7 @@ impl IdleTimers {
                     break;
                 }
                 inner.heap.pop();
-                let Some(s) = inner.state(Slot { index, ticket }) else {
+                let Some(s) = inner.state_at(index, ticket) else {
                     continue;
                 };
                 s.queued = false;
@@ -245,6 +270,35 @@ impl IdleTimers {
             self.expire(Instant::now());
         }
         self.close();
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A parked connection's wait ([`IdleTimers::wait`]): what a task holds while its
+    /// connection is idle, so it is kept to the two references and the readiness future.
+    pub struct Parked<'a, F> {
+        timers: &'a IdleTimers,
+        slot: Slot,
+        #[pin]
+        ready: F,
+    }
+}
+
+impl<F: Future> Future for Parked<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let out = if this.timers.poll_expired(*this.slot, cx) {
+            None
+        } else {
+            match this.ready.poll(cx) {
+                Poll::Ready(r) => Some(r),
+                Poll::Pending => return Poll::Pending,
+            }
+        };
+        this.timers.unpark(*this.slot);
+        Poll::Ready(out)
     }
 }
 
@@ -332,6 +386,31 @@ mod tests {
         assert!(!t.poll_expired(new, &mut cx));
         // A stale slot handle reads as expired, so a wait on it ends.
         assert!(t.poll_expired(old, &mut cx));
+    }
+
+    #[test]
+    fn when_the_last_connection_closes_its_slots_and_entries_are_given_back() {
+        let t = IdleTimers::default();
+        let far = Instant::now() + Duration::from_secs(3600);
+        let slots: Vec<_> = (0..1_000).map(|_| t.slot()).collect();
+        for &s in &slots {
+            t.park(s, far);
+        }
+        assert_eq!(t.queued(), 1_000);
+        for &s in &slots[1..] {
+            t.release(s);
+        }
+        assert_eq!(t.queued(), 1_000);
+        t.release(slots[0]);
+        assert_eq!(t.queued(), 0);
+        assert_eq!(t.inner.borrow().slots.capacity(), 0);
+        // A stale handle reads as expired; a new connection starts afresh.
+        let (_, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        assert!(t.poll_expired(slots[5], &mut cx));
+        let s = t.slot();
+        t.park(s, far);
+        assert!(!t.poll_expired(s, &mut cx));
     }
 
     #[test]

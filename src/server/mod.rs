@@ -259,7 +259,7 @@ pub async fn accept_loop(core: Rc<Shared>, rx: Rc<ReceiverRt>, listener: TcpList
                 }
                 rx.active.set(rx.active.get() + 1);
                 rx.metrics.set_connections(rx.active.get());
-                monoio::spawn(conn::serve(core.clone(), rx.clone(), stream));
+                monoio::spawn(conn::serve(core.clone(), rx.clone(), Box::new(stream)));
             }
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning.

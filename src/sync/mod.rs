@@ -32,6 +32,10 @@ pub struct Notify {
     waiters: RefCell<Waiters>,
 }
 
+/// Waiter slots a [`Notify`] keeps once nobody waits (more were grown by a burst, and are given
+/// back).
+const KEEP_WAITERS: usize = 64;
+
 /// The registered wakers: slots reused through a free list, each tagged with a ticket (unique
 /// for the list's life) so a [`Notified`] can tell its own registration from a later one in
 /// the same slot, and so [`Notify::notify_one`] can pick the longest waiting.
@@ -74,9 +78,15 @@ impl Waiters {
         self.slots[reg.0] = None;
         self.free.push(reg.0);
         if self.free.len() == self.slots.len() {
-            // Nobody waits: start again from slot 0 (the capacity stays for the next waiters).
-            self.slots.clear();
-            self.free.clear();
+            // Nobody waits: start again from slot 0. The room stays for the next waiters unless
+            // a burst grew it (every connection of a core waiting on its shutdown signal).
+            if self.slots.capacity() > KEEP_WAITERS {
+                self.slots = Vec::new();
+                self.free = Vec::new();
+            } else {
+                self.slots.clear();
+                self.free.clear();
+            }
         }
     }
 
@@ -234,6 +244,21 @@ mod tests {
         assert_eq!(Arc::strong_count(&count), 2);
         n.notify_all();
         assert_eq!(count.get(), 0);
+    }
+
+    #[test]
+    fn the_room_a_burst_of_waiters_grew_is_given_back_when_the_last_leaves() {
+        let n = Notify::new();
+        let (_, w) = counting();
+        let mut cx = Context::from_waker(&w);
+        let mut many: Vec<_> = (0..1_000).map(|_| Box::pin(n.notified())).collect();
+        for f in &mut many {
+            assert!(f.as_mut().poll(&mut cx).is_pending());
+        }
+        assert!(n.waiters.borrow().slots.capacity() >= 1_000);
+        drop(many);
+        assert_eq!(n.waiting(), 0);
+        assert_eq!(n.waiters.borrow().slots.capacity(), 0);
     }
 
     #[test]

@@ -2,13 +2,19 @@
 //!
 //! Owns: capacity accounting, waking idle consumers when an item arrives and waking waiting
 //! producers when room appears, and closing for shutdown. Does not own: what is queued, or what
-//! happens when the queue stays full (see `fanout::dispatch`). Hot path: yes; a push or pop is a `VecDeque`
-//! operation and one wake-up, no allocation once the deque has grown to its capacity.
+//! happens when the queue stays full (see `fanout::dispatch`). Hot path: yes; a push or pop is a
+//! `VecDeque` operation and one wake-up. The deque grows as a burst needs and, once drained,
+//! gives back what it grew beyond [`KEEP_ITEMS`], so a burst's queue memory does not stay
+//! resident; below that it never allocates again.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
 use super::Notify;
+
+/// Room a drained queue keeps (items): enough for ordinary backlogs without reallocating, small
+/// enough (a few tens of KB per destination per core) to keep for good.
+pub const KEEP_ITEMS: usize = 256;
 
 /// A bounded multi-producer, multi-consumer queue for tasks on one core.
 #[derive(Debug)]
@@ -25,7 +31,7 @@ pub struct Queue<T> {
 impl<T> Queue<T> {
     pub fn new(capacity: usize) -> Self {
         Queue {
-            items: RefCell::new(VecDeque::with_capacity(capacity.min(4096))),
+            items: RefCell::new(VecDeque::with_capacity(capacity.clamp(1, KEEP_ITEMS))),
             capacity: capacity.max(1),
             readable: Notify::new(),
             writable: Notify::new(),
@@ -43,6 +49,11 @@ impl<T> Queue<T> {
 
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Items the deque has room for without allocating.
+    pub fn allocated(&self) -> usize {
+        self.items.borrow().capacity()
     }
 
     /// Pushes `item` if there is room, otherwise hands it back.
@@ -83,6 +94,9 @@ impl<T> Queue<T> {
             let (item, more) = {
                 let mut items = self.items.borrow_mut();
                 let item = items.pop_front();
+                if items.is_empty() && items.capacity() > KEEP_ITEMS {
+                    items.shrink_to(KEEP_ITEMS);
+                }
                 (item, !items.is_empty())
             };
             if let Some(item) = item {
@@ -127,6 +141,29 @@ mod tests {
         assert!(q.try_push(2).is_ok());
         assert_eq!(q.try_push(3), Err(3));
         assert_eq!(q.len(), 2);
+    }
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn a_drained_queue_gives_back_what_a_burst_grew() {
+        let q = Queue::new(10_000);
+        assert!(q.allocated() <= KEEP_ITEMS);
+        for i in 0..5_000 {
+            q.try_push(i).unwrap();
+        }
+        assert!(q.allocated() >= 5_000);
+        for i in 0..5_000 {
+            assert_eq!(q.pop().await, Some(i));
+        }
+        assert!(q.allocated() <= KEEP_ITEMS, "{}", q.allocated());
+        // Ordinary backlogs below the kept room reuse it.
+        for i in 0..KEEP_ITEMS {
+            q.try_push(i).unwrap();
+        }
+        let kept = q.allocated();
+        for _ in 0..KEEP_ITEMS {
+            q.pop().await;
+        }
+        assert_eq!(q.allocated(), kept);
     }
 
     #[monoio::test_all(timer_enabled = true)]

@@ -17,6 +17,7 @@ pub mod client_auth;
 pub mod conn;
 pub mod debuginfo;
 pub mod idle;
+pub mod inflate;
 pub mod ingest;
 pub mod listen;
 pub mod otlp;

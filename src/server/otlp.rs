@@ -23,12 +23,14 @@ use bytes::Bytes;
 
 use super::ReceiverRt;
 use super::conn::Reply;
+use super::inflate::{InflateError, inflate_charged};
 use crate::budget::Reservation;
 use crate::h1::RequestHead;
 use crate::metrics::{RefuseReason, WriteLatency, WriteSpan};
 use crate::otlp::{self, Format, OTLP_PATH, StatusCode};
 use crate::pipeline::Writer;
 use crate::pipeline::deliver::Delivery;
+use crate::push::GzipError;
 use crate::upload::{Api, Payload, Requests, Verdict};
 
 /// An OTLP error answer: `status` with a `google.rpc.Status` body in the request's encoding.
@@ -71,32 +73,18 @@ pub async fn handle(
     let body = if encoding.is_empty() || encoding.eq_ignore_ascii_case(b"identity") {
         body
     } else if encoding.eq_ignore_ascii_case(b"gzip") {
-        // The inflated copy is memory too: charge the size the gzip trailer announces before
-        // inflating, and any excess (several members) once it is known.
-        let announced = crate::push::inflated_size_hint(&body, max).unwrap_or(0);
-        if let Some(r) = &reservation
-            && !r.grow_until(announced, wait_until).await
-        {
-            rx.metrics.record_refused(RefuseReason::Budget);
-            return fail(503, StatusCode::Unavailable, "in-flight budget exhausted");
-        }
-        match crate::push::gunzip_bounded(&body, max) {
-            Ok(inflated) => {
-                let excess = (inflated.len() as u64).saturating_sub(announced);
-                if let Some(r) = &reservation
-                    && excess > 0
-                    && !r.grow_until(excess, wait_until).await
-                {
-                    rx.metrics.record_refused(RefuseReason::Budget);
-                    return fail(503, StatusCode::Unavailable, "in-flight budget exhausted");
-                }
-                inflated
+        match inflate_charged(rx, &body, max, reservation.as_ref(), wait_until).await {
+            Ok(inflated) => inflated,
+            Err(InflateError::Budget) => {
+                return fail(503, StatusCode::Unavailable, "in-flight budget exhausted");
             }
-            Err(crate::push::GzipError::TooLarge { .. }) => {
+            Err(InflateError::Gzip(GzipError::TooLarge { .. })) => {
                 let msg = format!("request body after decompression is larger than {max} bytes");
                 return fail(413, StatusCode::ResourceExhausted, &msg);
             }
-            Err(e) => return fail(400, StatusCode::InvalidArgument, &e.to_string()),
+            Err(InflateError::Gzip(e)) => {
+                return fail(400, StatusCode::InvalidArgument, &e.to_string());
+            }
         }
     } else {
         let msg = format!(

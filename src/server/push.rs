@@ -14,6 +14,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::conn::Reply;
+use super::inflate::{InflateError, inflate_charged};
 use super::{Live, ReceiverRt};
 use crate::budget::Reservation;
 use crate::h1::RequestHead;
@@ -125,38 +126,21 @@ pub async fn handle(
         }
     }
     let message = if compressed {
-        // The inflated copy is memory too: charge the size the gzip trailer announces before
-        // inflating, and any excess (several members) once it is known.
-        let announced = push::inflated_size_hint(&message, max).unwrap_or(0);
-        if let Some(r) = &reservation
-            && !r.grow_until(announced, wait_until).await
-        {
-            rx.metrics.record_refused(RefuseReason::Budget);
-            return answer(
-                wire,
-                Some((Code::Unavailable, "in-flight budget exhausted")),
-            );
-        }
-        match push::gunzip_bounded(&message, max) {
-            Ok(m) => {
-                let excess = (m.len() as u64).saturating_sub(announced);
-                if let Some(r) = &reservation
-                    && excess > 0
-                    && !r.grow_until(excess, wait_until).await
-                {
-                    rx.metrics.record_refused(RefuseReason::Budget);
-                    return answer(
-                        wire,
-                        Some((Code::Unavailable, "in-flight budget exhausted")),
-                    );
-                }
-                m
+        match inflate_charged(rx, &message, max, reservation.as_ref(), wait_until).await {
+            Ok(m) => m,
+            Err(InflateError::Budget) => {
+                return answer(
+                    wire,
+                    Some((Code::Unavailable, "in-flight budget exhausted")),
+                );
             }
-            Err(push::GzipError::TooLarge { .. }) => {
+            Err(InflateError::Gzip(push::GzipError::TooLarge { .. })) => {
                 let msg = format!("message after decompression is larger than {max} bytes");
                 return answer(wire, Some((Code::ResourceExhausted, &msg)));
             }
-            Err(e) => return answer(wire, Some((Code::InvalidArgument, &e.to_string()))),
+            Err(InflateError::Gzip(e)) => {
+                return answer(wire, Some((Code::InvalidArgument, &e.to_string())));
+            }
         }
     } else {
         message

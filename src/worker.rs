@@ -391,8 +391,8 @@ const QUIET_BEFORE_RELEASE: Duration = Duration::from_secs(1);
 /// and not again while idle.
 async fn release_memory_when_quiet(shared: Rc<server::Shared>) {
     let mut seen = shared.activity();
-    // Collections still to make in this quiet spell: two, a tick apart, since pages freed by
-    // the first collection become free for purging only at the next.
+    // Collections still to make in this quiet spell: two, a tick apart, so that what the first
+    // one frees but mimalloc keeps queued for a later purge is caught by the second.
     let mut pending = 0;
     while !shared.shutdown.wait_timeout(QUIET_BEFORE_RELEASE).await {
         let now = shared.activity();

@@ -372,10 +372,11 @@ impl<'a> Conn<'a> {
     ///
     /// A busy connection's next request usually arrives within [`IDLE_BUFFER_RELEASE`], into the
     /// read buffer already posted. After that the connection counts as idle: on plain TCP it
-    /// gives its read buffer back and waits on readiness alone (an io_uring `PollAdd`, or epoll),
-    /// so thousands of idle keep-alive connections hold no buffer memory; a fresh buffer is taken
-    /// when bytes arrive. TLS connections keep theirs (rustls may hold decrypted bytes that no
-    /// readiness event announces).
+    /// gives its read buffer back and answers [`Wait::Idle`], and `serve` parks it on readiness
+    /// alone (an io_uring `PollAdd`, or epoll; [`super::idle::Parked`]), so thousands of idle
+    /// keep-alive connections hold no buffer memory; [`Conn::read_after_park`] takes a fresh
+    /// buffer when bytes arrive. TLS connections keep theirs (rustls may hold decrypted bytes
+    /// that no readiness event announces).
     async fn await_request(&mut self, first: Option<Instant>) -> Wait {
         if !self.buf.is_empty() {
             return Wait::Request;
@@ -396,7 +397,7 @@ impl<'a> Conn<'a> {
         }
     }
 
-    /// After [`Conn::park`] saw the socket readable: reads into a fresh buffer (whether a
+    /// After the parked wait saw the socket readable: reads into a fresh buffer (whether a
     /// request starts, or the stream ended).
     async fn read_after_park(&mut self) -> bool {
         self.buf = BytesMut::with_capacity(READ_BUFFER_BYTES);

@@ -4,7 +4,9 @@
 //! Owns: the `server_idle_timeout` deadlines of parked connections (those waiting for their
 //! next request on readiness alone, see `conn::Conn::await_request`), the one ticker task that
 //! wakes a connection whose deadline passed, and waking every parked connection when the core
-//! shuts down or the receiver is retired by a reload. Does not own: the wait on the socket.
+//! shuts down or the receiver is retired by a reload, and [`Parked`], the wait that races a
+//! connection's deadline against its socket's readiness. Does not own: the socket or its
+//! readiness future (the caller passes it in).
 //!
 //! Why not a monoio `Sleep` per connection: its timer entry is cache-line padded (640 bytes,
 //! 128-byte aligned), and the alignment spreads through the connection's whole task, which
@@ -124,7 +126,7 @@ impl IdleTimers {
     }
 
     /// The connection waits from now until `deadline` at the latest.
-    pub fn park(&self, slot: Slot, deadline: Instant) {
+    fn park(&self, slot: Slot, deadline: Instant) {
         let mut inner = self.inner.borrow_mut();
         let Some(s) = inner.state(slot) else {
             return;
@@ -147,7 +149,7 @@ impl IdleTimers {
 
     /// Whether the parked connection's wait is over (deadline passed, or shutdown); if not,
     /// the task behind `cx` is woken when it is.
-    pub fn poll_expired(&self, slot: Slot, cx: &mut Context<'_>) -> bool {
+    fn poll_expired(&self, slot: Slot, cx: &mut Context<'_>) -> bool {
         if self.closed.get() {
             return true;
         }
@@ -178,7 +180,7 @@ impl IdleTimers {
     }
 
     /// The connection stopped waiting (bytes arrived, or it timed out).
-    pub fn unpark(&self, slot: Slot) {
+    fn unpark(&self, slot: Slot) {
         if let Some(s) = self.inner.borrow_mut().state(slot) {
             s.parked = false;
             s.waker = None;
@@ -236,7 +238,8 @@ impl IdleTimers {
 
     /// How many heap entries there are (at most one per slot, plus those of closed
     /// connections until their deadline).
-    pub fn queued(&self) -> usize {
+    #[cfg(test)]
+    fn queued(&self) -> usize {
         self.inner.borrow().heap.len()
     }
 

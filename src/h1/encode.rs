@@ -19,6 +19,7 @@ const HTTP11_CRLF: &[u8] = b" HTTP/1.1\r\n";
 const HOST: &[u8] = b"Host: ";
 const CONTENT_LENGTH: &[u8] = b"Content-Length: ";
 const CONNECTION_CLOSE: &[u8] = b"Connection: close\r\n";
+const CHUNKED: &[u8] = b"Transfer-Encoding: chunked\r\n";
 const CRLF: &[u8] = b"\r\n";
 const COLON_SP: &[u8] = b": ";
 
@@ -36,6 +37,40 @@ pub fn encode_request_head(
     headers: &[(&[u8], &[u8])],
     content_length: u64,
 ) {
+    let length = CONTENT_LENGTH.len() + decimal_len(content_length) + CRLF.len();
+    put_request_line_and_fields(dst, method, path, query, host, headers, length);
+    dst.put_slice(CONTENT_LENGTH);
+    put_decimal(dst, content_length);
+    dst.put_slice(CRLF);
+    dst.put_slice(CRLF);
+}
+
+/// The same head for a body of unknown length: `Transfer-Encoding: chunked` (RFC 9112 §7.1)
+/// where [`encode_request_head`] writes `Content-Length`, in the same place.
+pub fn encode_chunked_request_head(
+    dst: &mut BytesMut,
+    method: &str,
+    path: &[u8],
+    query: Option<&[u8]>,
+    host: &str,
+    headers: &[(&[u8], &[u8])],
+) {
+    put_request_line_and_fields(dst, method, path, query, host, headers, CHUNKED.len());
+    dst.put_slice(CHUNKED);
+    dst.put_slice(CRLF);
+}
+
+/// The request line, `Host` and `headers`, reserving room for them, `framing` more bytes (the
+/// framing field) and the blank line.
+fn put_request_line_and_fields(
+    dst: &mut BytesMut,
+    method: &str,
+    path: &[u8],
+    query: Option<&[u8]>,
+    host: &str,
+    headers: &[(&[u8], &[u8])],
+    framing: usize,
+) {
     let path: &[u8] = if path.is_empty() { b"/" } else { path };
     let fields: usize = headers
         .iter()
@@ -51,9 +86,8 @@ pub fn encode_request_head(
             + host.len()
             + CRLF.len()
             + fields
-            + CONTENT_LENGTH.len()
-            + decimal_len(content_length)
-            + 2 * CRLF.len(),
+            + framing
+            + CRLF.len(),
     );
     dst.put_slice(method.as_bytes());
     dst.put_u8(b' ');
@@ -69,10 +103,6 @@ pub fn encode_request_head(
     for (name, value) in headers {
         put_field(dst, name, value);
     }
-    dst.put_slice(CONTENT_LENGTH);
-    put_decimal(dst, content_length);
-    dst.put_slice(CRLF);
-    dst.put_slice(CRLF);
 }
 
 /// Appends a complete response: `HTTP/1.1 <status> <reason>\r\n<headers>Content-Length: <n>\r\n`,
@@ -258,6 +288,24 @@ mod tests {
             99,
         );
         assert_eq!(dst.len(), dst.capacity(), "the reservation was exact");
+    }
+
+    #[test]
+    fn chunked_request_head_has_the_exact_layout_and_reserves_exactly_once() {
+        let mut dst = BytesMut::new();
+        encode_chunked_request_head(
+            &mut dst,
+            "POST",
+            b"/debuginfo.v1alpha1.DebuginfoService/Upload/ab01",
+            None,
+            "pyroscope:4040",
+            &[(b"User-Agent", b"pyrogate/0.1.0")],
+        );
+        assert_eq!(dst.len(), dst.capacity(), "the reservation was exact");
+        assert_eq!(
+            String::from_utf8(dst.to_vec()).unwrap(),
+            "POST /debuginfo.v1alpha1.DebuginfoService/Upload/ab01 HTTP/1.1\r\nHost: pyroscope:4040\r\nUser-Agent: pyrogate/0.1.0\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
     }
 
     #[test]

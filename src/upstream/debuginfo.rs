@@ -80,7 +80,7 @@ fn head(
         .current()
         .map_err(|e| CallError::Auth(e.to_string()))?;
     let mut headers: Vec<(&[u8], &[u8])> =
-        Vec::with_capacity(dest.static_headers.len() + extra.len() + 2);
+        Vec::with_capacity(dest.static_headers.len() + extra.len() + 1);
     for (n, v) in &dest.static_headers {
         headers.push((n, v));
     }
@@ -102,21 +102,14 @@ fn head(
             );
         }
         Framing::Chunked => {
-            // `encode_request_head` always writes Content-Length; a chunked head is written
-            // here with the same field order (RFC 9112 §6.1).
-            headers.push((b"Transfer-Encoding", b"chunked"));
-            out.extend_from_slice(b"POST ");
-            out.extend_from_slice(if path.is_empty() { "/" } else { path }.as_bytes());
-            out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-            out.extend_from_slice(http.host_header.as_bytes());
-            out.extend_from_slice(b"\r\n");
-            for (n, v) in &headers {
-                out.extend_from_slice(n);
-                out.extend_from_slice(b": ");
-                out.extend_from_slice(v);
-                out.extend_from_slice(b"\r\n");
-            }
-            out.extend_from_slice(b"\r\n");
+            h1::encode_chunked_request_head(
+                &mut out,
+                "POST",
+                path.as_bytes(),
+                None,
+                &http.host_header,
+                &headers,
+            );
         }
     }
     Ok(out)

@@ -512,7 +512,13 @@ impl<'a> Conn<'a> {
         if let Some(r) = self.request.take() {
             r.finish(reply.status, self.body_read, reply.body.len() as u64);
         }
-        let write = self.stream.write_all(out);
+        self.write_answer(out, close).await
+    }
+
+    /// Writes an encoded answer within `server_write_timeout`: the connection stays open when
+    /// it went out and `close` is not set.
+    async fn write_answer(&mut self, answer: BytesMut, close: bool) -> Next {
+        let write = self.stream.write_all(answer);
         match monoio::time::timeout(self.rx.config.http.server_write_timeout, write).await {
             Ok((Ok(_), _)) if !close => Next::KeepAlive,
             _ => Next::Close,
@@ -574,13 +580,7 @@ impl<'a> Conn<'a> {
             if let Some(r) = self.request.take() {
                 r.finish(401, 0, check.unauthorized_body_len());
             }
-            let write = self.stream.write_all(answer);
-            return match monoio::time::timeout(self.rx.config.http.server_write_timeout, write)
-                .await
-            {
-                Ok((Ok(_), _)) if !close => Next::KeepAlive,
-                _ => Next::Close,
-            };
+            return self.write_answer(answer, close).await;
         }
         let next = match route {
             Route::NotFound => {

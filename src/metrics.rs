@@ -294,7 +294,38 @@ pub struct WriteSpan {
     /// When the previous request finished everywhere (at first, when the span started).
     last: Cell<Instant>,
     /// Per request, the destinations still working on it.
-    remaining: Box<[Cell<usize>]>,
+    remaining: Remaining,
+}
+
+/// Per request of a [`WriteSpan`], the destinations still working on it; an `/ingest` upload's
+/// single request needs no allocation of its own.
+#[derive(Debug)]
+enum Remaining {
+    One(Cell<usize>),
+    Many(Box<[Cell<usize>]>),
+}
+
+impl Remaining {
+    fn new(requests: usize, destinations: usize) -> Self {
+        match requests {
+            1 => Remaining::One(Cell::new(destinations)),
+            n => Remaining::Many((0..n).map(|_| Cell::new(destinations)).collect()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Remaining::One(_) => 1,
+            Remaining::Many(all) => all.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&Cell<usize>> {
+        match self {
+            Remaining::One(left) => (i == 0).then_some(left),
+            Remaining::Many(all) => all.get(i),
+        }
+    }
 }
 
 impl WriteSpan {
@@ -311,7 +342,7 @@ impl WriteSpan {
             writer: writer.clone(),
             kind,
             last: Cell::new(Instant::now()),
-            remaining: (0..requests).map(|_| Cell::new(destinations)).collect(),
+            remaining: Remaining::new(requests, destinations),
         });
         if destinations == 0 {
             for _ in 0..requests {

@@ -38,6 +38,11 @@ impl IngestLabels {
     pub fn is_empty(&self) -> bool {
         self.set.is_empty()
     }
+
+    /// Bytes the labels' names and values take (what keeping them costs, roughly).
+    pub fn text_len(&self) -> usize {
+        self.set.text_len()
+    }
 }
 
 /// `pyroscope.write` rejected the labels: `invalid labels in profile: <reason>`. Not retried;
@@ -57,9 +62,15 @@ impl InvalidLabels {
 /// empty-valued labels are dropped; if `service_name` was not among the parsed keys it is set to
 /// `__name__`, otherwise (even when it was empty) `app_name` is set to `__name__`.
 pub fn receive_stage(query: &QueryValues) -> IngestLabels {
-    let parsed = match query.first(NAME_PARAM) {
-        Some(raw) if !raw.is_empty() => labelset::parse_bytes(raw).ok(),
-        _ => None,
+    receive_stage_of(query.first(NAME_PARAM).unwrap_or_default())
+}
+
+/// [`receive_stage`] of the first `name` value (decoded; empty when there is none): the stage
+/// depends on nothing else, so its result can be kept per value.
+pub fn receive_stage_of(name: &[u8]) -> IngestLabels {
+    let parsed = match name {
+        [] => None,
+        raw => labelset::parse_bytes(raw).ok(),
     };
     let Some(mut set) = parsed else {
         return IngestLabels::default();
@@ -132,6 +143,18 @@ pub(crate) fn upsert<'a>(sorted: &mut Vec<(&'a str, &'a str)>, key: &'a str, val
 /// (`Values.Set`), re-encoded by `Values.Encode`.
 pub fn upstream_query(query: &QueryValues, name: &str) -> String {
     query.encode_with_set(NAME_PARAM, name.as_bytes())
+}
+
+/// [`upstream_query`] for a `name` already `QueryEscape`d ([`escaped_name`]).
+pub fn upstream_query_escaped(query: &QueryValues, escaped_name: &str) -> String {
+    query.encode_with_escaped_set(NAME_PARAM, escaped_name)
+}
+
+/// `QueryEscape` of a `name` value, as [`upstream_query`] writes it.
+pub fn escaped_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() * 3 / 2);
+    super::query::query_escape(name.as_bytes(), &mut out);
+    out
 }
 
 /// Go `path.Join(endpoint_path, request_path)`: the non-empty elements joined by `/` and

@@ -308,6 +308,11 @@ impl LabelSet {
         self.entries.is_empty()
     }
 
+    /// Length of the text the names and values live in.
+    pub fn text_len(&self) -> usize {
+        self.text.len()
+    }
+
     /// Sets `key` to `value` (later wins; an empty value is kept, as Go's map assignment does).
     pub fn insert(&mut self, key: &str, value: &str) {
         let k = self.push_text(key);

@@ -47,8 +47,8 @@ pub mod push;
 pub mod query;
 
 pub use ingest::{
-    IngestLabels, InvalidLabels, join_path, receive_stage, upstream_query, write_stage,
-    write_stage_sorted,
+    IngestLabels, InvalidLabels, escaped_name, join_path, receive_stage, receive_stage_of,
+    upstream_query, upstream_query_escaped, write_stage, write_stage_sorted,
 };
 pub use labelset::{LabelSet, LabelValidationError, LabelsetError, parse, parse_bytes};
 pub use push::{

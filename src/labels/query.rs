@@ -29,6 +29,39 @@ struct Pair {
     value: Span,
 }
 
+impl Pair {
+    const EMPTY: Pair = Pair {
+        key: Span { start: 0, end: 0 },
+        value: Span { start: 0, end: 0 },
+    };
+}
+
+/// The value of the parameter an encode sets: raw, or already `QueryEscape`d.
+#[derive(Clone, Copy)]
+enum SetValue<'a> {
+    Raw(&'a [u8]),
+    Escaped(&'a str),
+}
+
+impl SetValue<'_> {
+    fn escaped_len(self) -> usize {
+        match self {
+            SetValue::Raw(v) => escaped_len(v),
+            SetValue::Escaped(v) => v.len(),
+        }
+    }
+
+    fn push_escaped(self, out: &mut String) {
+        match self {
+            SetValue::Raw(v) => query_escape(v, out),
+            SetValue::Escaped(v) => out.push_str(v),
+        }
+    }
+}
+
+/// Parameters [`QueryValues::encode`] sorts without allocating (an SDK sends about ten).
+const SORTED_ON_STACK: usize = 16;
+
 /// Decoded query parameters in arrival order (Go's `url.Values`, which keeps the order of the
 /// values of one key; keys are ordered only when encoding).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -254,17 +287,38 @@ impl QueryValues {
 
     /// `Encode` of a copy on which `Set(key, value)` was called, without copying.
     pub fn encode_with_set(&self, key: &[u8], value: &[u8]) -> String {
-        self.encode_inner(Some((key, value)))
+        self.encode_inner(Some((key, SetValue::Raw(value))))
     }
 
-    fn encode_inner(&self, replace: Option<(&[u8], &[u8])>) -> String {
-        let mut order: Vec<&Pair> = self
+    /// [`QueryValues::encode_with_set`] with the value given already `QueryEscape`d (kept
+    /// from an earlier upload with the same value).
+    pub fn encode_with_escaped_set(&self, key: &[u8], escaped_value: &str) -> String {
+        self.encode_inner(Some((key, SetValue::Escaped(escaped_value))))
+    }
+
+    fn encode_inner(&self, replace: Option<(&[u8], SetValue<'_>)>) -> String {
+        let kept = self
             .pairs
             .iter()
             .filter(|p| replace.is_none_or(|(k, _)| self.bytes(p.key) != k))
-            .collect();
+            .copied();
+        // The order is sorted in place on the stack for the usual handful of parameters.
+        let mut stack = [Pair::EMPTY; SORTED_ON_STACK];
+        let mut heap = Vec::new();
+        let order: &mut [Pair] = if self.pairs.len() <= SORTED_ON_STACK {
+            let mut n = 0;
+            for (slot, p) in stack.iter_mut().zip(kept) {
+                *slot = p;
+                n += 1;
+            }
+            stack.get_mut(..n).unwrap_or_default()
+        } else {
+            heap.extend(kept);
+            &mut heap
+        };
         // Stable: the values of one key stay in arrival order.
         order.sort_by(|a, b| self.bytes(a.key).cmp(self.bytes(b.key)));
+        let order = &*order;
 
         let pair_len = |k: &[u8], v: &[u8]| escaped_len(k) + 1 + escaped_len(v);
         let mut size: usize = order
@@ -272,7 +326,7 @@ impl QueryValues {
             .map(|p| pair_len(self.bytes(p.key), self.bytes(p.value)) + 1)
             .sum();
         if let Some((k, v)) = replace {
-            size += pair_len(k, v) + 1;
+            size += escaped_len(k) + 1 + v.escaped_len() + 1;
         }
         // One '&' fewer than pairs.
         let mut out = String::with_capacity(size.saturating_sub(1));
@@ -286,18 +340,26 @@ impl QueryValues {
             out.push('=');
             query_escape(v, out);
         };
+        let emit_set = |out: &mut String, k: &[u8], v: SetValue<'_>| {
+            if !out.is_empty() {
+                out.push('&');
+            }
+            query_escape(k, out);
+            out.push('=');
+            v.push_escaped(out);
+        };
         for p in order {
             let key = self.bytes(p.key);
             if let Some((rk, rv)) = pending
                 && rk < key
             {
-                emit(&mut out, rk, rv);
+                emit_set(&mut out, rk, rv);
                 pending = None;
             }
             emit(&mut out, key, self.bytes(p.value));
         }
         if let Some((rk, rv)) = pending {
-            emit(&mut out, rk, rv);
+            emit_set(&mut out, rk, rv);
         }
         out
     }

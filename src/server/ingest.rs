@@ -34,7 +34,12 @@ pub async fn handle(
     let live = rx.live();
     let raw_query = head.query.clone().map(|r| &head_bytes[r]).unwrap_or(b"");
     let query = labels::parse_query(raw_query);
-    let received = labels::receive_stage(&query);
+    let paths = live.pipeline.paths();
+    let plan = rx.ingest_plans.plan(
+        query.first(labels::ingest::NAME_PARAM).unwrap_or_default(),
+        paths,
+    );
+    let received = &plan.received;
     let request_path = String::from_utf8_lossy(&head_bytes[head.path.clone()]);
 
     let mut headers = Vec::new();
@@ -54,27 +59,36 @@ pub async fn handle(
     }
 
     let input: Vec<(&str, &str)> = received.iter().collect();
-    let mut hops = Vec::with_capacity(live.pipeline.paths());
+    let mut hops = Vec::with_capacity(paths);
     live.pipeline.route(&input, &mut hops);
     let mut delivery = Delivery::new(Api::Ingest, None, headers);
     for hop in &hops {
-        let written = match &hop.labels {
-            Some(l) => labels::write_stage_sorted(
+        let external = hop.writer.external_labels();
+        // The upstream query: the writer's `name` kept in the core's plan for this label set
+        // (already escaped), or computed now for labels a relabel stage changed.
+        let kept = match hop.labels {
+            None => plan.written(hop.path, external),
+            Some(_) => None,
+        };
+        let upstream = match (&hop.labels, kept) {
+            (None, Some(kept)) => kept.map(|name| labels::upstream_query_escaped(&query, name)),
+            (Some(l), _) => labels::write_stage_sorted(
                 l.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                hop.writer.external_labels(),
-            ),
-            None => labels::write_stage(&received, hop.writer.external_labels()),
+                external,
+            )
+            .map(|name| labels::upstream_query(&query, &name)),
+            (None, None) => labels::write_stage(received, external)
+                .map(|name| labels::upstream_query(&query, &name)),
         };
         // Alloy's `ingest_total` times each writer's `AppendIngest`, a rejected one too.
-        let dests = if written.is_ok() {
+        let dests = if upstream.is_ok() {
             hop.writer.destinations().len()
         } else {
             0
         };
         let span = WriteSpan::start(hop.writer.metrics(), WriteLatency::IngestTotal, 1, dests);
-        match written {
-            Ok(name) => {
-                let query = labels::upstream_query(&query, &name);
+        match upstream {
+            Ok(query) => {
                 for dest in hop.writer.destinations() {
                     let path = dest.upstream_path(&request_path);
                     let mut target = String::with_capacity(path.len() + query.len() + 1);
@@ -146,6 +160,111 @@ pyroscope.write "b" {
   external_labels = { env = "prod" }
 }
 "#;
+
+    /// One upload of `target` through `rx` with `acknowledge = "enqueued"`; the target each
+    /// destination of `components` was sent.
+    async fn targets_of(rx: &ReceiverRt, components: &Components, target: &str) -> Vec<String> {
+        let head_bytes = Bytes::from(format!(
+            "POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n"
+        ));
+        let head = h1::parse_request(&head_bytes, &rx.limits)
+            .expect("valid head")
+            .expect("complete head");
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let reply = handle(
+            rx,
+            &head,
+            &head_bytes,
+            Bytes::from_static(b"abc"),
+            None,
+            deadline,
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+        let mut targets = Vec::new();
+        for d in components.destinations() {
+            let item = d.queue.pop().await.expect("one item per destination");
+            targets.push(item.target.clone());
+            item.finish(Ok(()));
+        }
+        targets
+    }
+
+    fn one_writer(external: &str) -> String {
+        format!(
+            "pyroscope.receive_http \"default\" {{\n  forward_to  = [pyroscope.write.w.receiver]\n  acknowledge = \"enqueued\"\n}}\npyroscope.write \"w\" {{\n  endpoint {{\n    url = \"http://127.0.0.1:1\"\n  }}\n  external_labels = {{ {external} }}\n}}\n"
+        )
+    }
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn repeated_label_set_is_rewritten_from_the_cores_plan_with_fresh_parameters() {
+        let cfg = config::load_str(
+            "t.alloy",
+            &one_writer("env = \"prod\""),
+            &ProcessEnvironment,
+        )
+        .expect("valid config")
+        .config;
+        let components = Components::unresolved(&cfg).expect("destinations");
+        let r = &cfg.receivers[0];
+        let slots = std::sync::Arc::new(super::super::ConnSlots::new(0));
+        let rx = ReceiverRt::new(0, r, slots, components.pipeline(&r.forward_to), None, None);
+        let first = targets_of(
+            &rx,
+            &components,
+            "/ingest?name=app%7Bpod%3Dp1%7D&from=1&until=2",
+        )
+        .await;
+        let second = targets_of(
+            &rx,
+            &components,
+            "/ingest?from=11&until=12&name=app%7Bpod%3Dp1%7D",
+        )
+        .await;
+        assert_eq!(rx.ingest_plans.len(), 1, "one label set, one plan");
+        assert_eq!(
+            [first, second].concat(),
+            [
+                "/ingest?from=1&name=app%7Benv%3Dprod%2Cpod%3Dp1%2Cservice_name%3Dapp%7D&until=2",
+                "/ingest?from=11&name=app%7Benv%3Dprod%2Cpod%3Dp1%2Cservice_name%3Dapp%7D&until=12",
+            ]
+        );
+    }
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn reload_that_changes_external_labels_applies_to_a_label_set_seen_before() {
+        let load = |external: &str| {
+            config::load_str("t.alloy", &one_writer(external), &ProcessEnvironment)
+                .expect("valid config")
+                .config
+        };
+        let cfg = load("env = \"prod\"");
+        let components = Components::unresolved(&cfg).expect("destinations");
+        let r = &cfg.receivers[0];
+        let slots = std::sync::Arc::new(super::super::ConnSlots::new(0));
+        let rx = ReceiverRt::new(0, r, slots, components.pipeline(&r.forward_to), None, None);
+        let target = "/ingest?name=app%7Bpod%3Dp1%7D";
+        let before = targets_of(&rx, &components, target).await;
+
+        let cfg = load("env = \"staging\"");
+        let reloaded = Components::unresolved(&cfg).expect("destinations");
+        let r = &cfg.receivers[0];
+        rx.set_live(super::super::Live::new(
+            r,
+            reloaded.pipeline(&r.forward_to),
+            None,
+            None,
+        ));
+        assert!(rx.ingest_plans.is_empty(), "a reload forgets the plans");
+        let after = targets_of(&rx, &reloaded, target).await;
+        assert_eq!(
+            [before, after].concat(),
+            [
+                "/ingest?name=app%7Benv%3Dprod%2Cpod%3Dp1%2Cservice_name%3Dapp%7D",
+                "/ingest?name=app%7Benv%3Dstaging%2Cpod%3Dp1%2Cservice_name%3Dapp%7D",
+            ]
+        );
+    }
 
     #[monoio::test_all(timer_enabled = true)]
     async fn relabelled_upload_reaches_every_destination_as_one_body_allocation() {

@@ -19,6 +19,7 @@ pub mod debuginfo;
 pub mod idle;
 pub mod inflate;
 pub mod ingest;
+pub mod ingest_plans;
 pub mod listen;
 pub mod otlp;
 pub mod push;
@@ -188,6 +189,8 @@ pub struct ReceiverRt {
     pub debuginfo_wanted: debuginfo::Wanted,
     /// The idle timeouts of this receiver's parked connections on this core.
     pub idle: idle::IdleTimers,
+    /// `/ingest` label work already done for label sets seen on this core.
+    pub ingest_plans: ingest_plans::IngestPlans,
 }
 
 impl ReceiverRt {
@@ -214,6 +217,7 @@ impl ReceiverRt {
             retired: Shutdown::default(),
             debuginfo_wanted: debuginfo::Wanted::default(),
             idle: idle::IdleTimers::default(),
+            ingest_plans: ingest_plans::IngestPlans::default(),
         }
     }
 
@@ -225,6 +229,7 @@ impl ReceiverRt {
     /// Applies a reloaded configuration to requests that start from now on.
     pub fn set_live(&self, live: Live) {
         *self.live.borrow_mut() = Rc::new(live);
+        self.ingest_plans.clear();
     }
 
     /// Whether this receiver's connections are to close after the current request (core

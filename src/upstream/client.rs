@@ -88,11 +88,11 @@ impl Connection {
     /// Writes `head` and `payload`, reads the response. `Ok((response, reusable))`.
     pub async fn exchange(
         &mut self,
-        head: BytesMut,
+        head: Bytes,
         payload: &Payload,
     ) -> Result<(Response, bool), ExchangeError> {
         let mut pieces = Vec::with_capacity(payload.parts().len() + 1);
-        pieces.push(head.freeze());
+        pieces.push(head);
         for part in payload.parts() {
             #[cfg(test)]
             WRITTEN_PAYLOAD_PTRS.with(|p| p.borrow_mut().push(part.as_ptr() as usize));

@@ -224,7 +224,7 @@ pub async fn follow(
             payload.len(),
         );
         let mut conn = dial(dest, &next).await?;
-        resp = conn.exchange(head, payload).await?.0;
+        resp = conn.exchange(head.freeze(), payload).await?.0;
         current = next;
     }
     if is_followed(resp.status) {

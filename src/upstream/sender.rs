@@ -432,12 +432,13 @@ async fn attempt(
         Some((p, q)) => (p, Some(q.as_bytes())),
         None => (item.target.as_str(), None),
     };
-    let timeout_ms = budget.as_millis().max(1).to_string();
+    // Connect's deadline header goes with Push requests only.
+    let timeout_ms = matches!(item.api, Api::Push).then(|| budget.as_millis().max(1).to_string());
     let auth = dest
         .auth
         .current()
         .map_err(|e| ExchangeError::Io(std::io::Error::other(e.to_string())))?;
-    let mut headers = headers_of(dest, item, Some(&timeout_ms));
+    let mut headers = headers_of(dest, item, timeout_ms.as_deref());
     if let Some(a) = &auth {
         headers.push((b"Authorization", a));
     }
@@ -450,6 +451,8 @@ async fn attempt(
         &headers,
         payload.len(),
     );
+    // Frozen once: re-sending on a fresh connection shares these bytes.
+    let head = head.freeze();
     let pooled = http.idle.borrow_mut().pop();
     if let Some(mut conn) = pooled {
         match conn.exchange(head.clone(), payload).await {

@@ -201,7 +201,6 @@ fn measure(method: Method, size: usize, sends: usize) {
     let (u1, k1) = thread_cpu();
     let workers = uring_workers();
     // A registered file holds the socket open: the ring goes first, so the reader sees EOF.
-    drop(send);
     drop(ring);
     drop(s);
     let received = reader.join().expect("reader");

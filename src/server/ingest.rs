@@ -190,6 +190,18 @@ pyroscope.write "b" {
         targets
     }
 
+    /// The first receiver of `text` on this core, with its destinations (not resolved).
+    fn receiver(text: &str) -> (Components, ReceiverRt) {
+        let cfg = config::load_str("t.alloy", text, &ProcessEnvironment)
+            .expect("valid config")
+            .config;
+        let components = Components::unresolved(&cfg).expect("destinations");
+        let r = &cfg.receivers[0];
+        let slots = std::sync::Arc::new(super::super::ConnSlots::new(0));
+        let rx = ReceiverRt::new(0, r, slots, components.pipeline(&r.forward_to), None, None);
+        (components, rx)
+    }
+
     fn one_writer(external: &str) -> String {
         format!(
             "pyroscope.receive_http \"default\" {{\n  forward_to  = [pyroscope.write.w.receiver]\n  acknowledge = \"enqueued\"\n}}\npyroscope.write \"w\" {{\n  endpoint {{\n    url = \"http://127.0.0.1:1\"\n  }}\n  external_labels = {{ {external} }}\n}}\n"
@@ -198,17 +210,7 @@ pyroscope.write "b" {
 
     #[monoio::test_all(timer_enabled = true)]
     async fn repeated_label_set_is_rewritten_from_the_cores_plan_with_fresh_parameters() {
-        let cfg = config::load_str(
-            "t.alloy",
-            &one_writer("env = \"prod\""),
-            &ProcessEnvironment,
-        )
-        .expect("valid config")
-        .config;
-        let components = Components::unresolved(&cfg).expect("destinations");
-        let r = &cfg.receivers[0];
-        let slots = std::sync::Arc::new(super::super::ConnSlots::new(0));
-        let rx = ReceiverRt::new(0, r, slots, components.pipeline(&r.forward_to), None, None);
+        let (components, rx) = receiver(&one_writer("env = \"prod\""));
         let first = targets_of(
             &rx,
             &components,
@@ -233,20 +235,17 @@ pyroscope.write "b" {
 
     #[monoio::test_all(timer_enabled = true)]
     async fn reload_that_changes_external_labels_applies_to_a_label_set_seen_before() {
-        let load = |external: &str| {
-            config::load_str("t.alloy", &one_writer(external), &ProcessEnvironment)
-                .expect("valid config")
-                .config
-        };
-        let cfg = load("env = \"prod\"");
-        let components = Components::unresolved(&cfg).expect("destinations");
-        let r = &cfg.receivers[0];
-        let slots = std::sync::Arc::new(super::super::ConnSlots::new(0));
-        let rx = ReceiverRt::new(0, r, slots, components.pipeline(&r.forward_to), None, None);
+        let (components, rx) = receiver(&one_writer("env = \"prod\""));
         let target = "/ingest?name=app%7Bpod%3Dp1%7D";
         let before = targets_of(&rx, &components, target).await;
 
-        let cfg = load("env = \"staging\"");
+        let cfg = config::load_str(
+            "t.alloy",
+            &one_writer("env = \"staging\""),
+            &ProcessEnvironment,
+        )
+        .expect("valid config")
+        .config;
         let reloaded = Components::unresolved(&cfg).expect("destinations");
         let r = &cfg.receivers[0];
         rx.set_live(super::super::Live::new(
@@ -268,13 +267,7 @@ pyroscope.write "b" {
 
     #[monoio::test_all(timer_enabled = true)]
     async fn relabelled_upload_reaches_every_destination_as_one_body_allocation() {
-        let cfg = config::load_str("t.alloy", CONFIG, &ProcessEnvironment)
-            .expect("valid config")
-            .config;
-        let components = Components::unresolved(&cfg).expect("destinations");
-        let r = &cfg.receivers[0];
-        let slots = std::sync::Arc::new(super::super::ConnSlots::new(0));
-        let rx = ReceiverRt::new(0, r, slots, components.pipeline(&r.forward_to), None, None);
+        let (components, rx) = receiver(CONFIG);
         let head_bytes = Bytes::from_static(
             b"POST /ingest?name=app%7Bpod%3Dp1%2Cenv%3Ddev%7D HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\n\r\n",
         );

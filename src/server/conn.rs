@@ -281,40 +281,53 @@ impl Drop for Conn<'_> {
 /// idle keep-alive connection costs: the connection ([`Conn`]) and the readiness wait. Reading
 /// a request head, the request itself and the TLS handshake run in their own allocations.
 ///
-/// The stream comes boxed: an async fn keeps its arguments for its whole life, and the task of
-/// every idle connection would carry a second, moved-from copy of it.
-pub async fn serve(core: Rc<super::Shared>, rx: Rc<ReceiverRt>, stream: Box<TcpStream>) {
-    let _open = Open(&rx);
-    // Built in its own allocation, so the task holds the connection once (not also the
-    // handshake's state or a moved-from stream).
-    let Some(mut c) = Box::pin(Conn::open(&core, &rx, *stream)).await else {
-        return;
-    };
-    // Go's server starts the first request's `ReadTimeout` when it starts reading, right after
-    // accept: a connection that never sends a byte is cut off then, not at the idle timeout
-    // (which only applies between requests; net/http `conn.serve` / `readRequest`).
-    let mut first = Some(Instant::now() + rx.config.http.server_read_timeout);
-    loop {
-        core.touch();
-        match Box::pin(c.await_request(first)).await {
-            Wait::Request => {}
-            Wait::Close => return,
-            Wait::Idle(deadline) => {
-                // Parked: the receiver's idle timeouts keep the deadline and end the wait at
-                // shutdown or retirement.
-                let slot = c.idle_slot();
-                let ready = rx.idle.wait(slot, deadline, c.stream.readable()).await;
-                if !matches!(ready, Some(Ok(()))) || !Box::pin(c.read_after_park()).await {
-                    return;
+/// The stream comes boxed (a pointer in the task) and [`Conn::open`] unboxes it, freeing the
+/// box, so the connection's task does not keep an emptied box for its whole life.
+// An async block, not an async fn: an async fn would hold each argument twice for the task's life (24 bytes more per idle
+// connection, `-Zprint-type-sizes`), which would put the task in a larger allocation class.
+#[allow(clippy::manual_async_fn)]
+pub fn serve(
+    core: Rc<super::Shared>,
+    rx: Rc<ReceiverRt>,
+    stream: Box<TcpStream>,
+) -> impl std::future::Future<Output = ()> {
+    async move {
+        let _open = Open(&rx);
+        // Built in its own allocation, so the task holds the connection once (not also the
+        // handshake's state or a moved-from stream).
+        let Some(mut c) = Box::pin(Conn::open(&core, &rx, stream)).await else {
+            return;
+        };
+        // Go's server starts the first request's `ReadTimeout` when it starts reading, right
+        // after accept: a connection that never sends a byte is cut off then, not at the idle
+        // timeout (which only applies between requests; net/http `conn.serve` / `readRequest`).
+        let mut first = Some(Instant::now() + rx.config.http.server_read_timeout);
+        loop {
+            core.touch();
+            match Box::pin(c.await_request(first)).await {
+                Wait::Request => {}
+                Wait::Close => return,
+                Wait::Idle(deadline) => {
+                    // Parked: the receiver's idle timeouts keep the deadline and end the wait
+                    // at shutdown or retirement.
+                    let slot = c.idle_slot();
+                    // Only whether it is readable is kept across the next await.
+                    let readable = matches!(
+                        rx.idle.wait(slot, deadline, c.stream.readable()).await,
+                        Some(Ok(()))
+                    );
+                    if !readable || !Box::pin(c.read_after_park()).await {
+                        return;
+                    }
                 }
             }
-        }
-        // The request's state machine (head parsing, delivery, the answer) lives in its own
-        // allocation while a request is served, so an idle connection's task holds only the
-        // small waiting state above.
-        match Box::pin(c.one_request(first.take())).await {
-            Next::KeepAlive if !rx.closing(&core) => {}
-            _ => return,
+            // The request's state machine (head parsing, delivery, the answer) lives in its
+            // own allocation while a request is served, so an idle connection's task holds
+            // only the small waiting state above.
+            match Box::pin(c.one_request(first.take())).await {
+                Next::KeepAlive if !rx.closing(&core) => {}
+                _ => return,
+            }
         }
     }
 }
@@ -345,7 +358,14 @@ enum Wait {
 
 impl<'a> Conn<'a> {
     /// The TLS handshake where the receiver serves HTTPS, then the connection's state.
-    async fn open(core: &'a super::Shared, rx: &'a ReceiverRt, stream: TcpStream) -> Option<Self> {
+    /// `stream` arrives boxed and is unboxed here, so the box is freed when the connection is
+    /// open instead of staying with the connection's task.
+    async fn open(
+        core: &'a super::Shared,
+        rx: &'a ReceiverRt,
+        stream: Box<TcpStream>,
+    ) -> Option<Self> {
+        let stream = *stream;
         let _ = stream.set_nodelay(true);
         let stream = super::tls::wrap(rx, stream).await?;
         Some(Conn {

@@ -145,7 +145,7 @@ fn measure(fanout: usize, relabel: bool, n: u64) -> Row {
                         Some(query.as_bytes()),
                         "127.0.0.1:4040",
                         &headers,
-                        16384,
+                        h1::RequestFraming::Length(16384),
                     );
                 }
             });

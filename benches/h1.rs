@@ -10,7 +10,9 @@ use std::hint::black_box;
 
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use pyrogate::h1::{ChunkedDecoder, Limits, encode_request_head, find_head_end, parse_request};
+use pyrogate::h1::{
+    ChunkedDecoder, Limits, RequestFraming, encode_request_head, find_head_end, parse_request,
+};
 
 const GO_SDK_INGEST_HEAD: &[u8] = b"POST /ingest?name=checkout-service.cpu%7B__session_id__%3D6f1c2a9b0e7d4f35%2Cenvironment%3Dproduction%2Chostname%3Dcheckout-7d9f8b6c5-x2x4q%2Cotel.scope.name%3Dgithub.com%2Fgrafana%2Fpyroscope-go%2Cotel.scope.version%3D1.4.2%2Cprocess.runtime.name%3Dgo%2Cprocess.runtime.version%3Dgo1.24.1%2Cregion%3Deu-west-1%2Cservice_version%3D2.31.0%7D&from=1735689600000000000&until=1735689615000000000&spyName=gospy&sampleRate=100&units=samples&aggregationType=sum HTTP/1.1\r\n\
 Host: alloy.monitoring.svc.cluster.local:9999\r\n\
@@ -88,7 +90,7 @@ fn encode(c: &mut Criterion) {
         Some(query),
         "pyroscope:4040",
         headers,
-        23841,
+        RequestFraming::Length(23841),
     );
     let mut group = c.benchmark_group("encode");
     group.throughput(Throughput::Bytes(probe.len() as u64));
@@ -103,7 +105,7 @@ fn encode(c: &mut Criterion) {
                 Some(black_box(query)),
                 "pyroscope:4040",
                 black_box(headers),
-                23841,
+                RequestFraming::Length(23841),
             );
         })
     });

@@ -23,11 +23,21 @@ const CHUNKED: &[u8] = b"Transfer-Encoding: chunked\r\n";
 const CRLF: &[u8] = b"\r\n";
 const COLON_SP: &[u8] = b": ";
 
-/// Appends `METHOD path[?query] HTTP/1.1\r\nHost: host\r\n<headers>Content-Length: n\r\n\r\n`.
+/// How an upstream request's body is delimited (RFC 9112 §6.3): a request pyrogate sends always
+/// says, so there is no unframed case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestFraming {
+    /// `Content-Length: n`, sent even for 0 (a POST without it would need chunked framing).
+    Length(u64),
+    /// `Transfer-Encoding: chunked` (RFC 9112 §7.1), for a body of unknown length.
+    Chunked,
+}
+
+/// Appends `METHOD path[?query] HTTP/1.1\r\nHost: host\r\n<headers><framing field>\r\n\r\n`,
+/// the framing field being `Content-Length: n` or `Transfer-Encoding: chunked`.
 ///
 /// An empty `path` is written as `/` (RFC 9112 §3.2.1: origin-form starts with an absolute
 /// path). `query: Some(b"")` writes a bare `?`, keeping the target exactly as the caller has it.
-/// `Content-Length` is always sent, even 0: a POST without it would need chunked framing.
 pub fn encode_request_head(
     dst: &mut BytesMut,
     method: &str,
@@ -35,28 +45,21 @@ pub fn encode_request_head(
     query: Option<&[u8]>,
     host: &str,
     headers: &[(&[u8], &[u8])],
-    content_length: u64,
+    framing: RequestFraming,
 ) {
-    let length = CONTENT_LENGTH.len() + decimal_len(content_length) + CRLF.len();
-    put_request_line_and_fields(dst, method, path, query, host, headers, length);
-    dst.put_slice(CONTENT_LENGTH);
-    put_decimal(dst, content_length);
-    dst.put_slice(CRLF);
-    dst.put_slice(CRLF);
-}
-
-/// The same head for a body of unknown length: `Transfer-Encoding: chunked` (RFC 9112 §7.1)
-/// where [`encode_request_head`] writes `Content-Length`, in the same place.
-pub fn encode_chunked_request_head(
-    dst: &mut BytesMut,
-    method: &str,
-    path: &[u8],
-    query: Option<&[u8]>,
-    host: &str,
-    headers: &[(&[u8], &[u8])],
-) {
-    put_request_line_and_fields(dst, method, path, query, host, headers, CHUNKED.len());
-    dst.put_slice(CHUNKED);
+    let framing_len = match framing {
+        RequestFraming::Length(n) => CONTENT_LENGTH.len() + decimal_len(n) + CRLF.len(),
+        RequestFraming::Chunked => CHUNKED.len(),
+    };
+    put_request_line_and_fields(dst, method, path, query, host, headers, framing_len);
+    match framing {
+        RequestFraming::Length(n) => {
+            dst.put_slice(CONTENT_LENGTH);
+            put_decimal(dst, n);
+            dst.put_slice(CRLF);
+        }
+        RequestFraming::Chunked => dst.put_slice(CHUNKED),
+    }
     dst.put_slice(CRLF);
 }
 
@@ -215,7 +218,7 @@ mod tests {
             query,
             "pyroscope:4040",
             headers,
-            content_length,
+            RequestFraming::Length(content_length),
         );
         dst.to_vec()
     }
@@ -285,7 +288,7 @@ mod tests {
             Some(b"a=b"),
             "h",
             &[(b"K", b"V")],
-            99,
+            RequestFraming::Length(99),
         );
         assert_eq!(dst.len(), dst.capacity(), "the reservation was exact");
     }
@@ -293,13 +296,14 @@ mod tests {
     #[test]
     fn chunked_request_head_has_the_exact_layout_and_reserves_exactly_once() {
         let mut dst = BytesMut::new();
-        encode_chunked_request_head(
+        encode_request_head(
             &mut dst,
             "POST",
             b"/debuginfo.v1alpha1.DebuginfoService/Upload/ab01",
             None,
             "pyroscope:4040",
             &[(b"User-Agent", b"pyrogate/0.1.0")],
+            RequestFraming::Chunked,
         );
         assert_eq!(dst.len(), dst.capacity(), "the reservation was exact");
         assert_eq!(

@@ -23,7 +23,7 @@ pub mod response;
 pub mod status;
 
 pub use chunked::{ChunkedDecoder, ChunkedError, ChunkedProgress};
-pub use encode::{CONTINUE_100, encode_chunked_request_head, encode_request_head, encode_response};
+pub use encode::{CONTINUE_100, RequestFraming, encode_request_head, encode_response};
 pub use request::{RequestError, RequestHead, find_head_end, parse_request};
 pub use response::{ResponseBody, ResponseError, ResponseHead, RetryAfter, parse_response};
 pub use status::reason_phrase;

@@ -51,11 +51,7 @@ pub struct Answer {
 }
 
 /// How an upload's body is framed upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    Length(u64),
-    Chunked,
-}
+pub use crate::h1::RequestFraming as Framing;
 
 /// The escaped URL path of a destination (`""` for capture destinations).
 pub fn escaped_base(dest: &Destination) -> String {
@@ -89,29 +85,15 @@ fn head(
     }
     headers.extend_from_slice(extra);
     let mut out = BytesMut::with_capacity(256);
-    match framing {
-        Framing::Length(n) => {
-            h1::encode_request_head(
-                &mut out,
-                "POST",
-                path.as_bytes(),
-                None,
-                &http.host_header,
-                &headers,
-                n,
-            );
-        }
-        Framing::Chunked => {
-            h1::encode_chunked_request_head(
-                &mut out,
-                "POST",
-                path.as_bytes(),
-                None,
-                &http.host_header,
-                &headers,
-            );
-        }
-    }
+    h1::encode_request_head(
+        &mut out,
+        "POST",
+        path.as_bytes(),
+        None,
+        &http.host_header,
+        &headers,
+        framing,
+    );
     Ok(out)
 }
 

@@ -221,7 +221,7 @@ pub async fn follow(
             query,
             &next.host_header(),
             &kept,
-            payload.len(),
+            h1::RequestFraming::Length(payload.len()),
         );
         let mut conn = dial(dest, &next).await?;
         resp = conn.exchange(head.freeze(), payload).await?.0;

@@ -449,7 +449,7 @@ async fn attempt(
         query,
         &http.host_header,
         &headers,
-        payload.len(),
+        h1::RequestFraming::Length(payload.len()),
     );
     // Frozen once: re-sending on a fresh connection shares these bytes.
     let head = head.freeze();

@@ -51,29 +51,6 @@ pub fn encode_request_head(
         RequestFraming::Length(n) => CONTENT_LENGTH.len() + decimal_len(n) + CRLF.len(),
         RequestFraming::Chunked => CHUNKED.len(),
     };
-    put_request_line_and_fields(dst, method, path, query, host, headers, framing_len);
-    match framing {
-        RequestFraming::Length(n) => {
-            dst.put_slice(CONTENT_LENGTH);
-            put_decimal(dst, n);
-            dst.put_slice(CRLF);
-        }
-        RequestFraming::Chunked => dst.put_slice(CHUNKED),
-    }
-    dst.put_slice(CRLF);
-}
-
-/// The request line, `Host` and `headers`, reserving room for them, `framing` more bytes (the
-/// framing field) and the blank line.
-fn put_request_line_and_fields(
-    dst: &mut BytesMut,
-    method: &str,
-    path: &[u8],
-    query: Option<&[u8]>,
-    host: &str,
-    headers: &[(&[u8], &[u8])],
-    framing: usize,
-) {
     let path: &[u8] = if path.is_empty() { b"/" } else { path };
     let fields: usize = headers
         .iter()
@@ -89,7 +66,7 @@ fn put_request_line_and_fields(
             + host.len()
             + CRLF.len()
             + fields
-            + framing
+            + framing_len
             + CRLF.len(),
     );
     dst.put_slice(method.as_bytes());
@@ -106,6 +83,15 @@ fn put_request_line_and_fields(
     for (name, value) in headers {
         put_field(dst, name, value);
     }
+    match framing {
+        RequestFraming::Length(n) => {
+            dst.put_slice(CONTENT_LENGTH);
+            put_decimal(dst, n);
+            dst.put_slice(CRLF);
+        }
+        RequestFraming::Chunked => dst.put_slice(CHUNKED),
+    }
+    dst.put_slice(CRLF);
 }
 
 /// Appends a complete response: `HTTP/1.1 <status> <reason>\r\n<headers>Content-Length: <n>\r\n`,
